@@ -1,0 +1,3 @@
+from siteml.cli import main
+
+main()

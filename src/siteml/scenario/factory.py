@@ -1,0 +1,248 @@
+"""The one way to build a scenario: ``load_scenario(path, overrides)``.
+
+Loads the YAML safely, resolves a site id to its ``configs/sites/<id>.yaml``, applies ``--set``
+overrides, picks the scenario class by ``experiment_type`` and validates. Every problem of a file
+is reported together, each as ``FILE:LINE: yaml.path: message``.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar, get_args
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from siteml.errors import Problem, ScenarioError
+from siteml.scenario.naming import slug_problem
+from siteml.scenario.schema import SCENARIO_TYPES, BaseScenario, SiteConfig
+from siteml.scenario.yaml_loader import YamlDocument, YamlPath, load_yaml
+
+SITES_DIR = Path("configs", "sites")
+YAML_SUFFIXES = (".yaml", ".yml")
+PARAM_SECTIONS = {cls.params_key: name for name, cls in SCENARIO_TYPES.items()}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_scenario(path: str | Path, overrides: Sequence[str] = (),
+                  sites_dir: str | Path | None = None) -> BaseScenario:
+    """Load and validate one scenario file.
+
+    Args:
+        path: The scenario YAML.
+        overrides: ``KEY.PATH=VALUE`` strings applied before validation; values are YAML
+            (``training.epochs=5``, ``task.classes=[a, b]``).
+        sites_dir: Folder of ``<site-id>.yaml`` files; by default ``configs/sites`` is searched
+            upward from the scenario's folder.
+
+    Returns:
+        The TrainingScenario, InferenceBenchmarkScenario or QuantizationScenario it describes.
+
+    Raises:
+        ScenarioError: every problem found, with file, line and YAML path.
+    """
+    path = Path(path)
+    doc = load_yaml(path)
+    problems = _apply_overrides(doc, overrides)
+    problems += _resolve_site(doc, path, Path(sites_dir) if sites_dir else None)
+    experiment_type = doc.data.get("experiment_type")
+    cls = SCENARIO_TYPES.get(experiment_type) if isinstance(experiment_type, str) else None
+    data = doc.data
+    if cls is None:
+        problems.append(_problem(doc, ("experiment_type",), _type_message(experiment_type)))
+        data = {k: v for k, v in data.items() if k not in PARAM_SECTIONS}
+        cls = BaseScenario
+    skip = {p.path.split(".")[0] for p in problems}
+    return _validate(cls, data, doc, path.absolute().parent, problems, skip)
+
+
+def load_site(path: str | Path) -> SiteConfig:
+    """Load and validate one site file (``configs/sites/<id>.yaml``)."""
+    path = Path(path)
+    doc = load_yaml(path)
+    problems = [] if slug_problem(path.stem) is None else [
+        _problem(doc, (), f"site id (file name) {path.stem!r} {slug_problem(path.stem)}")]
+    return _validate(SiteConfig, doc.data, doc, path.absolute().parent, problems, set())
+
+
+def is_site_file(path: Path) -> bool:
+    """True for a file in a ``configs/sites`` folder."""
+    return path.parent.name == SITES_DIR.name and path.parent.parent.name == SITES_DIR.parent.name
+
+
+def load_any(path: Path) -> BaseScenario | SiteConfig:
+    """Load a site file or a scenario file, told apart by location."""
+    return load_site(path) if is_site_file(path) else load_scenario(path)
+
+
+def find_yaml_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand files and folders (recursively, hidden folders skipped) into YAML files, sorted."""
+    found: list[Path] = []
+    for entry in map(Path, paths):
+        if entry.is_dir():
+            found.extend(sorted(
+                p for p in entry.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(entry).parts)))
+        else:
+            found.append(entry)
+    return found
+
+
+def _validate(cls: type[M], data: dict[str, Any], doc: YamlDocument, base_dir: Path,
+              problems: list[Problem], skip: set[str]) -> M:
+    try:
+        result = cls.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            loc = tuple(err["loc"])
+            if loc and loc[0] in skip:
+                continue
+            ctx = err.get("ctx") or {}
+            if "field" in ctx:
+                loc = tuple(int(p) if p.isdigit() else p for p in str(ctx["field"]).split("."))
+            problems.append(_problem(doc, loc, _message(cls, err, loc)))
+    if problems:
+        raise ScenarioError(sorted(problems, key=lambda p: (p.file != doc.file, p.line or 0)))
+    return result
+
+
+def _problem(doc: YamlDocument, loc: YamlPath, message: str) -> Problem:
+    file, line, origin = doc.locate(loc)
+    return Problem(file, line, ".".join(str(p) for p in loc), message, origin)
+
+
+def _type_message(value: Any) -> str:
+    valid = ", ".join(SCENARIO_TYPES)
+    if value is None:
+        return f"required key missing; set it to one of: {valid}"
+    return f"unknown experiment_type {value!r}; valid: {valid}"
+
+
+def _message(cls: type[BaseModel], err: Any, loc: YamlPath) -> str:
+    kind, value = err["type"], err.get("input")
+    if kind == "extra_forbidden":
+        return _unknown_key_message(cls, loc)
+    if kind == "missing":
+        return "required key missing"
+    if kind == "literal_error":
+        return f"{value!r} is not valid; expected {err['ctx']['expected']}"
+    message = err["msg"][0].lower() + err["msg"][1:]
+    if kind in _SELF_EXPLAINING or isinstance(value, dict | list):
+        return message
+    return f"{message} (got {value!r})"
+
+
+_SELF_EXPLAINING = {"slug", "format", "class_count", "duplicate_class", "duplicate_batch",
+                    "model_ref", "reserved_tag", "iterations_or_duration", "unsupported_target",
+                    "unsupported_method"}
+
+
+def _unknown_key_message(cls: type[BaseModel], loc: YamlPath) -> str:
+    key = str(loc[-1])
+    own = getattr(cls, "params_key", None)
+    if len(loc) == 1 and key in PARAM_SECTIONS and own:
+        return (f"section {key!r} belongs to experiment_type {PARAM_SECTIONS[key]!r}; "
+                f"this {PARAM_SECTIONS[own]!r} scenario takes {own!r}")
+    model = _model_at(cls, loc[:-1])
+    allowed = list(model.model_fields) if model else []
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown key {key!r}{hint}; allowed: {', '.join(allowed)}"
+
+
+def _model_at(cls: type[BaseModel], loc: YamlPath) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = cls
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(part)
+        model = _submodel(field.annotation) if field else None
+    return model
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _submodel(arg)
+        if found:
+            return found
+    return None
+
+
+def _apply_overrides(doc: YamlDocument, overrides: Sequence[str]) -> list[Problem]:
+    problems = []
+    for text in overrides:
+        origin = f"--set {text}"
+        key, sep, raw = text.partition("=")
+        parts: YamlPath = tuple(int(p) if p.isdigit() else p for p in key.strip().split("."))
+        if not sep or not all(str(p) for p in parts):
+            problems.append(Problem(doc.file, None, key, "override must be KEY.PATH=VALUE", origin))
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        target: Any = doc.data
+        for i, part in enumerate(parts[:-1]):
+            if isinstance(target, dict) and not isinstance(part, int):
+                target = target.setdefault(part, {})
+            elif isinstance(target, list) and isinstance(part, int) and part < len(target):
+                target = target[part]
+            else:
+                target = None
+            if not isinstance(target, dict | list):
+                problems.append(Problem(doc.file, None, ".".join(map(str, parts[:i + 1])),
+                                        "cannot set a key inside this value", origin))
+                break
+        else:
+            last = parts[-1]
+            in_list = isinstance(target, list) and isinstance(last, int) and last < len(target)
+            if in_list or (isinstance(target, dict) and isinstance(last, str)):
+                target[last] = value
+            else:
+                problems.append(Problem(doc.file, None, key, "no such list item", origin))
+                continue
+            doc.sources[parts] = (doc.file, None, origin)
+    return problems
+
+
+def _resolve_site(doc: YamlDocument, path: Path, sites_dir: Path | None) -> list[Problem]:
+    site_id = doc.data.get("site")
+    if not isinstance(site_id, str):
+        return []
+    problem = slug_problem(site_id)
+    if problem:
+        return [_problem(doc, ("site",), f"site id {site_id!r} {problem}")]
+    folders = [sites_dir] if sites_dir else [
+        d / SITES_DIR for d in (path.absolute().parent, *path.absolute().parents)]
+    for folder in folders:
+        for suffix in YAML_SUFFIXES:
+            candidate = folder / f"{site_id}{suffix}"
+            if candidate.is_file():
+                doc.graft(("site",), _load_site_doc(candidate))
+                return []
+    known_dir = next((f for f in folders if f.is_dir()), None)
+    known = sorted(p.stem for p in known_dir.iterdir() if p.suffix in YAML_SUFFIXES) if (
+        known_dir) else []
+    where = f"in {known_dir}: {', '.join(known) or 'none'}" if known_dir else (
+        f"no {SITES_DIR} folder above {path.parent} (use --sites-dir)")
+    close = difflib.get_close_matches(site_id, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return [_problem(doc, ("site",), f"unknown site id {site_id!r}{hint}; known sites {where}")]
+
+
+_site_docs: dict[tuple[Path, int], YamlDocument] = {}
+
+
+def _load_site_doc(path: Path) -> YamlDocument:
+    """Load a site file once per process (a folder of scenarios shares a few sites)."""
+    key = (path, path.stat().st_mtime_ns)
+    if key not in _site_docs:
+        _site_docs[key] = load_yaml(path, str(path))
+    cached = _site_docs[key]
+    return YamlDocument(cached.file, copy.deepcopy(cached.data), dict(cached.lines))

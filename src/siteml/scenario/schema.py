@@ -1,0 +1,473 @@
+"""Typed scenario files and the MLflow names they produce.
+
+Pure data and naming: this module does no I/O and imports neither MLflow nor any ML framework.
+Relative paths are made absolute against ``base_dir`` from the validation context, which the
+factory sets to the scenario file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from siteml.scenario.naming import (
+    SLUG_MAX,
+    TASK_TYPES,
+    ModelRef,
+    registered_model_name,
+    site_path,
+    slug_problem,
+)
+
+ExperimentType = Literal["train", "infer", "quant"]
+TaskType = Literal["ppe", "fall", "fire", "collision", "stuck"]
+Precision = Literal["fp32", "fp16", "int8"]
+Architecture = Literal[
+    "yolov8n", "yolov8s", "yolov8m", "yolov8l", "yolov8x",
+    "yolov11n", "yolov11s", "yolov11m", "yolov11l", "yolov11x",
+]
+RESERVED_TAG_PREFIXES = ("site.", "task.", "data.", "model.", "env.", "git.", "siteml.", "mlflow.",
+                         "source.", "quant.", "benchmark.")
+
+
+def _check_slug(value: str) -> str:
+    problem = slug_problem(value)
+    if problem:
+        raise PydanticCustomError("slug", "{value} " + problem, {"value": repr(value)})
+    return value
+
+
+def _parse_model_ref(value: Any) -> ModelRef:
+    if isinstance(value, ModelRef):
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError("model_ref", "must be a model reference string such as "
+                                  "'customer/region-plant/zone/ppe@champion'")
+    try:
+        return ModelRef.parse(value)
+    except ValueError as exc:
+        raise PydanticCustomError("model_ref", str(exc)) from None
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    return Path(os.path.normpath(Path(base, value))) if base and not value.is_absolute() else value
+
+
+def _matching(pattern: str, hint: str) -> Any:
+    """A string type that must fully match ``pattern``; errors say ``hint``, not the regex."""
+    regex = re.compile(pattern)
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not regex.fullmatch(value):
+            raise PydanticCustomError("format", "{value} is not valid: {hint}",
+                                      {"value": repr(value), "hint": hint})
+        return value
+
+    return Annotated[str, PlainValidator(check),
+                     WithJsonSchema({"type": "string", "pattern": f"^{pattern}$"})]
+
+
+Slug = Annotated[str, AfterValidator(_check_slug), WithJsonSchema(
+    {"type": "string", "pattern": f"^[a-z0-9][a-z0-9-]{{0,{SLUG_MAX - 1}}}$"})]
+Version = _matching(r"v(0|[1-9][0-9]{0,5})", "use 'v<N>', e.g. v2")
+ScenarioName = _matching(r"[a-z0-9][a-z0-9_-]{0,99}",
+                         "use lowercase letters, digits, '-' and '_' (at most 100)")
+Label = _matching(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
+                  "use letters, digits, '.', '_' and '-' (at most 64)")
+ClassName = _matching(r"[A-Za-z0-9][A-Za-z0-9_ -]{0,63}",
+                      "use letters, digits, '_', '-' and spaces (at most 64, no commas)")
+DvcHash = _matching(r"[0-9a-f]{32}(\.dir)?", "DVC's md5: 32 lowercase hex digits, "
+                    "plus '.dir' for a folder")
+TagKey = _matching(r"[a-z][a-z0-9_.-]{0,99}", "use lowercase letters, digits, '.', '_', '-'")
+ModelRefField = Annotated[
+    ModelRef,
+    PlainValidator(_parse_model_ref),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "description": "Model reference: "
+                    "'customer/region-plant/zone/task[__variant]@alias' or '.../3', or the "
+                    "'models:/<dotted name>@alias' URI"}),
+]
+ResolvedPath = Annotated[Path, AfterValidator(_resolve_path)]
+
+
+def _csv(values: list[Any]) -> str:
+    return ",".join(str(v) for v in values)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    def _prefixed(self, prefix: str) -> dict[str, str]:
+        """Every set field as ``{prefix}.{field}`` -> string (lists comma-joined, None left out)."""
+        out = {}
+        for key, value in self.model_dump(mode="json").items():
+            if value is not None:
+                out[f"{prefix}.{key}"] = _csv(value) if isinstance(value, list) else str(value)
+        return out
+
+
+class SiteConfig(_Section):
+    """Where: one zone of one customer's plant. Names the MLflow experiment."""
+
+    customer: Slug = Field(description="Customer slug, e.g. 'donghwa-entec'")
+    region: Slug = Field(description="Region or city slug, e.g. 'busan'")
+    plant: Slug = Field(description="Plant slug within the region, e.g. 'plant1'")
+    zone: Slug = Field(description="Zone slug within the plant, e.g. 'welding'")
+    description: str | None = Field(None, max_length=500,
+                                    description="Free text about the site, shown in MLflow")
+
+    def to_experiment_name(self) -> str:
+        """``{customer}/{region}-{plant}/{zone}``."""
+        return site_path(self.customer, self.region, self.plant, self.zone)
+
+    def to_tags(self) -> dict[str, str]:
+        """``site.customer``, ``site.region``, ``site.plant``, ``site.zone``, ``site.path``."""
+        return {"site.customer": self.customer, "site.region": self.region,
+                "site.plant": self.plant, "site.zone": self.zone,
+                "site.path": self.to_experiment_name()}
+
+
+class TaskConfig(_Section):
+    """What: the detection task and its class names, in label-index order."""
+
+    type: TaskType = Field(description=f"Task type: one of {', '.join(TASK_TYPES)}")
+    classes: list[ClassName] = Field(min_length=1, max_length=1000,
+                                     description="Class names in label-index order (index 0 first)")
+
+    @field_validator("classes")
+    @classmethod
+    def _unique(cls, classes: list[str]) -> list[str]:
+        seen = {c for c in classes if classes.count(c) > 1}
+        if seen:
+            raise PydanticCustomError("duplicate_class", "class names must be unique; repeated: "
+                                      "{names}", {"names": ", ".join(sorted(seen))})
+        return classes
+
+    def to_tags(self) -> dict[str, str]:
+        """``task.type``, ``task.classes`` (comma-joined), ``task.num_classes``."""
+        return {"task.type": self.type, "task.classes": _csv(self.classes),
+                "task.num_classes": str(len(self.classes))}
+
+
+class DatasetConfig(_Section):
+    """With what data: a DVC-tracked dataset folder in Ultralytics' YOLO layout."""
+
+    version: Label = Field(description="Dataset version label, e.g. 'v3' or '2026-05'")
+    dvc_hash: DvcHash = Field(description="md5 that 'dvc add' records for the folder "
+                              "(32 hex digits + '.dir')")
+    path: ResolvedPath = Field(description="Dataset folder (images/, labels/); relative to the "
+                               "scenario file")
+    image_count: int = Field(ge=1, le=100_000_000,
+                             description="Number of images in all splits, checked before a run")
+
+    def to_tags(self) -> dict[str, str]:
+        """``data.version``, ``data.dvc_hash``, ``data.path``, ``data.image_count``."""
+        return self._prefixed("data")
+
+
+class ModelConfig(_Section):
+    """With what model: the YOLO architecture, its input size and optional starting weights."""
+
+    architecture: Architecture = Field(description="Architecture as written in run names, "
+                                       "e.g. 'yolov11n'")
+    input_size: int = Field(ge=32, le=4096, multiple_of=32,
+                            description="Square input size in pixels, a multiple of 32")
+    weights_path: ResolvedPath | None = Field(None, description="Starting weights (.pt); relative "
+                                              "to the scenario file; none trains from scratch")
+    num_classes: int = Field(ge=1, le=1000,
+                             description="Number of classes; must equal len(task.classes)")
+
+    @property
+    def ultralytics_name(self) -> str:
+        """Ultralytics' model name: ``yolov11n`` -> ``yolo11n``, ``yolov8n`` -> ``yolov8n``."""
+        return self.architecture.replace("yolov11", "yolo11")
+
+    def to_params(self) -> dict[str, str]:
+        """``model.architecture``, ``.input_size``, ``.weights_path``, ``.num_classes``."""
+        return self._prefixed("model")
+
+
+class EnvironmentConfig(_Section):
+    """Where it runs: device, numeric precision and random seed."""
+
+    device: str = Field("cpu", pattern=r"^(cpu|cuda|cuda:\d+|CPU|GPU|GPU\.\d+|NPU|AUTO)$",
+                        description="'cpu', 'cuda', 'cuda:N', or an OpenVINO device "
+                        "(CPU, GPU, GPU.N, NPU, AUTO)")
+    precision: Precision = Field("fp32", description="Numeric precision: fp32, fp16 or int8")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Random seed for every library")
+
+    def to_params(self) -> dict[str, str]:
+        return self._prefixed("environment")
+
+
+class TrainingParams(_Section):
+    """Ultralytics training arguments (``model.train(...)``); image size is ``model.input_size``."""
+
+    epochs: int = Field(100, ge=1, le=10_000, description="Training epochs")
+    batch: int = Field(16, ge=1, le=1024, description="Images per batch")
+    optimizer: Literal["auto", "SGD", "Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSProp"] = (
+        Field("auto", description="Optimizer; 'auto' lets Ultralytics choose"))
+    lr0: float = Field(0.01, gt=0, le=1, description="Initial learning rate")
+    lrf: float = Field(0.01, gt=0, le=1, description="Final learning rate as a fraction of lr0")
+    momentum: float = Field(0.937, ge=0, lt=1, description="SGD momentum / Adam beta1")
+    weight_decay: float = Field(0.0005, ge=0, le=0.1, description="L2 weight decay")
+    warmup_epochs: float = Field(3.0, ge=0, le=100, description="Learning-rate warm-up, in epochs")
+    cos_lr: bool = Field(False, description="Cosine learning-rate schedule instead of linear")
+    patience: int = Field(100, ge=0, le=10_000,
+                          description="Epochs without val improvement before stopping (0 = never)")
+    workers: int = Field(2, ge=0, le=64, description="Data-loader worker processes")
+    cache: Literal[False, "ram", "disk"] = Field(False, description="Cache decoded images")
+    amp: bool = Field(True, description="Automatic mixed precision (CUDA only)")
+    deterministic: bool = Field(True, description="Deterministic algorithms where available")
+    close_mosaic: int = Field(10, ge=0, le=10_000,
+                              description="Turn mosaic off for the last N epochs")
+    hsv_h: float = Field(0.015, ge=0, le=1, description="Hue augmentation (fraction)")
+    hsv_s: float = Field(0.7, ge=0, le=1, description="Saturation augmentation (fraction)")
+    hsv_v: float = Field(0.4, ge=0, le=1, description="Value augmentation (fraction)")
+    degrees: float = Field(0.0, ge=0, le=180, description="Rotation augmentation (+/- degrees)")
+    translate: float = Field(0.1, ge=0, le=1, description="Translation augmentation (fraction)")
+    scale: float = Field(0.5, ge=0, le=1, description="Scale augmentation (gain)")
+    shear: float = Field(0.0, ge=0, le=180, description="Shear augmentation (+/- degrees)")
+    perspective: float = Field(0.0, ge=0, le=0.001, description="Perspective augmentation")
+    flipud: float = Field(0.0, ge=0, le=1, description="Vertical flip probability")
+    fliplr: float = Field(0.5, ge=0, le=1, description="Horizontal flip probability")
+    mosaic: float = Field(1.0, ge=0, le=1, description="Mosaic probability")
+    mixup: float = Field(0.0, ge=0, le=1, description="MixUp probability")
+    copy_paste: float = Field(0.0, ge=0, le=1, description="Copy-paste probability")
+
+    def to_params(self) -> dict[str, str]:
+        return self._prefixed("training")
+
+
+class InferenceBenchmarkParams(_Section):
+    """Latency benchmark settings, after OpenVINO's ``benchmark_app``."""
+
+    source: ModelRefField | None = Field(None, description="Model to benchmark (any variant); "
+                                         "default: this site/task @champion, else @candidate")
+    backend: Literal["auto", "pytorch", "onnxruntime", "openvino"] = Field(
+        "auto", description="Runtime; 'auto' follows the model files")
+    batch_sizes: list[Annotated[int, Field(ge=1, le=256)]] = Field(
+        [1], min_length=1, max_length=16, description="Batch sizes to measure, each separately")
+    warmup: int = Field(10, ge=0, le=100_000, description="Untimed warm-up iterations")
+    iterations: int | None = Field(None, ge=1, le=10_000_000,
+                                   description="Timed iterations (default 200 unless duration_s)")
+    duration_s: float | None = Field(None, gt=0, le=86_400,
+                                     description="Timed duration in seconds, instead of iterations")
+    hint: Literal["latency", "throughput", "none"] = Field(
+        "latency", description="Performance hint (OpenVINO); 'throughput' uses async requests")
+    num_streams: int | None = Field(None, ge=1, le=256, description="OpenVINO streams")
+    num_threads: int | None = Field(None, ge=1, le=1024,
+                                    description="Inference threads (OpenVINO, intra-op threads "
+                                    "for ONNX Runtime / PyTorch)")
+    num_requests: int | None = Field(None, ge=1, le=1024,
+                                     description="OpenVINO infer requests in throughput mode")
+    inference_precision: Literal["f32", "f16", "bf16"] | None = Field(
+        None, description="Precision executed (OpenVINO INFERENCE_PRECISION_HINT); default follows "
+        "environment.precision")
+    end_to_end: bool = Field(False, description="Time preprocessing + inference + NMS together")
+    measure_accuracy: bool = Field(False, description="Also measure mAP on the val split")
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _distinct(cls, sizes: list[int]) -> list[int]:
+        if len(set(sizes)) != len(sizes):
+            raise PydanticCustomError("duplicate_batch", "batch sizes must be distinct")
+        return sizes
+
+    @model_validator(mode="after")
+    def _iterations_or_duration(self) -> InferenceBenchmarkParams:
+        if self.iterations is not None and self.duration_s is not None:
+            raise PydanticCustomError("iterations_or_duration", "set iterations or duration_s, "
+                                      "not both", {"field": "benchmark.duration_s"})
+        if self.iterations is None and self.duration_s is None:
+            self.iterations = 200
+        return self
+
+    def to_params(self) -> dict[str, str]:
+        return self._prefixed("benchmark")
+
+
+class QuantizationParams(_Section):
+    """Post-training quantization or conversion of a registered model into a deployable variant."""
+
+    source: ModelRefField | None = Field(None, description="Model to quantize; default: this "
+                                         "site/task @champion, else @candidate")
+    backend: Literal["openvino", "onnxruntime"] = Field(description="Target runtime")
+    precision: Precision = Field(description="Target precision: fp32, fp16 (OpenVINO) or int8")
+    method: Literal["ptq", "accuracy_control"] = Field(
+        "ptq", description="INT8 method: plain PTQ, or NNCF accuracy-aware (OpenVINO)")
+    calibration_size: int = Field(300, ge=1, le=100_000,
+                                  description="Calibration images, sampled with the seed")
+    calibration_split: Literal["train", "calib"] = Field(
+        "train", description="Split to calibrate on; never the val split the gate scores")
+    preset: Literal["performance", "mixed"] = Field(
+        "mixed", description="NNCF preset: symmetric (performance) or asymmetric activations")
+    ignore_head_postprocessing: bool = Field(
+        True, description="Keep the detection head's box decode in float (NNCF ignored scope)")
+    per_channel: bool = Field(True, description="Per-channel weight scales (ONNX Runtime)")
+    max_accuracy_drop: float = Field(0.01, ge=0, le=1,
+                                     description="Largest mAP50-95 drop allowed (absolute, 0-1)")
+    latency_iterations: int = Field(100, ge=1, le=100_000,
+                                    description="Timed iterations of the speed check")
+
+    @model_validator(mode="after")
+    def _supported(self) -> QuantizationParams:
+        if self.backend == "onnxruntime" and self.precision == "fp16":
+            raise PydanticCustomError("unsupported_target", "onnxruntime supports fp32 and int8; "
+                                      "use backend openvino for fp16",
+                                      {"field": "quantization.precision"})
+        if self.method == "accuracy_control" and (self.backend, self.precision) != ("openvino",
+                                                                                     "int8"):
+            raise PydanticCustomError("unsupported_method", "method accuracy_control needs "
+                                      "backend openvino and precision int8",
+                                      {"field": "quantization.method"})
+        return self
+
+    @property
+    def variant(self) -> str:
+        """``{backend}_{precision}``, e.g. ``openvino_int8``."""
+        return f"{self.backend}_{self.precision}"
+
+    def to_params(self) -> dict[str, str]:
+        return self._prefixed("quantization")
+
+
+class BaseScenario(_Section):
+    """One run: where, what, with what, and how. Subclasses add the ``how``."""
+
+    params_key: ClassVar[str]
+    registers_model: ClassVar[bool] = True
+
+    experiment_type: ExperimentType = Field(description="train, infer or quant; picks the "
+                                            "parameter section")
+    name: ScenarioName = Field(description="Scenario name, a slug (underscores allowed)")
+    version: Version = Field(description="Scenario version 'v<N>'; bump it for every new run")
+    description: str | None = Field(None, max_length=5000, description="What this run is for")
+    site: SiteConfig = Field(description="Site mapping, or the id of configs/sites/<id>.yaml")
+    task: TaskConfig
+    model: ModelConfig
+    environment: EnvironmentConfig = Field(default_factory=EnvironmentConfig)
+    dataset: DatasetConfig
+    tags: dict[TagKey, Annotated[str, Field(max_length=5000)]] = Field(
+        default_factory=dict, description="Extra MLflow run tags (reserved prefixes excluded)")
+
+    @field_validator("tags")
+    @classmethod
+    def _not_reserved(cls, tags: dict[str, str]) -> dict[str, str]:
+        reserved = [k for k in tags if k.startswith(RESERVED_TAG_PREFIXES)]
+        if reserved:
+            raise PydanticCustomError("reserved_tag",
+                                      "tag {keys} uses a reserved prefix ({prefixes})",
+                                      {"keys": ", ".join(reserved),
+                                       "prefixes": ", ".join(RESERVED_TAG_PREFIXES)})
+        return tags
+
+    @model_validator(mode="after")
+    def _class_count(self) -> BaseScenario:
+        if self.model.num_classes != len(self.task.classes):
+            raise PydanticCustomError(
+                "class_count", "is {num} but task.classes names {count} classes",
+                {"num": self.model.num_classes, "count": len(self.task.classes),
+                 "field": "model.num_classes"})
+        return self
+
+    @property
+    def params(self) -> TrainingParams | InferenceBenchmarkParams | QuantizationParams:
+        """This scenario's type-specific parameter section."""
+        return getattr(self, self.params_key)
+
+    def get_experiment_name(self) -> str:
+        """MLflow experiment: the site path."""
+        return self.site.to_experiment_name()
+
+    def get_run_name(self) -> str:
+        """MLflow run name: ``{task}-{architecture}-{exp_type}-{version}``."""
+        return f"{self.task.type}-{self.model.architecture}-{self.experiment_type}-{self.version}"
+
+    def get_registered_model_name(self, variant: str | None = None) -> str:
+        """MLflow registered model name of this site and task, for ``variant`` if given."""
+        return registered_model_name(self.get_experiment_name(), self.task.type, variant)
+
+    def output_model_name(self) -> str | None:
+        """The registered model a successful run adds a version to, or None."""
+        return self.get_registered_model_name() if self.registers_model else None
+
+    def to_all_tags(self) -> dict[str, str]:
+        """Every run tag the scenario defines (site, task, dataset, siteml bookkeeping, user)."""
+        tags = {**self.site.to_tags(), **self.task.to_tags(), **self.dataset.to_tags(),
+                "siteml.experiment_type": self.experiment_type,
+                "siteml.scenario": self.name, "siteml.scenario_version": self.version}
+        output = self.output_model_name()
+        if output:
+            tags["siteml.registered_model"] = output
+        return {**tags, **self.tags}
+
+    def to_all_params(self) -> dict[str, str]:
+        """Every run param: model, environment and the type-specific section."""
+        return {**self.model.to_params(), **self.environment.to_params(),
+                **self.params.to_params()}
+
+
+class TrainingScenario(BaseScenario):
+    """Train a detector for a site; registers ``{site}.{task}``."""
+
+    params_key: ClassVar[str] = "training"
+    experiment_type: Literal["train"]
+    training: TrainingParams = Field(description="Ultralytics training arguments")
+
+
+class InferenceBenchmarkScenario(BaseScenario):
+    """Benchmark a registered model on a device; registers nothing."""
+
+    params_key: ClassVar[str] = "benchmark"
+    registers_model: ClassVar[bool] = False
+    experiment_type: Literal["infer"]
+    benchmark: InferenceBenchmarkParams = Field(description="Latency benchmark settings")
+
+    def to_all_tags(self) -> dict[str, str]:
+        tags = super().to_all_tags()
+        if self.benchmark.source:
+            tags["source.model_ref"] = str(self.benchmark.source)
+        return tags
+
+
+class QuantizationScenario(BaseScenario):
+    """Quantize or convert a registered model; registers ``{site}.{task}__{variant}``."""
+
+    params_key: ClassVar[str] = "quantization"
+    experiment_type: Literal["quant"]
+    quantization: QuantizationParams = Field(description="Quantization target and method")
+
+    def get_registered_model_name(self, variant: str | None = None) -> str:
+        """As the base, but the variant defaults to this scenario's ``{backend}_{precision}``."""
+        return super().get_registered_model_name(variant or self.quantization.variant)
+
+    def to_all_tags(self) -> dict[str, str]:
+        tags = {**super().to_all_tags(), "siteml.variant": self.quantization.variant}
+        if self.quantization.source:
+            tags["source.model_ref"] = str(self.quantization.source)
+        return tags
+
+
+SCENARIO_TYPES: dict[str, type[BaseScenario]] = {
+    "train": TrainingScenario,
+    "infer": InferenceBenchmarkScenario,
+    "quant": QuantizationScenario,
+}
