@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -74,3 +83,98 @@ def write(tmp_path):
         return path
 
     return _write
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen | None = None, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} not healthy after {timeout} s")
+
+
+def start_mlflow_server(folder: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    """A real ``mlflow server`` on 127.0.0.1, sqlite-backed, in its own process group."""
+    port = free_port()
+    log = open(folder / "server.log", "w")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+         f"sqlite:///{folder}/server.db", "--artifacts-destination", str(folder / "artifacts"),
+         "--host", "127.0.0.1", "--port", str(port), *extra],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(url, proc)
+    return proc, url
+
+
+def stop_process_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """URL of a tracking server: CI's PostgreSQL-backed one (SITEML_TEST_TRACKING_URI), else
+    one started here with a sqlite backend."""
+    given = os.environ.get("SITEML_TEST_TRACKING_URI")
+    if given:
+        yield given
+        return
+    proc, url = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"), "--workers", "2")
+    yield url
+    stop_process_group(proc)
+
+
+@pytest.fixture(params=["sqlite", "server"])
+def store_uri(request, tmp_path, monkeypatch):
+    """Each lifecycle test runs on an embedded sqlite store and on a tracking server."""
+    if request.param == "sqlite":
+        uri = f"sqlite:///{tmp_path}/store/mlflow.db"
+        (tmp_path / "store").mkdir()
+    else:
+        uri = request.getfixturevalue("mlflow_server")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+@dataclass
+class SiteScenario:
+    """A scenario file for a site no other test uses, with a dataset folder beside it."""
+
+    path: Path
+    site: str
+    customer: str
+
+    @property
+    def model_name(self) -> str:
+        return f"{self.site.replace('/', '.')}.ppe"
+
+
+@pytest.fixture
+def site_scenario(tmp_path) -> SiteScenario:
+    customer = f"t{uuid.uuid4().hex[:10]}"
+    images = tmp_path / "data" / "images" / "train"
+    images.mkdir(parents=True)
+    for i in range(3):
+        (images / f"{i}.jpg").write_bytes(b"not really a jpeg")
+    text = (VALID_SCENARIO.replace("customer: donghwa-entec", f"customer: {customer}")
+            .replace("path: data/welding-ppe", "path: data")
+            .replace("image_count: 120", "image_count: 3"))
+    path = tmp_path / "scenario.yaml"
+    path.write_text(text)
+    return SiteScenario(path, f"{customer}/busan-plant1/welding", customer)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from siteml import __version__
-from siteml.errors import EXIT_INVALID_INPUT, ScenarioError, SitemlError
+from siteml.errors import EXIT_INVALID_INPUT, InvalidInputError, ScenarioError, SitemlError
 
 app = typer.Typer(
     name="siteml",
@@ -34,8 +37,62 @@ def _console(stderr: bool = False) -> Any:
 
 
 def _fail(exc: SitemlError) -> typer.Exit:
-    _console(stderr=True).print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+    console = _console(stderr=True)
+    lines = [str(p) for p in exc.problems] if isinstance(exc, ScenarioError) else [str(exc)]
+    for line in lines:
+        console.print("[red]error:[/red] ", end="")
+        console.print(line, markup=False)
     return typer.Exit(exc.exit_code)
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def _site_option(site: str | None) -> str | None:
+    """Check a ``--site customer/region-plant/zone`` value; exit 2 with the reason if bad."""
+    if site is None:
+        return None
+    from siteml.scenario.naming import slug_problem
+
+    parts = site.strip("/").split("/")
+    problems = [slug_problem(p) for p in parts] if len(parts) == 3 else ["needs 3 parts"]
+    bad = next((p for p in problems if p), None)
+    if bad:
+        raise _fail(InvalidInputError(f"--site {site!r}: expected customer/region-plant/zone "
+                                      f"of lowercase slugs ({bad})"))
+    return "/".join(parts)
+
+
+def _store_or_exit(as_json: bool, empty: Any) -> Any:
+    """The resolved store, or exit 0 with ``empty`` when the embedded database does not exist
+    yet (a read-only command must not create one)."""
+    from siteml.tracking.store import resolve_store
+
+    try:
+        store = resolve_store()
+    except SitemlError as exc:
+        raise _fail(exc) from None
+    if not store.exists():
+        if as_json:
+            _print_json(empty)
+        else:
+            typer.echo(f"no MLflow store yet at {store.display}", err=True)
+        raise typer.Exit(0)
+    return store
+
+
+@contextmanager
+def _reporting_errors() -> Iterator[None]:
+    """Print siteml errors (and MLflow's) as one clear message with the right exit code."""
+    try:
+        yield
+    except SitemlError as exc:
+        raise _fail(exc) from None
+    except Exception as exc:
+        if type(exc).__name__ != "MlflowException":
+            raise
+        raise _fail(SitemlError(f"MLflow: {exc}")) from None
 
 
 def _version(value: bool) -> None:
@@ -141,6 +198,188 @@ def schema(
         output.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="Scenario file.")],
+    overrides: SetOption = None,
+    sites_dir: SitesDirOption = None,
+    rerun: Annotated[bool, typer.Option(
+        help="Run again although a FINISHED run of this name exists (tags the attempt).")] = False,
+    skip_data_check: Annotated[bool, typer.Option(
+        help="Skip the dataset check (for huge datasets); recorded as a run tag.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Validate a scenario, run its pipeline and record everything in MLflow.
+
+    Exit codes: 0 finished, 1 pipeline failure or tracking unavailable, 2 invalid input,
+    130/143 interrupted.
+    """
+    from siteml.scenario.runner import run_scenario
+
+    with _reporting_errors():
+        outcome = run_scenario(file, overrides or (), sites_dir=sites_dir, rerun=rerun,
+                               skip_data_check=skip_data_check)
+    if as_json:
+        _print_json(outcome.to_dict())
+        return
+    console = _console()
+    console.print(f"[green]{outcome.status}[/green] {outcome.experiment_name} / "
+                  f"{outcome.run_name}  (run {outcome.run_id})")
+    for key, value in sorted(outcome.metrics.items()):
+        console.print(f"  {key:<28} {value:.4g}")
+    if outcome.registered_model:
+        from siteml.scenario.naming import registry_path
+
+        console.print(f"registered {registry_path(outcome.registered_model)}/"
+                      f"{outcome.model_version} @{outcome.alias}")
+
+
+@app.command()
+def models(
+    site: Annotated[str | None, typer.Option(help="Site path customer/region-plant/zone.")] = None,
+    task: Annotated[str | None, typer.Option(help="Task type (ppe, fall, ...).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Registered models as a tree: site, task, variants, versions with aliases and metrics."""
+    site = _site_option(site)
+    store = _store_or_exit(as_json, [])
+    from siteml.tracking.registry import model_tree
+    from siteml.tracking.runs import open_client
+
+    with _reporting_errors():
+        tree = model_tree(open_client(store), site, task)
+    if as_json:
+        _print_json(tree)
+        return
+    if not tree:
+        typer.echo("no registered models" + (f" for site {site}" if site else ""))
+        return
+    _print_model_tree(tree)
+
+
+def _print_model_tree(entries: list[dict[str, Any]]) -> None:
+    from rich.tree import Tree
+
+    root = Tree("registered models")
+    sites: dict[str, Any] = {}
+    tasks: dict[tuple[str, str], Any] = {}
+    for entry in entries:
+        site_node = sites.get(entry["site"]) or sites.setdefault(
+            entry["site"], root.add(f"[bold]{entry['site']}[/bold]"))
+        key = (entry["site"], entry["task"])
+        task_node = tasks.get(key) or tasks.setdefault(key, site_node.add(entry["task"]))
+        model_node = task_node.add(f"{entry['variant'] or 'base'}  [dim]{entry['name']}[/dim]")
+        for version in entry["versions"]:
+            aliases = " ".join(f"[cyan]@{a}[/cyan]" for a in version["aliases"])
+            metrics = "  ".join(f"{k}={v}" for k, v in sorted(version["metrics"].items()))
+            model_node.add(f"v{version['version']} {aliases} {metrics}".rstrip())
+    _console().print(root)
+
+
+@app.command()
+def promote(
+    model_ref: Annotated[str, typer.Argument(help="Model reference, e.g. "
+                                             "customer/region-plant/zone/ppe/3 or ...@candidate.")],
+    alias: Annotated[str, typer.Argument(help="Alias to set, e.g. champion.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Point an alias (e.g. champion) at a registered model version."""
+    from siteml.scenario.naming import ALIAS_RE, ModelRef, registry_path
+
+    try:
+        ref = ModelRef.parse(model_ref)
+    except ValueError as exc:
+        raise _fail(InvalidInputError(f"model reference: {exc}")) from None
+    if not ALIAS_RE.fullmatch(alias):
+        raise _fail(InvalidInputError(f"alias {alias!r}: use lowercase letters, digits, '_', '-'"))
+    from siteml.tracking.registry import ModelNotFoundError
+    from siteml.tracking.registry import promote as promote_version
+    from siteml.tracking.runs import open_client
+    from siteml.tracking.store import resolve_store
+
+    with _reporting_errors():
+        store = resolve_store()
+        if not store.exists():
+            raise ModelNotFoundError(f"no registered models yet in {store.display}")
+        version = promote_version(open_client(store), ref, alias)
+    result = {"name": version.name, "path": registry_path(version.name),
+              "version": int(version.version), "alias": alias}
+    if as_json:
+        _print_json(result)
+    else:
+        typer.echo(f"{result['path']}@{alias} -> version {result['version']}")
+
+
+@app.command()
+def runs(
+    site: Annotated[str | None, typer.Option(help="Site path customer/region-plant/zone.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many runs.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Runs of a site (or of every site), newest first, with status and key metrics."""
+    site = _site_option(site)
+    store = _store_or_exit(as_json, [])
+    from siteml.tracking.queries import site_runs
+    from siteml.tracking.runs import open_client
+
+    with _reporting_errors():
+        rows = site_runs(open_client(store), site, limit)
+    if as_json:
+        _print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table("site", "run", "type", "status", "key metrics", "model version", box=None)
+    for row in rows:
+        metrics = "  ".join(f"{k}={v:.4g}" for k, v in sorted(row["metrics"].items()))
+        table.add_row(row["site"], row["run_name"], row["type"], row["status"], metrics,
+                      row["model_version"] or "")
+    _console().print(table)
+
+
+@app.command()
+def best(
+    site: Annotated[str, typer.Argument(help="Site path customer/region-plant/zone.")],
+    task: Annotated[str, typer.Option(help="Task type (ppe, fall, ...).")],
+    metric: Annotated[str, typer.Option(help="Metric to maximise.")] = "val/map50_95",
+    as_json: JsonOption = False,
+) -> None:
+    """The finished training run of a task at a site with the best metric, and its model."""
+    site = _site_option(site)
+    store = _store_or_exit(as_json, None)
+    from siteml.tracking.queries import best_run
+    from siteml.tracking.runs import open_client
+
+    with _reporting_errors():
+        found = best_run(open_client(store), site, task, metric)
+    if as_json:
+        _print_json(found)
+    elif found is None:
+        typer.echo(f"no finished {task} training run with {metric} at {site}")
+    else:
+        typer.echo(f"{found['run_name']}  {metric}={found['value']:.4g}  "
+                   f"model {found['model_version'] or '-'}  (run {found['run_id']})")
+
+
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 5000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Start the MLflow UI on siteml's store (the embedded database and its artifacts)."""
+    from siteml.tracking.store import resolve_store, ui_command
+
+    with _reporting_errors():
+        store = resolve_store()
+    if store.is_server:
+        typer.echo(f"the store is the tracking server {store.display}: open it in a browser")
+        return
+    command = ui_command(store, host, port)
+    typer.echo(f"MLflow UI on http://{host}:{port} (store {store.display}); Ctrl-C stops it",
+               err=True)
+    os.execvp(command[0], command)
 
 
 def main() -> None:

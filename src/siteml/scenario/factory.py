@@ -16,6 +16,7 @@ from typing import Any, TypeVar, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from siteml.datasets import count_images
 from siteml.errors import Problem, ScenarioError
 from siteml.scenario.naming import slug_problem
 from siteml.scenario.schema import SCENARIO_TYPES, BaseScenario, SiteConfig
@@ -29,7 +30,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def load_scenario(path: str | Path, overrides: Sequence[str] = (),
-                  sites_dir: str | Path | None = None) -> BaseScenario:
+                  sites_dir: str | Path | None = None, check_data: bool = False) -> BaseScenario:
     """Load and validate one scenario file.
 
     Args:
@@ -38,6 +39,8 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = (),
             (``training.epochs=5``, ``task.classes=[a, b]``).
         sites_dir: Folder of ``<site-id>.yaml`` files; by default ``configs/sites`` is searched
             upward from the scenario's folder.
+        check_data: Also check the dataset folder against the file (exists, image count), as
+            ``siteml run`` does before it records anything.
 
     Returns:
         The TrainingScenario, InferenceBenchmarkScenario or QuantizationScenario it describes.
@@ -57,7 +60,12 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = (),
         data = {k: v for k, v in data.items() if k not in PARAM_SECTIONS}
         cls = BaseScenario
     skip = {p.path.split(".")[0] for p in problems}
-    return _validate(cls, data, doc, path.absolute().parent, problems, skip)
+    scenario = _validate(cls, data, doc, path.absolute().parent, problems, skip)
+    if check_data:
+        problems = _check_dataset(scenario, doc)
+        if problems:
+            raise ScenarioError(problems)
+    return scenario
 
 
 def load_site(path: str | Path) -> SiteConfig:
@@ -90,6 +98,17 @@ def find_yaml_files(paths: Iterable[str | Path]) -> list[Path]:
         else:
             found.append(entry)
     return found
+
+
+def _check_dataset(scenario: BaseScenario, doc: YamlDocument) -> list[Problem]:
+    dataset = scenario.dataset
+    if not dataset.path.is_dir():
+        return [_problem(doc, ("dataset", "path"), f"dataset folder {dataset.path} does not exist")]
+    found = count_images(dataset.path)
+    if found != dataset.image_count:
+        return [_problem(doc, ("dataset", "image_count"), f"is {dataset.image_count} but "
+                         f"{dataset.path} holds {found} images")]
+    return []
 
 
 def _validate(cls: type[M], data: dict[str, Any], doc: YamlDocument, base_dir: Path,

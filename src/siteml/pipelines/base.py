@@ -1,0 +1,76 @@
+"""What a pipeline receives and returns. No MLflow here: the tracker hides it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+ModelFormat = Literal["files", "ultralytics", "openvino", "onnx"]
+
+
+@dataclass
+class ProducedModel:
+    """Model files a run produced, to be logged and registered.
+
+    Attributes:
+        path: A file or a folder holding the model files.
+        format: How MLflow clients should load it (``files``: no loader, just the files).
+        backend: Runtime the files are for (``pytorch``, ``openvino``, ``onnxruntime``).
+        precision: Numeric precision of the weights (``fp32``, ``fp16``, ``int8``).
+        variant: None for the task model, ``{backend}_{precision}`` for a converted variant.
+        tags: Extra registered-version tags (lineage, toolkit versions).
+    """
+
+    path: Path
+    format: ModelFormat = "files"
+    backend: str = "pytorch"
+    precision: str = "fp32"
+    variant: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PipelineResult:
+    """What a pipeline hands back to the runner.
+
+    Attributes:
+        metrics: Final metrics (MLflow-safe names, e.g. ``val/map50_95``).
+        model: The model to register, or None.
+        headline: Metric names copied onto the registered version as ``metrics.*`` tags, so
+            ``siteml models`` shows them without reading runs.
+    """
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    model: ProducedModel | None = None
+    headline: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SourceModel:
+    """A registered model version a pipeline consumes, downloaded to ``path``."""
+
+    name: str
+    version: int
+    run_id: str | None
+    path: Path
+    tags: dict[str, str]
+
+
+class Tracker(Protocol):
+    """The run a pipeline logs into."""
+
+    workdir: Path
+    """A run-scoped scratch folder, removed after the run."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """Log metrics now (per-step metrics as they come); names are sanitized."""
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        """Upload a file or folder as a run artifact."""
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        """Add run tags."""
+
+    def source_model(self) -> SourceModel:
+        """Download the scenario's source model (quant and infer scenarios)."""

@@ -1,0 +1,81 @@
+"""Where a run came from: the host it ran on and the git state of its scenario file.
+
+Only facts, never environment variables or credentials: nothing here reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+KEY_PACKAGES = ("mlflow", "pydantic", "ultralytics", "torch", "torchvision", "openvino", "nncf",
+                "onnx", "onnxruntime", "numpy")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> str:
+    try:
+        return f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f}"
+    except (ValueError, OSError, AttributeError):
+        return "unknown"
+
+
+def package_versions(names: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]:
+    """Installed versions of ``names`` (without importing them); missing ones are left out."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def host_tags() -> dict[str, str]:
+    """``env.*`` tags: OS, CPU, cores, memory, Python and key package versions."""
+    tags = {
+        "env.os": platform.platform(),
+        "env.hostname": platform.node(),
+        "env.cpu": _cpu_model(),
+        "env.cpu_cores": str(os.cpu_count() or 0),
+        "env.memory_gib": _memory_gib(),
+        "env.python": platform.python_version(),
+    }
+    tags.update({f"env.{name}": version for name, version in package_versions().items()})
+    return tags
+
+
+def git_tags(path: Path) -> dict[str, str]:
+    """``git.commit``, ``git.branch``, ``git.dirty`` of the repository holding ``path``, if any."""
+    folder = path if path.is_dir() else path.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            result = subprocess.run(["git", "-C", str(folder), *args], capture_output=True,
+                                    text=True, timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return {}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git.commit": commit,
+        "git.branch": git("rev-parse", "--abbrev-ref", "HEAD") or "",
+        "git.dirty": "unknown" if status is None else str(bool(status)).lower(),
+        "mlflow.source.git.commit": commit,
+    }

@@ -1,0 +1,174 @@
+"""The model registry: registering produced models, resolving references, promotion and queries.
+
+Queries filter on names and tags (never an unfiltered scan), so they stay fast on a big store.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from siteml.errors import InvalidInputError
+from siteml.pipelines.base import ProducedModel, SourceModel
+from siteml.scenario.naming import ModelRef, registered_model_name, registry_path
+
+CANDIDATE = "candidate"
+CHAMPION = "champion"
+METRIC_TAG_PREFIX = "metrics."
+
+
+class ModelNotFoundError(InvalidInputError):
+    """A model reference names no registered model, alias or version (exit code 2)."""
+
+
+def _missing(exc: MlflowException) -> bool:
+    return exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
+
+
+def resolve(client: MlflowClient, ref: ModelRef) -> Any:
+    """The ModelVersion a reference points at.
+
+    Raises:
+        ModelNotFoundError: naming what exists instead.
+    """
+    try:
+        model = client.get_registered_model(ref.name)
+    except MlflowException as exc:
+        if not _missing(exc):
+            raise
+        raise ModelNotFoundError(f"no registered model {registry_path(ref.name)!r} "
+                                 f"(MLflow name {ref.name!r})") from None
+    if ref.alias:
+        if ref.alias not in model.aliases:
+            known = ", ".join(f"@{a} -> v{v}" for a, v in sorted(model.aliases.items()))
+            raise ModelNotFoundError(f"model {registry_path(ref.name)!r} has no alias "
+                                     f"@{ref.alias} (aliases: {known or 'none'})")
+        return client.get_model_version(ref.name, model.aliases[ref.alias])
+    try:
+        return client.get_model_version(ref.name, str(ref.version))
+    except MlflowException as exc:
+        if not _missing(exc):
+            raise
+        latest = max((int(v.version) for v in client.search_model_versions(
+            f"name = '{ref.name}'")), default=None)
+        raise ModelNotFoundError(f"model {registry_path(ref.name)!r} has no version {ref.version} "
+                                 f"(latest: {latest or 'none'})") from None
+
+
+def default_source(client: MlflowClient, site: str, task: str) -> ModelRef:
+    """The site/task model's @champion when it has one, else its @candidate."""
+    name = registered_model_name(site, task)
+    try:
+        aliases = client.get_registered_model(name).aliases
+    except MlflowException as exc:
+        if not _missing(exc):
+            raise
+        raise ModelNotFoundError(f"no registered model {registry_path(name)!r} to use as "
+                                 "source; train one first or set the source") from None
+    alias = CHAMPION if CHAMPION in aliases else CANDIDATE
+    return ModelRef(name=name, alias=alias)
+
+
+def download_version(version: Any, dst: Path, tracking_uri: str) -> SourceModel:
+    """Download a version's model files into ``dst``."""
+    import mlflow.artifacts
+
+    dst.mkdir(parents=True, exist_ok=True)
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{version.name}/{version.version}", dst_path=str(dst),
+        tracking_uri=tracking_uri)
+    return SourceModel(name=version.name, version=int(version.version), run_id=version.run_id,
+                       path=Path(local), tags=dict(version.tags))
+
+
+def _ensure_registered_model(client: MlflowClient, name: str, tags: dict[str, str],
+                             description: str) -> None:
+    try:
+        client.create_registered_model(name, tags=tags, description=description)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
+def register(client: MlflowClient, *, experiment_id: str, run_id: str, model: ProducedModel,
+             name: str, logged_name: str, model_tags: dict[str, str], version_tags: dict[str, str],
+             description: str, alias: str = CANDIDATE) -> Any:
+    """Log ``model`` as an MLflow LoggedModel of the run and register a version of ``name``.
+
+    Returns:
+        The new ModelVersion, with ``alias`` pointing at it.
+    """
+    _ensure_registered_model(client, name, model_tags, description)
+    logged = client.create_logged_model(experiment_id, name=logged_name, source_run_id=run_id,
+                                        tags={"siteml.format": model.format},
+                                        model_type=model.format)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = model.path
+            if model.path.is_file():
+                folder = Path(tmp)
+                shutil.copy2(model.path, folder / model.path.name)
+            client.log_model_artifacts(logged.model_id, str(folder))
+        client.finalize_logged_model(logged.model_id, "READY")
+    except BaseException:
+        client.finalize_logged_model(logged.model_id, "FAILED")
+        raise
+    version = client.create_model_version(name, source=f"models:/{logged.model_id}",
+                                          run_id=run_id, tags=version_tags,
+                                          model_id=logged.model_id)
+    client.set_registered_model_alias(name, alias, version.version)
+    return version
+
+
+def promote(client: MlflowClient, ref: ModelRef, alias: str) -> Any:
+    """Point ``alias`` at the version ``ref`` resolves to; returns that version."""
+    version = resolve(client, ref)
+    client.set_registered_model_alias(version.name, alias, version.version)
+    return version
+
+
+def _like(prefix: str) -> str:
+    return prefix.replace("'", "").replace("%", "\\%").replace("_", "\\_")
+
+
+def model_tree(client: MlflowClient, site: str | None = None,
+               task: str | None = None) -> list[dict[str, Any]]:
+    """Registered models as site -> task -> variant -> versions, for ``siteml models``."""
+    pattern = f"{_like(site.replace('/', '.'))}.%" if site else "%"
+    models = []
+    token = None
+    while True:
+        page = client.search_registered_models(f"name LIKE '{pattern}'", max_results=1000,
+                                               page_token=token)
+        models.extend(page)
+        token = page.token
+        if not token:
+            break
+    entries = []
+    for model in sorted(models, key=lambda m: m.name):
+        try:
+            ref = ModelRef(name=model.name, version=1)
+            model_site, model_task, variant = ref.site, ref.task, ref.variant
+        except (IndexError, ValueError):
+            continue
+        if task and model_task != task:
+            continue
+        versions = client.search_model_versions(f"name = '{model.name}'")
+        entries.append({
+            "site": model_site, "task": model_task, "variant": variant, "name": model.name,
+            "path": registry_path(model.name),
+            "aliases": {alias: int(number) for alias, number in model.aliases.items()},
+            "versions": [{
+                "version": int(v.version), "run_id": v.run_id, "status": v.status,
+                "created": v.creation_timestamp,
+                "aliases": [a for a, n in model.aliases.items() if str(n) == str(v.version)],
+                "metrics": {k.removeprefix(METRIC_TAG_PREFIX): val for k, val in v.tags.items()
+                            if k.startswith(METRIC_TAG_PREFIX)},
+            } for v in sorted(versions, key=lambda v: int(v.version), reverse=True)],
+        })
+    return entries

@@ -1,0 +1,152 @@
+"""Experiments, runs and what is logged into them, through MLflow's client API (no fluent state).
+
+Everything a run records goes through ``RunRecorder``, which the pipelines see as their
+``Tracker``: params and tags in batched calls, metrics with MLflow-safe names, artifacts, inputs.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities import (
+    Dataset,
+    DatasetInput,
+    InputTag,
+    Metric,
+    Param,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+
+from siteml.pipelines.base import SourceModel
+from siteml.tracking.store import Store, configure_environment
+
+MAX_BATCH = {"params": 100, "tags": 100, "metrics": 1000}  # MLflow's log_batch limits
+_METRIC_NAME_BAD = re.compile(r"[^A-Za-z0-9_\-. :/]+")
+
+
+def sanitize_metric_name(name: str) -> str:
+    """Make a metric name MLflow accepts: ``metrics/mAP50(B)`` -> ``metrics/mAP50_B``."""
+    return _METRIC_NAME_BAD.sub("_", name).strip("_") or "metric"
+
+
+def open_client(store: Store) -> MlflowClient:
+    """An MLflow client bound to ``store`` for tracking and registry alike."""
+    configure_environment()
+    return MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
+
+
+def find_experiment_id(client: MlflowClient, name: str) -> str | None:
+    experiment = client.get_experiment_by_name(name)
+    return experiment.experiment_id if experiment else None
+
+
+def ensure_experiment(client: MlflowClient, store: Store, name: str, tags: dict[str, str],
+                      description: str) -> str:
+    """The id of experiment ``name``; a new one gets ``tags``, a description, and (embedded
+    store) an artifact folder beside the database named after the site path."""
+    found = find_experiment_id(client, name)
+    if found:
+        return found
+    location = (store.artifact_root / name).as_uri() if store.artifact_root else None
+    all_tags = {**tags, "mlflow.note.content": description}
+    try:
+        return client.create_experiment(name, artifact_location=location, tags=all_tags)
+    except Exception:  # another process created it first
+        found = find_experiment_id(client, name)
+        if found:
+            return found
+        raise
+
+
+def runs_named(client: MlflowClient, experiment_id: str, run_name: str) -> list[Any]:
+    """Runs of an experiment with this run name, any status, newest first."""
+    quoted = run_name.replace("'", "\\'")
+    return list(client.search_runs([experiment_id], f"attributes.run_name = '{quoted}'",
+                                   run_view_type=ViewType.ACTIVE_ONLY, max_results=1000,
+                                   order_by=["attributes.start_time DESC"]))
+
+
+def _batches(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+class RunRecorder:
+    """One MLflow run: the ``Tracker`` a pipeline logs into, plus the runner's own calls."""
+
+    def __init__(self, client: MlflowClient, store: Store, run_id: str, experiment_id: str,
+                 source: Any = None):
+        self.client = client
+        self.store = store
+        self.run_id = run_id
+        self.experiment_id = experiment_id
+        self.workdir = Path(tempfile.mkdtemp(prefix="siteml-run-"))
+        self._source_version = source
+        self._source: SourceModel | None = None
+
+    @classmethod
+    def start(cls, client: MlflowClient, store: Store, experiment_id: str, run_name: str,
+              tags: dict[str, str], params: dict[str, str], source: Any = None) -> RunRecorder:
+        """Create the run and write all its tags and params in batched calls."""
+        run = client.create_run(experiment_id, run_name=run_name)
+        recorder = cls(client, store, run.info.run_id, experiment_id, source)
+        recorder.log_params(params)
+        recorder.set_tags(tags)
+        return recorder
+
+    def log_params(self, params: dict[str, str]) -> None:
+        for batch in _batches([Param(k, v) for k, v in params.items()], MAX_BATCH["params"]):
+            self.client.log_batch(self.run_id, params=batch, synchronous=True)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        for batch in _batches([RunTag(k, v) for k, v in tags.items()], MAX_BATCH["tags"]):
+            self.client.log_batch(self.run_id, tags=batch, synchronous=True)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        now = int(time.time() * 1000)
+        entities = [Metric(sanitize_metric_name(k), float(v), now, step or 0)
+                    for k, v in metrics.items()]
+        for batch in _batches(entities, MAX_BATCH["metrics"]):
+            self.client.log_batch(self.run_id, metrics=batch, synchronous=True)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        if Path(path).is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path)
+        else:
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_dataset(self, name: str, digest: str, source: str, context: str) -> None:
+        """Record the dataset as a run input: digest = DVC hash, source = its path."""
+        dataset = Dataset(name=name, digest=digest, source_type="local",
+                          source=f'{{"uri": "{source}"}}')
+        tags = [InputTag("mlflow.data.context", context)]
+        self.client.log_inputs(self.run_id, [DatasetInput(dataset, tags)])
+
+    def source_model(self) -> SourceModel:
+        """Download the scenario's source model version once, into the run's scratch folder."""
+        if self._source is None:
+            if self._source_version is None:
+                raise RuntimeError("this scenario has no source model")
+            from siteml.tracking.registry import download_version
+
+            self._source = download_version(self._source_version, self.workdir / "source",
+                                            self.store.tracking_uri)
+        return self._source
+
+    def finish(self, status: str) -> None:
+        """End the run as FINISHED, FAILED or KILLED."""
+        self.client.set_terminated(self.run_id, RunStatus.to_string(
+            RunStatus.from_string(status)))
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)

@@ -1,0 +1,142 @@
+"""Which MLflow store siteml talks to, and making sure it is there before anything is written.
+
+With no ``MLFLOW_TRACKING_URI`` the store is MLflow's own default, ``sqlite:///mlflow.db`` in the
+working directory, with artifacts kept beside the database in ``mlartifacts/`` (not wherever the
+next command happens to run). With ``MLFLOW_TRACKING_URI=http(s)://…`` it is a tracking server that
+proxies artifacts.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from siteml.errors import SitemlError
+
+DEFAULT_DB = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"
+HEALTH_TIMEOUT_S = 5.0
+
+# MLflow's defaults retry a dead server for minutes; a user should hear within seconds.
+_MLFLOW_ENV_DEFAULTS = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # stdout carries --json; URLs may hold creds
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+class TrackingUnavailableError(SitemlError):
+    """The tracking store cannot be reached (exit code 1)."""
+
+
+@dataclass(frozen=True)
+class Store:
+    """A resolved MLflow store.
+
+    Attributes:
+        tracking_uri: What MLflow is given.
+        database: The sqlite file of an embedded store; None for a tracking server.
+    """
+
+    tracking_uri: str
+    database: Path | None = None
+
+    @property
+    def is_server(self) -> bool:
+        return self.database is None
+
+    @property
+    def artifact_root(self) -> Path | None:
+        """Where an embedded store keeps artifacts: beside its database."""
+        return self.database.parent / ARTIFACTS_DIR if self.database else None
+
+    @property
+    def display(self) -> str:
+        """The URI with any password removed, safe to print or log."""
+        return redact(self.tracking_uri)
+
+    def exists(self) -> bool:
+        """False for an embedded store whose database was never created."""
+        return self.database is None or self.database.exists()
+
+
+def resolve_store(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Store:
+    """The store named by ``MLFLOW_TRACKING_URI``, or the embedded sqlite store in ``cwd``."""
+    env = os.environ if environ is None else environ
+    uri = env.get("MLFLOW_TRACKING_URI", "").strip()
+    if not uri:
+        database = (cwd or Path.cwd()).absolute() / DEFAULT_DB
+        uri = f"sqlite:///{database}"
+    elif uri.startswith("sqlite:///"):
+        database = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+        if not database.is_absolute():
+            database = (cwd or Path.cwd()).absolute() / database
+        uri = f"sqlite:///{database}"
+    elif uri.startswith(("http://", "https://")):
+        return Store(uri.rstrip("/"))
+    else:
+        raise TrackingUnavailableError(
+            f"MLFLOW_TRACKING_URI {redact(uri)!r} is not supported: use http(s)://host:port for a "
+            "tracking server or sqlite:///path/to/mlflow.db (the file store is deprecated)")
+    return Store(uri, database)
+
+
+def redact(uri: str) -> str:
+    """Remove the password (and user) from a URI: ``http://u:p@h`` -> ``http://***@h``."""
+    parts = urllib.parse.urlsplit(uri)
+    if not parts.username and not parts.password:
+        return uri
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+def configure_environment() -> None:
+    """Bounded retries and no telemetry for MLflow, unless the user set them."""
+    for key, value in _MLFLOW_ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def check_reachable(store: Store, timeout: float = HEALTH_TIMEOUT_S) -> None:
+    """Fail fast, before anything is written, when a tracking server does not answer."""
+    if not store.is_server:
+        return
+    parts = urllib.parse.urlsplit(store.tracking_uri)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    url = urllib.parse.urlunsplit(parts._replace(netloc=netloc, path=parts.path + "/health"))
+    request = urllib.request.Request(url)
+    if parts.username or parts.password:
+        token = (f"{urllib.parse.unquote(parts.username or '')}:"
+                 f"{urllib.parse.unquote(parts.password or '')}")
+        request.add_header("Authorization", "Basic " + base64.b64encode(token.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            if response.status == 200:
+                return
+            reason = f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        reason = f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        reason = str(getattr(exc, "reason", exc))
+    raise TrackingUnavailableError(
+        f"tracking server {store.display} is not reachable ({reason}); nothing was recorded")
+
+
+def ui_command(store: Store, host: str, port: int) -> list[str]:
+    """The ``mlflow server`` command line that serves an embedded store's UI and artifacts."""
+    import sys
+
+    assert store.database is not None and store.artifact_root is not None
+    return [sys.executable, "-m", "mlflow", "server",
+            "--backend-store-uri", store.tracking_uri,
+            "--default-artifact-root", store.artifact_root.as_uri(),
+            "--host", host, "--port", str(port), "--workers", "1"]

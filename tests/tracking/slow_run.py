@@ -1,0 +1,19 @@
+"""Helper process for the SIGTERM test: `siteml run` with a pipeline that waits to be killed."""
+
+import sys
+import time
+
+from siteml.cli import main
+from siteml.pipelines import PIPELINES
+
+
+def slow(scenario, tracker):
+    tracker.log_metrics({"train/box_loss": 1.0}, step=0)
+    print("pipeline started", flush=True)
+    time.sleep(120)
+    raise AssertionError("was not terminated")
+
+
+PIPELINES["train"] = slow
+sys.argv = ["siteml", "run", *sys.argv[1:]]
+main()

@@ -1,0 +1,118 @@
+"""models / promote / runs / best, ModelRef resolution, and the registry under concurrency."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from siteml.pipelines import PIPELINES
+from tests.scenario.test_runner import fake_train
+
+
+@pytest.fixture
+def trained(cli, store_uri, site_scenario, monkeypatch):
+    """Two training runs (v2, v3) of one site: versions 1 and 2 of its ppe model."""
+    monkeypatch.setitem(PIPELINES, "train", fake_train)
+    for version in ("v2", "v3"):
+        code, _, err = cli("run", str(site_scenario.path), "--set", f"version={version}")
+        assert code == 0, err
+    return site_scenario
+
+
+def test_models_tree_json_and_text(cli, trained):
+    code, out, _ = cli("models", "--site", trained.site, "--json")
+    assert code == 0
+    [entry] = json.loads(out)
+    assert (entry["site"], entry["task"], entry["variant"]) == (trained.site, "ppe", None)
+    assert entry["path"] == f"{trained.site}/ppe"
+    assert [v["version"] for v in entry["versions"]] == [2, 1]
+    assert entry["versions"][0]["aliases"] == ["candidate"]
+    assert entry["versions"][0]["metrics"] == {"val/map50_95": "0.61"}
+    code, out, _ = cli("models", "--site", trained.site)
+    assert code == 0
+    assert trained.site in out and "v2" in out and "@candidate" in out
+
+
+def test_models_task_filter_and_bad_site(cli, trained):
+    code, out, _ = cli("models", "--site", trained.site, "--task", "fire", "--json")
+    assert (code, json.loads(out)) == (0, [])
+    code, _, err = cli("models", "--site", "Bad/Site")
+    assert code == 2
+    assert "customer/region-plant/zone" in err
+
+
+def test_promote_by_version_and_by_alias(cli, store_uri, trained):
+    code, out, err = cli("promote", f"{trained.site}/ppe/1", "champion", "--json")
+    assert code == 0, err
+    assert json.loads(out) == {"name": trained.model_name, "path": f"{trained.site}/ppe",
+                               "version": 1, "alias": "champion"}
+    code, out, _ = cli("promote", f"models:/{trained.model_name}@candidate", "champion")
+    assert code == 0
+    assert out.strip() == f"{trained.site}/ppe@champion -> version 2"
+    client = MlflowClient(tracking_uri=store_uri, registry_uri=store_uri)
+    aliases = client.get_registered_model(trained.model_name).aliases
+    assert {a: int(v) for a, v in aliases.items()} == {"candidate": 2, "champion": 2}
+
+
+@pytest.mark.parametrize(("ref", "words"), [
+    ("{site}/ppe/9", "has no version 9 (latest: 2)"),
+    ("{site}/ppe@prod", "has no alias @prod (aliases: @candidate -> v2)"),
+    ("{site}/fire@champion", "no registered model"),
+    ("{site}/ppe", "names no version"),
+])
+def test_promote_missing_reference_is_exit_2(cli, trained, ref, words):
+    code, _, err = cli("promote", ref.format(site=trained.site), "champion")
+    assert code == 2
+    assert words in err
+
+
+def test_runs_and_best(cli, trained):
+    code, out, _ = cli("runs", "--site", trained.site, "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["run_name"] for r in rows] == ["ppe-yolov11l-train-v3", "ppe-yolov11l-train-v2"]
+    assert all(r["status"] == "FINISHED" and r["type"] == "train" for r in rows)
+    assert rows[0]["metrics"]["val/map50_95"] == pytest.approx(0.61)
+    code, out, _ = cli("best", trained.site, "--task", "ppe", "--json")
+    assert code == 0
+    best = json.loads(out)
+    assert best["value"] == pytest.approx(0.61)
+    assert best["model_version"] in {f"{trained.model_name}/1", f"{trained.model_name}/2"}
+    code, out, _ = cli("runs", "--site", trained.site)
+    assert code == 0 and "FINISHED" in out
+
+
+def test_read_commands_do_not_create_a_store(cli, tmp_path, monkeypatch):
+    database = tmp_path / "none" / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{database}")
+    for args in (["models", "--json"], ["runs", "--json"]):
+        code, out, _ = cli(*args)
+        assert (code, json.loads(out)) == (0, [])
+    code, _, err = cli("promote", "a/b-c/d/ppe/1", "champion")
+    assert code == 2
+    assert "no registered models yet" in err
+    assert not database.exists()
+
+
+def test_concurrent_registration_on_the_server(mlflow_server, tmp_path, site_scenario):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
+    helper = Path(__file__).with_name("register_many.py")
+    procs = [subprocess.Popen([sys.executable, str(helper), site_scenario.site, str(w), "5"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for w in range(4)]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in results]
+    printed = sorted(int(v) for out, _ in results for v in out.split())
+    assert printed == list(range(1, 21))
+    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
+    versions = client.search_model_versions(f"name = '{site_scenario.model_name}'")
+    assert sorted(int(v.version) for v in versions) == list(range(1, 21))
+    assert len({(v.tags["worker"], v.tags["i"]) for v in versions}) == 20
+    candidate = client.get_model_version_by_alias(site_scenario.model_name, "candidate")
+    assert int(candidate.version) in range(1, 21)
+    aliases = client.get_registered_model(site_scenario.model_name).aliases
+    assert {a: int(v) for a, v in aliases.items()} == {"candidate": int(candidate.version)}

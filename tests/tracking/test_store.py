@@ -1,0 +1,116 @@
+"""Where runs are stored, a dead server, credentials, SIGTERM, and `siteml ui`."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from siteml.pipelines import PIPELINES
+from siteml.tracking.store import redact, resolve_store
+from tests.conftest import free_port, stop_process_group, wait_healthy
+from tests.scenario.test_runner import fake_train
+
+HERE = Path(__file__).parent
+
+
+def test_default_store_is_sqlite_in_cwd_with_artifacts_beside_it(cli, site_scenario, tmp_path,
+                                                                  monkeypatch):
+    monkeypatch.setitem(PIPELINES, "train", fake_train)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert resolve_store().tracking_uri == f"sqlite:///{work}/mlflow.db"
+    code, out, err = cli("run", str(site_scenario.path), "--json")
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+    assert (work / "mlflow.db").is_file()
+    assert list((work / "mlartifacts").rglob(f"{run_id}/artifacts/scenario.yaml"))
+    assert not (work / "mlruns").exists()
+    # from another folder, the same store (named by path) still finds its artifacts
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work}/mlflow.db")
+    client = MlflowClient(f"sqlite:///{work}/mlflow.db")
+    assert Path(client.download_artifacts(run_id, "scenario.yaml")).is_file()
+
+
+def test_dead_server_fails_fast_and_writes_nothing(site_scenario, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
+    code = ("import sys; from siteml.pipelines import PIPELINES; "
+            "from tests.scenario.test_runner import fake_train; PIPELINES['train'] = fake_train; "
+            f"sys.argv = ['siteml', 'run', {str(site_scenario.path)!r}]; "
+            "from siteml.cli import main; main()")
+    result = subprocess.run([sys.executable, "-c", code], cwd=work, env={
+        **env, "PYTHONPATH": str(HERE.parents[1])}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert "is not reachable" in result.stderr and "nothing was recorded" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(work.iterdir()) == []
+
+
+def test_credentials_and_environment_never_reach_the_store(cli, mlflow_server, site_scenario,
+                                                           monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(PIPELINES, "train", fake_train)
+    parts = urllib.parse.urlsplit(mlflow_server)
+    secret_uri = f"{parts.scheme}://alice:s3cret-pw@{parts.netloc}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", secret_uri)
+    monkeypatch.setenv("SITEML_PROBE_TOKEN", "hunter2-probe")
+    code, out, err = cli("run", str(site_scenario.path), "--json")
+    assert code == 0, err
+    secrets = ("s3cret-pw", "hunter2-probe", "SITEML_PROBE_TOKEN")
+    assert not any(s in out + err for s in secrets)
+    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
+    run = client.get_run(json.loads(out)["run_id"])
+    version = client.get_model_version_by_alias(site_scenario.model_name, "candidate")
+    texts = [*run.data.tags.items(), *run.data.params.items(), *version.tags.items()]
+    local = Path(client.download_artifacts(run.info.run_id, "", str(tmp_path / "a")))
+    texts += [p.read_text(errors="replace") for p in local.rglob("*") if p.is_file()]
+    assert not [t for t in map(str, texts) if any(s in t for s in secrets)]
+    assert redact(secret_uri) == f"http://***@{parts.netloc}"
+
+
+def test_sigterm_marks_the_run_killed(store_uri, site_scenario):
+    env = {**os.environ, "PYTHONPATH": str(HERE.parents[1])}
+    proc = subprocess.Popen([sys.executable, str(HERE / "slow_run.py"), str(site_scenario.path)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "pipeline started"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "marked KILLED" in err
+    client = MlflowClient(tracking_uri=store_uri)
+    experiment = client.get_experiment_by_name(site_scenario.site)
+    [run] = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "KILLED"
+
+
+@pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
+def test_ui_serves_the_store_and_its_artifacts(cli, store_uri, site_scenario, monkeypatch):
+    monkeypatch.setitem(PIPELINES, "train", fake_train)
+    code, out, err = cli("run", str(site_scenario.path), "--json")
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "siteml", "ui", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, proc)
+        query = urllib.parse.urlencode({"experiment_name": site_scenario.site})
+        with urllib.request.urlopen(f"{url}/api/2.0/mlflow/experiments/get-by-name?{query}") as r:
+            assert json.load(r)["experiment"]["name"] == site_scenario.site
+        query = urllib.parse.urlencode({"path": "scenario.yaml", "run_uuid": run_id})
+        with urllib.request.urlopen(f"{url}/get-artifact?{query}") as r:
+            assert b"customer: " + site_scenario.customer.encode() in r.read()
+    finally:
+        stop_process_group(proc)
