@@ -1,0 +1,130 @@
+"""`siteml models` and the "best version of task T at site S" query on a big store.
+
+Builds (once, reusable with --store-dir) a sqlite store with 10,000 runs across 50 site
+experiments, tagged as siteml tags them, and 2 tasks x (base + 2 variants) x 3 versions
+registered per site. Then times, in one run: the `best_run` query in-process (median of 20), and
+cold `siteml best`, `siteml models --site` and `siteml models` processes. Goal (issue 3): the
+query <= 0.5 s.
+
+    python benchmarks/registry_queries.py [--runs 10000] [--sites 50] [--store-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TASKS = ("ppe", "fire")
+VARIANTS = (None, "openvino_int8", "onnxruntime_int8")
+
+
+def site_path(i: int) -> str:
+    return f"customer{i // 10}/region{i % 5}-plant{i % 3}/zone{i}"
+
+
+def populate(uri: str, runs: int, sites: int) -> None:
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
+
+    from siteml.scenario.naming import registered_model_name
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    rng = random.Random(0)
+    experiment_ids = []
+    for i in range(sites):
+        site = site_path(i)
+        experiment_ids.append(client.create_experiment(site, tags={"site.path": site}))
+    now = int(time.time() * 1000)
+    for n in range(runs):
+        i = n % sites
+        task = TASKS[n % len(TASKS)]
+        run = client.create_run(experiment_ids[i], run_name=f"{task}-yolov11n-train-v{n}")
+        tags = {"site.path": site_path(i), "task.type": task, "siteml.experiment_type": "train",
+                "data.dvc_hash": f"{n:032x}.dir", "siteml.scenario": f"s{n}"}
+        tags.update({f"env.k{k}": "v" for k in range(12)})
+        client.log_batch(
+            run.info.run_id,
+            metrics=[Metric("val/map50_95", rng.random(), now, 0),
+                     Metric("val/map50", rng.random(), now, 0)],
+            params=[Param(f"training.p{k}", str(k)) for k in range(10)],
+            tags=[RunTag(k, v) for k, v in tags.items()])
+        client.set_terminated(run.info.run_id)
+        if n % 1000 == 999:
+            print(f"  {n + 1} runs", flush=True)
+    for i in range(sites):
+        for task in TASKS:
+            for variant in VARIANTS:
+                name = registered_model_name(site_path(i), task, variant)
+                client.create_registered_model(name)
+                for v in range(3):
+                    client.create_model_version(name, source=f"file:///m/{v}",
+                                                tags={"metrics.val/map50_95": f"{rng.random():.3f}"})
+                client.set_registered_model_alias(name, "candidate", "3")
+
+
+def cold(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--sites", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--store-dir", type=Path, default=None,
+                        help="keep the generated store here and reuse it next time")
+    args = parser.parse_args()
+    folder = args.store_dir or Path(tempfile.mkdtemp())
+    folder.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{folder}/registry-bench.db"
+    if not (folder / "registry-bench.db").exists():
+        print(f"building store: {args.runs} runs, {args.sites} sites ...", flush=True)
+        start = time.perf_counter()
+        populate(uri, args.runs, args.sites)
+        print(f"  built in {time.perf_counter() - start:.0f} s")
+
+    from siteml.tracking.queries import best_run
+    from siteml.tracking.runs import open_client
+    from siteml.tracking.store import resolve_store
+
+    client = open_client(resolve_store({"MLFLOW_TRACKING_URI": uri}))
+    site = site_path(7)
+    best_run(client, site, "ppe")  # connect, warm caches
+    query = []
+    for _ in range(20):
+        start = time.perf_counter()
+        found = best_run(client, site, "ppe")
+        query.append(time.perf_counter() - start)
+    assert found is not None
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    siteml = [sys.executable, "-m", "siteml"]
+    commands = {
+        "siteml best SITE --task ppe": [*siteml, "best", site, "--task", "ppe"],
+        "siteml models --site SITE": [*siteml, "models", "--site", site],
+        "siteml models (all sites)": [*siteml, "models", "--json"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(args.repeats):
+        for name, cmd in commands.items():
+            times[name].append(cold(cmd, env))
+    print(f"store: {args.runs} runs over {args.sites} site experiments, "
+          f"{args.sites * len(TASKS) * len(VARIANTS)} registered models")
+    q = statistics.median(query)
+    print(f"best_run query (in-process, n=20): median {q * 1000:.1f} ms "
+          f"(max {max(query) * 1000:.1f} ms)  goal <= 500 ms -> {'met' if q <= 0.5 else 'NOT met'}")
+    for name, values in times.items():
+        print(f"{name:<30} cold process: median {statistics.median(values):.2f} s "
+              f"(min {min(values):.2f}, max {max(values):.2f})")
+
+
+if __name__ == "__main__":
+    main()
