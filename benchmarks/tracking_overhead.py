@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from timing import report, verdict, wall
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = {"val/map50": 0.8, "val/map50_95": 0.61, "val/precision": 0.9, "val/recall": 0.7}
@@ -70,12 +71,6 @@ def make_scenario(root: Path) -> Path:
     return path
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -95,18 +90,13 @@ def main() -> None:
             "plain": lambda v: [sys.executable, __file__, "child-plain", str(plan_file), v],
         }
         for name, command in commands.items():  # creates each database, warms the page cache
-            timed(command("v1000"), envs[name])
+            wall(command("v1000"), envs[name])
         times: dict[str, list[float]] = {name: [] for name in commands}
         for i in range(args.repeats):
             for name, command in commands.items():
-                times[name].append(timed(command(f"v{i + 1}"), envs[name]))
-    med = {name: statistics.median(values) for name, values in times.items()}
-    for name, values in times.items():
-        print(f"{name:>7}: median {med[name]:.3f} s  (min {min(values):.3f}, max {max(values):.3f},"
-              f" n={len(values)})")
-    ratio = med["siteml"] / med["plain"]
-    print(f"ratio siteml run / plain MLflow: {ratio:.2f}  goal <= 1.3 -> "
-          f"{'met' if ratio <= 1.3 else 'NOT met'}")
+                times[name].append(wall(command(f"v{i + 1}"), envs[name]))
+    med = report(times)
+    verdict("ratio siteml run / plain MLflow", med["siteml"] / med["plain"], 1.3)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import wall
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,12 +31,6 @@ def make_corpus(root: Path, count: int) -> None:
         text = src.read_text().replace("\nversion: v", f"\nversion: v{i + 1}", 1)
         (root / "experiments").mkdir(exist_ok=True)
         (root / "experiments" / f"{src.stem}-{i}.yaml").write_text(text)
-
-
-def wall(cmd: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
 
 
 def main() -> None:

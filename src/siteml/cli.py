@@ -382,6 +382,103 @@ def ui(
     os.execvp(command[0], command)
 
 
+data_app = typer.Typer(help="Dataset folders: DVC hashes and synthetic site data.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("hash")
+def data_hash(
+    folder: Annotated[Path, typer.Argument(help="Dataset folder.")],
+    write: Annotated[bool, typer.Option(help="Also write FOLDER.dvc as `dvc add` would.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the hash `dvc add FOLDER` records (md5 with .dir), and check FOLDER.dvc if present."""
+    from siteml.data.dvc_hash import dir_hash, dvc_file, list_files, read_dvc_file, write_dvc_file
+    from siteml.progress import progress_bar
+
+    if not folder.is_dir():
+        raise _fail(InvalidInputError(f"{folder}: not a folder"))
+    files = list_files(folder)
+    with progress_bar(f"hashing {folder.name}", len(files)) as advance:
+        found = dir_hash(folder, files, advance)
+    recorded_file = dvc_file(folder)
+    recorded = read_dvc_file(recorded_file) if recorded_file.is_file() else None
+    if write:
+        write_dvc_file(folder, found)
+    if as_json:
+        _print_json({"md5": found.md5, "size": found.size, "nfiles": found.nfiles,
+                     "dvc_file": str(recorded_file) if recorded else None, "recorded": recorded})
+    else:
+        typer.echo(found.md5)
+    if recorded and recorded != found.md5 and not write:
+        typer.echo(f"{recorded_file} records {recorded}: the folder changed since it was "
+                   "written", err=True)
+        raise typer.Exit(EXIT_INVALID_INPUT)
+
+
+@data_app.command("synth")
+def data_synth(
+    folder: Annotated[Path, typer.Argument(help="Folder to create.")],
+    task: Annotated[str, typer.Option(help="Task type: picks the classes and their look.")] = "ppe",
+    classes: Annotated[str | None, typer.Option(
+        help="Comma-separated class names (default: the task's).")] = None,
+    train: Annotated[int, typer.Option(min=1, help="Training images.")] = 200,
+    val: Annotated[int, typer.Option(min=1, help="Validation images.")] = 50,
+    imgsz: Annotated[int, typer.Option(min=32, max=4096, help="Image size in pixels.")] = 320,
+    seed: Annotated[int, typer.Option(min=0, help="Same seed, same dataset.")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Generate a deterministic synthetic detection dataset (YOLO layout) and FOLDER.dvc."""
+    from siteml.data.synth import TASK_CLASSES, synthesize
+    from siteml.progress import progress_bar
+
+    if task not in TASK_CLASSES:
+        raise _fail(InvalidInputError(f"unknown task {task!r}; valid: {', '.join(TASK_CLASSES)}"))
+    names = [c.strip() for c in classes.split(",")] if classes else list(TASK_CLASSES[task])
+    try:
+        with progress_bar(f"generating {folder.name}", train + val) as advance:
+            found = synthesize(folder, names, {"train": train, "val": val}, imgsz, seed,
+                               progress=lambda _: advance(""))
+    except FileExistsError as exc:
+        raise _fail(InvalidInputError(str(exc))) from None
+    result = {"path": str(folder), "classes": names, "images": train + val, "md5": found.md5,
+              "nfiles": found.nfiles, "size": found.size}
+    if as_json:
+        _print_json(result)
+    else:
+        typer.echo(f"{folder}: {train} train + {val} val images of {', '.join(names)}; "
+                   f"dvc hash {found.md5}")
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Argument(help="Empty or new folder for the demo.")] = Path(
+        "siteml-demo"),
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the whole lifecycle for one demo site on an embedded store in FOLDER."""
+    from siteml.demo import run_demo
+
+    with _reporting_errors():
+        steps = run_demo(folder, epochs)
+    if as_json:
+        _print_json([{"scenario": str(s.scenario), **s.outcome.to_dict()} for s in steps])
+        return
+    from rich.table import Table
+
+    table = Table("run", "status", "mAP50", "mAP50-95", "registered", box=None)
+    for step in steps:
+        o = step.outcome
+        model = f"{o.registered_model}/{o.model_version} @{o.alias}" if o.registered_model else "-"
+        table.add_row(o.run_name, o.status, f"{o.metrics.get('val/map50', 0):.3f}",
+                      f"{o.metrics.get('val/map50_95', 0):.3f}", model)
+    console = _console()
+    console.print(table)
+    console.print(f"browse it: cd {folder} && siteml ui")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -8,6 +8,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from siteml.data.dvc_hash import dir_hash
 from siteml.pipelines import PIPELINES
 from siteml.pipelines.base import PipelineResult, ProducedModel
 
@@ -90,7 +91,7 @@ def test_train_run_is_recorded_by_the_convention(cli, store_uri, site_scenario, 
     assert [(m.step, round(m.value, 3)) for m in history] == [(0, 0.0), (1, 0.2), (2, 0.4)]
     assert run.data.metrics["val/map50_95"] == pytest.approx(0.61)
     [dataset_input] = run.inputs.dataset_inputs
-    assert dataset_input.dataset.digest == "3f2a9c4e1b7d8a6f5e4c3b2a1d0e9f8c.dir"
+    assert dataset_input.dataset.digest == dir_hash(site_scenario.path.parent / "data").md5
     assert str(site_scenario.path.parent / "data") in dataset_input.dataset.source
 
     scenario_text = client.download_artifacts(run.info.run_id, "scenario.yaml")
@@ -102,7 +103,7 @@ def test_train_run_is_recorded_by_the_convention(cli, store_uri, site_scenario, 
     version = client.get_model_version_by_alias(site_scenario.model_name, "candidate")
     assert (int(version.version), version.run_id) == (1, run.info.run_id)
     assert version.tags["siteml.scenario"] == "welding-ppe:v2"
-    assert version.tags["data.dvc_hash"] == "3f2a9c4e1b7d8a6f5e4c3b2a1d0e9f8c.dir"
+    assert version.tags["data.dvc_hash"] == dataset_input.dataset.digest
     assert version.tags["model.architecture"] == "yolov11l"
     assert version.tags["model.input_size"] == "640"
     assert version.tags["model.backend"] == "pytorch"

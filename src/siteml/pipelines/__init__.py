@@ -15,7 +15,9 @@ from siteml.scenario.schema import BaseScenario
 
 Pipeline = Callable[[BaseScenario, Tracker], PipelineResult]
 
-PIPELINES: dict[str, str | Pipeline] = {}
+PIPELINES: dict[str, str | Pipeline] = {
+    "train": "siteml.pipelines.train:run",
+}
 
 
 def get_pipeline(experiment_type: str) -> Pipeline:

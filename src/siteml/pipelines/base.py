@@ -64,7 +64,8 @@ class Tracker(Protocol):
     """A run-scoped scratch folder, removed after the run."""
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        """Log metrics now (per-step metrics as they come); names are sanitized."""
+        """Log metrics now (per-step metrics as they come); names are sanitized; no ``step``
+        means after the last step logged."""
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         """Upload a file or folder as a run artifact."""

@@ -16,7 +16,6 @@ from typing import Any, TypeVar, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from siteml.datasets import count_images
 from siteml.errors import Problem, ScenarioError
 from siteml.scenario.naming import slug_problem
 from siteml.scenario.schema import SCENARIO_TYPES, BaseScenario, SiteConfig
@@ -24,6 +23,7 @@ from siteml.scenario.yaml_loader import YamlDocument, YamlPath, load_yaml
 
 SITES_DIR = Path("configs", "sites")
 YAML_SUFFIXES = (".yaml", ".yml")
+PROGRESS_FILES = 2000  # hash with a progress bar above this many files
 PARAM_SECTIONS = {cls.params_key: name for name, cls in SCENARIO_TYPES.items()}
 
 M = TypeVar("M", bound=BaseModel)
@@ -39,8 +39,8 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = (),
             (``training.epochs=5``, ``task.classes=[a, b]``).
         sites_dir: Folder of ``<site-id>.yaml`` files; by default ``configs/sites`` is searched
             upward from the scenario's folder.
-        check_data: Also check the dataset folder against the file (exists, image count), as
-            ``siteml run`` does before it records anything.
+        check_data: Also check the dataset folder against the file (exists, image count, DVC
+            hash), as ``siteml run`` does before it records anything.
 
     Returns:
         The TrainingScenario, InferenceBenchmarkScenario or QuantizationScenario it describes.
@@ -101,6 +101,12 @@ def find_yaml_files(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def _check_dataset(scenario: BaseScenario, doc: YamlDocument) -> list[Problem]:
+    """The folder exists, holds ``image_count`` images, and hashes to ``dvc_hash`` (which a
+    ``DIR.dvc`` beside it, when present, must also record)."""
+    from siteml.data.dvc_hash import dir_hash, dvc_file, list_files, read_dvc_file
+    from siteml.data.layout import count_images
+    from siteml.progress import progress_bar
+
     dataset = scenario.dataset
     if not dataset.path.is_dir():
         return [_problem(doc, ("dataset", "path"), f"dataset folder {dataset.path} does not exist")]
@@ -108,7 +114,22 @@ def _check_dataset(scenario: BaseScenario, doc: YamlDocument) -> list[Problem]:
     if found != dataset.image_count:
         return [_problem(doc, ("dataset", "image_count"), f"is {dataset.image_count} but "
                          f"{dataset.path} holds {found} images")]
-    return []
+    problems = []
+    recorded = dvc_file(dataset.path)
+    if recorded.is_file() and read_dvc_file(recorded) != dataset.dvc_hash:
+        problems.append(_problem(doc, ("dataset", "dvc_hash"), f"is {dataset.dvc_hash} but "
+                                 f"{recorded} records {read_dvc_file(recorded)}"))
+    files = list_files(dataset.path)
+    if len(files) > PROGRESS_FILES:
+        with progress_bar(f"hashing {dataset.path.name}", len(files)) as advance:
+            actual = dir_hash(dataset.path, files, advance)
+    else:
+        actual = dir_hash(dataset.path, files)
+    if actual.md5 != dataset.dvc_hash:
+        problems.append(_problem(doc, ("dataset", "dvc_hash"), f"is {dataset.dvc_hash} but "
+                                 f"{dataset.path} hashes to {actual.md5} (changed since "
+                                 "'dvc add'? run 'dvc status', or --skip-data-check)"))
+    return problems
 
 
 def _validate(cls: type[M], data: dict[str, Any], doc: YamlDocument, base_dir: Path,
@@ -157,7 +178,7 @@ def _message(cls: type[BaseModel], err: Any, loc: YamlPath) -> str:
 
 _SELF_EXPLAINING = {"slug", "format", "class_count", "duplicate_class", "duplicate_batch",
                     "model_ref", "reserved_tag", "iterations_or_duration", "unsupported_target",
-                    "unsupported_method"}
+                    "unsupported_method", "train_device", "train_precision"}
 
 
 def _unknown_key_message(cls: type[BaseModel], loc: YamlPath) -> str:

@@ -232,7 +232,8 @@ def _register(client: Any, recorder: RunRecorder, scenario: BaseScenario, result
     version = registry.register(client, experiment_id=recorder.experiment_id,
                                 run_id=recorder.run_id, model=model, name=name, logged_name=leaf,
                                 model_tags=model_tags, version_tags=version_tags,
-                                description=description)
+                                description=description,
+                                model_config={"imgsz": scenario.model.input_size})
     recorder.set_tags({"siteml.model_version": f"{name}/{version.version}"})
     return version
 

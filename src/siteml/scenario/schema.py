@@ -432,6 +432,19 @@ class TrainingScenario(BaseScenario):
     experiment_type: Literal["train"]
     training: TrainingParams = Field(description="Ultralytics training arguments")
 
+    @model_validator(mode="after")
+    def _trainable_environment(self) -> TrainingScenario:
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", self.environment.device):
+            raise PydanticCustomError("train_device", "training runs on 'cpu', 'cuda' or "
+                                      "'cuda:N', not the OpenVINO device {device!r}",
+                                      {"device": self.environment.device,
+                                       "field": "environment.device"})
+        if self.environment.precision == "int8":
+            raise PydanticCustomError("train_precision", "training runs in fp32 or fp16 (amp); "
+                                      "int8 comes from a quant scenario",
+                                      {"field": "environment.precision"})
+        return self
+
 
 class InferenceBenchmarkScenario(BaseScenario):
     """Benchmark a registered model on a device; registers nothing."""

@@ -16,6 +16,7 @@ from mlflow.exceptions import MlflowException
 from siteml.errors import InvalidInputError
 from siteml.pipelines.base import ProducedModel, SourceModel
 from siteml.scenario.naming import ModelRef, registered_model_name, registry_path
+from siteml.tracking.pyfunc import save_detector
 
 CANDIDATE = "candidate"
 CHAMPION = "champion"
@@ -97,8 +98,12 @@ def _ensure_registered_model(client: MlflowClient, name: str, tags: dict[str, st
 
 def register(client: MlflowClient, *, experiment_id: str, run_id: str, model: ProducedModel,
              name: str, logged_name: str, model_tags: dict[str, str], version_tags: dict[str, str],
-             description: str, alias: str = CANDIDATE) -> Any:
+             description: str, alias: str = CANDIDATE,
+             model_config: dict[str, Any] | None = None) -> Any:
     """Log ``model`` as an MLflow LoggedModel of the run and register a version of ``name``.
+
+    Files of a loadable format become a pyfunc model (``model_config`` is its config); plain
+    files are logged as they are.
 
     Returns:
         The new ModelVersion, with ``alias`` pointing at it.
@@ -110,7 +115,9 @@ def register(client: MlflowClient, *, experiment_id: str, run_id: str, model: Pr
     try:
         with tempfile.TemporaryDirectory() as tmp:
             folder = model.path
-            if model.path.is_file():
+            if model.format != "files":
+                folder = save_detector(model, Path(tmp) / "model", model_config or {})
+            elif model.path.is_file():
                 folder = Path(tmp)
                 shutil.copy2(model.path, folder / model.path.name)
             client.log_model_artifacts(logged.model_id, str(folder))
@@ -132,6 +139,17 @@ def promote(client: MlflowClient, ref: ModelRef, alias: str) -> Any:
     return version
 
 
+def _all_pages(fetch: Any) -> list[Any]:
+    items: list[Any] = []
+    token = None
+    while True:
+        page = fetch(token)
+        items.extend(page)
+        token = page.token
+        if not token:
+            return items
+
+
 def _like(prefix: str) -> str:
     return prefix.replace("'", "").replace("%", "\\%").replace("_", "\\_")
 
@@ -140,15 +158,12 @@ def model_tree(client: MlflowClient, site: str | None = None,
                task: str | None = None) -> list[dict[str, Any]]:
     """Registered models as site -> task -> variant -> versions, for ``siteml models``."""
     pattern = f"{_like(site.replace('/', '.'))}.%" if site else "%"
-    models = []
-    token = None
-    while True:
-        page = client.search_registered_models(f"name LIKE '{pattern}'", max_results=1000,
-                                               page_token=token)
-        models.extend(page)
-        token = page.token
-        if not token:
-            break
+    models = _all_pages(lambda token: client.search_registered_models(
+        f"name LIKE '{pattern}'", max_results=1000, page_token=token))
+    versions_of: dict[str, list[Any]] = {}
+    for version in _all_pages(lambda token: client.search_model_versions(
+            f"name LIKE '{pattern}'", max_results=10_000, page_token=token)):
+        versions_of.setdefault(version.name, []).append(version)
     entries = []
     for model in sorted(models, key=lambda m: m.name):
         try:
@@ -158,7 +173,7 @@ def model_tree(client: MlflowClient, site: str | None = None,
             continue
         if task and model_task != task:
             continue
-        versions = client.search_model_versions(f"name = '{model.name}'")
+        versions = versions_of.get(model.name, [])
         entries.append({
             "site": model_site, "task": model_task, "variant": variant, "name": model.name,
             "path": registry_path(model.name),

@@ -10,6 +10,7 @@ import re
 import shutil
 import tempfile
 import time
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from mlflow.entities import (
 )
 
 from siteml.pipelines.base import SourceModel
-from siteml.tracking.store import Store, configure_environment
+from siteml.tracking.store import Store
 
 MAX_BATCH = {"params": 100, "tags": 100, "metrics": 1000}  # MLflow's log_batch limits
 _METRIC_NAME_BAD = re.compile(r"[^A-Za-z0-9_\-. :/]+")
@@ -38,8 +39,15 @@ def sanitize_metric_name(name: str) -> str:
 
 
 def open_client(store: Store) -> MlflowClient:
-    """An MLflow client bound to ``store`` for tracking and registry alike."""
-    configure_environment()
+    """An MLflow client bound to ``store`` for tracking and registry alike.
+
+    MLflow's global URIs are set too: registering a LoggedModel resolves its ``models:/m-…``
+    source through them, not through the client.
+    """
+    import mlflow
+
+    mlflow.set_tracking_uri(store.tracking_uri)
+    mlflow.set_registry_uri(store.tracking_uri)
     return MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
 
 
@@ -87,9 +95,14 @@ class RunRecorder:
         self.store = store
         self.run_id = run_id
         self.experiment_id = experiment_id
-        self.workdir = Path(tempfile.mkdtemp(prefix="siteml-run-"))
         self._source_version = source
         self._source: SourceModel | None = None
+        self.last_step = 0
+
+    @cached_property
+    def workdir(self) -> Path:
+        """The run's scratch folder, created on first use and removed by ``cleanup``."""
+        return Path(tempfile.mkdtemp(prefix="siteml-run-"))
 
     @classmethod
     def start(cls, client: MlflowClient, store: Store, experiment_id: str, run_name: str,
@@ -110,8 +123,12 @@ class RunRecorder:
             self.client.log_batch(self.run_id, tags=batch, synchronous=True)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """Log metrics at ``step``; without one, after every step logged so far, so that final
+        metrics are what MLflow shows as the run's latest values."""
+        step = self.last_step + 1 if step is None else step
+        self.last_step = max(self.last_step, step)
         now = int(time.time() * 1000)
-        entities = [Metric(sanitize_metric_name(k), float(v), now, step or 0)
+        entities = [Metric(sanitize_metric_name(k), float(v), now, step)
                     for k, v in metrics.items()]
         for batch in _batches(entities, MAX_BATCH["metrics"]):
             self.client.log_batch(self.run_id, metrics=batch, synchronous=True)
@@ -149,4 +166,5 @@ class RunRecorder:
             RunStatus.from_string(status)))
 
     def cleanup(self) -> None:
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if "workdir" in self.__dict__:
+            shutil.rmtree(self.workdir, ignore_errors=True)

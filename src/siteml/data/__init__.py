@@ -1,0 +1,1 @@
+"""Datasets: the YOLO folder layout, DVC folder hashes, and synthetic site data."""

@@ -1,0 +1,102 @@
+"""Dataset folders in Ultralytics' YOLO layout (``images/<split>/``, ``labels/<split>/``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+REQUIRED_SPLITS = ("train", "val")
+MAX_REPORTED = 5
+
+
+class DatasetError(Exception):
+    """The dataset folder does not hold what a detector can be trained on."""
+
+
+def count_images(root: Path) -> int:
+    """Image files under ``root/images`` (or under ``root`` when it has no ``images`` folder)."""
+    base = root / "images" if (root / "images").is_dir() else root
+    return sum(1 for _, _, files in os.walk(base) for name in files
+               if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES)
+
+
+def split_images(root: Path, split: str) -> list[Path]:
+    """Image files of one split, sorted."""
+    folder = root / "images" / split
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def check_detection_dataset(root: Path, num_classes: int) -> dict[str, int]:
+    """Check splits and every label line; return images per split.
+
+    Raises:
+        DatasetError: naming the missing split or the first bad label lines (file:line).
+    """
+    counts = {}
+    for split in REQUIRED_SPLITS:
+        if not (root / "images" / split).is_dir():
+            raise DatasetError(f"{root}: missing split images/{split}/ (need "
+                               f"{', '.join(REQUIRED_SPLITS)})")
+        counts[split] = len(split_images(root, split))
+        if counts[split] == 0:
+            raise DatasetError(f"{root}/images/{split}: no images")
+    problems: list[str] = []
+    for split in REQUIRED_SPLITS:
+        for label in sorted((root / "labels" / split).glob("*.txt")):
+            problems += _label_problems(label, num_classes)
+            if len(problems) >= MAX_REPORTED:
+                break
+    if problems:
+        raise DatasetError("invalid YOLO labels (class x_center y_center width height, "
+                           "normalized):\n  " + "\n  ".join(problems[:MAX_REPORTED]))
+    return counts
+
+
+def _label_problems(path: Path, num_classes: int) -> list[str]:
+    problems = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            cls, *coords = int(fields[0]), *map(float, fields[1:])
+        except ValueError:
+            problems.append(f"{path}:{number}: not numbers: {line[:60]!r}")
+            continue
+        if len(coords) != 4:
+            problems.append(f"{path}:{number}: expected 5 values, got {len(fields)}")
+        elif not 0 <= cls < num_classes:
+            problems.append(f"{path}:{number}: class {cls} outside 0..{num_classes - 1}")
+        elif not all(0 <= c <= 1 for c in coords):
+            problems.append(f"{path}:{number}: coordinates outside 0..1")
+    return problems
+
+
+def training_view(root: Path, classes: Sequence[str], view: Path) -> Path:
+    """A run-scoped view of the dataset plus its ``data.yaml``; returns the yaml's path.
+
+    The view's image folders hold links to the dataset's images, and its label folders link to
+    the dataset's; Ultralytics resolves the split folders and writes its label caches
+    (``labels/<split>.cache``) beside them, so they land in the view and the DVC-tracked folder
+    stays untouched. The class names come from the scenario, never from a yaml in the dataset.
+    """
+    for split in REQUIRED_SPLITS:
+        images = view / "images" / split
+        images.mkdir(parents=True, exist_ok=True)
+        for image in split_images(root, split):
+            link = images / image.relative_to(root / "images" / split)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(image.absolute())
+        (view / "labels").mkdir(exist_ok=True)
+        labels = root.absolute() / "labels" / split
+        if labels.is_dir():
+            (view / "labels" / split).symlink_to(labels, target_is_directory=True)
+    data = {"path": str(view), "train": "images/train", "val": "images/val",
+            "names": dict(enumerate(classes))}
+    data_yaml = view / "data.yaml"
+    data_yaml.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return data_yaml

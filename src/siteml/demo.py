@@ -1,0 +1,82 @@
+"""`siteml demo`: one demo site, end to end, on an embedded store in a folder of its own.
+
+Writes a site file and scenarios, generates the synthetic dataset (with its ``.dvc`` file), and
+runs every pipeline this version has, in order, recording into ``DIR/mlflow.db``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from siteml.data.synth import TASK_CLASSES, synthesize
+from siteml.errors import InvalidInputError
+from siteml.progress import progress_bar
+from siteml.scenario.runner import RunOutcome, run_scenario
+from siteml.tracking.store import resolve_store
+
+SITE_ID = "acme-ulsan-welding"
+SITE = {"customer": "acme-steel", "region": "ulsan", "plant": "plant1", "zone": "welding",
+        "description": "siteml demo: welding bays with synthetic PPE data"}
+TASK = "ppe"
+DATASET = {"train": 200, "val": 50}
+IMGSZ = 320
+MARKER = ".siteml-demo"
+
+
+@dataclass
+class DemoStep:
+    """One scenario the demo ran."""
+
+    scenario: Path
+    outcome: RunOutcome
+
+
+def _train_scenario(dataset: Path, dvc_hash: str, epochs: int) -> dict:
+    classes = list(TASK_CLASSES[TASK])
+    return {
+        "name": "demo-ppe", "version": "v1", "experiment_type": "train",
+        "description": "Demo: yolov11n from scratch on synthetic PPE images",
+        "site": SITE_ID,
+        "task": {"type": TASK, "classes": classes},
+        "model": {"architecture": "yolov11n", "input_size": IMGSZ, "num_classes": len(classes)},
+        "environment": {"device": "cpu", "precision": "fp32", "seed": 0},
+        "dataset": {"version": "synth-v1", "dvc_hash": dvc_hash,
+                    "path": f"../../{dataset.relative_to(dataset.parents[1]).as_posix()}",
+                    "image_count": sum(DATASET.values())},
+        "training": {"epochs": epochs, "batch": 16, "workers": 0, "patience": 0,
+                     "close_mosaic": 3},
+    }
+
+
+def prepare(folder: Path, epochs: int) -> list[Path]:
+    """Write the demo's site, dataset and scenarios into ``folder``; return the scenarios."""
+    if folder.exists() and any(folder.iterdir()) and not (folder / MARKER).exists():
+        raise InvalidInputError(f"{folder} is not empty and holds no siteml demo; "
+                                "give an empty or new folder")
+    (folder / "configs" / "sites").mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).touch()
+    site_file = folder / "configs" / "sites" / f"{SITE_ID}.yaml"
+    site_file.write_text(yaml.safe_dump(SITE, sort_keys=False))
+    dataset = folder / "data" / f"{TASK}-synth"
+    if not (dataset / "images").exists():
+        with progress_bar("generating synthetic images", sum(DATASET.values())) as advance:
+            synthesize(dataset, TASK_CLASSES[TASK], DATASET, IMGSZ, seed=0,
+                       progress=lambda _: advance(""))
+    dvc_hash = yaml.safe_load(dataset.with_name(dataset.name + ".dvc").read_text())["outs"][0]
+    scenarios = folder / "experiments" / SITE["customer"]
+    scenarios.mkdir(parents=True, exist_ok=True)
+    train = scenarios / f"{TASK}-yolov11n-train-v1.yaml"
+    train.write_text(yaml.safe_dump(_train_scenario(dataset, dvc_hash["md5"], epochs),
+                                    sort_keys=False))
+    return [train]
+
+
+def run_demo(folder: Path, epochs: int = 20) -> list[DemoStep]:
+    """Prepare the demo folder and run its scenarios on the folder's own embedded store."""
+    folder = folder.absolute()
+    store = resolve_store({}, cwd=folder)
+    return [DemoStep(path, run_scenario(path, store=store, rerun=True))
+            for path in prepare(folder, epochs)]

@@ -1,0 +1,21 @@
+"""Optional dependencies, imported only by the pipelines that need them."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from siteml.errors import SitemlError
+
+
+class MissingExtraError(SitemlError):
+    """A pipeline needs an optional dependency that is not installed (exit 1)."""
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import ``module`` or say which siteml extra installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(f"{module} is not installed ({exc}); install it with: "
+                                f"pip install 'siteml[{extra}]'") from None
