@@ -1,4 +1,4 @@
-"""`siteml demo` end to end (1 epoch here; the README's demo trains 20)."""
+"""`siteml demo` end to end (1 epoch here; the README's demo trains 15)."""
 
 import json
 

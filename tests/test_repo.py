@@ -22,7 +22,7 @@ def test_ci_reads_the_readme_commands():
 
 
 def test_readme_main_job_is_the_demo(cli):
-    # the demo itself runs in tests/test_demo.py (with fewer epochs than the README's 20)
+    # the demo itself runs in tests/test_demo.py (with fewer epochs than the README's 15)
     args = shlex.split(readme_command("main"))[1:]
     assert args == ["demo"]
     code, out, err = cli(*args, "--help")

@@ -455,7 +455,7 @@ def data_synth(
 def demo(
     folder: Annotated[Path, typer.Argument(help="Empty or new folder for the demo.")] = Path(
         "siteml-demo"),
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 20,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 15,
     as_json: JsonOption = False,
 ) -> None:
     """Run the whole lifecycle for one demo site on an embedded store in FOLDER."""
@@ -468,7 +468,8 @@ def demo(
         return
     from rich.table import Table
 
-    table = Table("run", "status", "mAP50", "mAP50-95", "registered", box=None)
+    table = Table("run", "status", "mAP50", "mAP50-95", box=None)
+    table.add_column("registered", overflow="fold")
     for step in steps:
         o = step.outcome
         model = f"{o.registered_model}/{o.model_version} @{o.alias}" if o.registered_model else "-"

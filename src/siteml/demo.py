@@ -46,7 +46,7 @@ def _train_scenario(dataset: Path, dvc_hash: str, epochs: int) -> dict:
         "dataset": {"version": "synth-v1", "dvc_hash": dvc_hash,
                     "path": f"../../{dataset.relative_to(dataset.parents[1]).as_posix()}",
                     "image_count": sum(DATASET.values())},
-        "training": {"epochs": epochs, "batch": 16, "workers": 0, "patience": 0,
+        "training": {"epochs": epochs, "batch": 16, "workers": 2, "patience": 0,
                      "close_mosaic": 3},
     }
 
@@ -74,7 +74,7 @@ def prepare(folder: Path, epochs: int) -> list[Path]:
     return [train]
 
 
-def run_demo(folder: Path, epochs: int = 20) -> list[DemoStep]:
+def run_demo(folder: Path, epochs: int = 15) -> list[DemoStep]:
     """Prepare the demo folder and run its scenarios on the folder's own embedded store."""
     folder = folder.absolute()
     store = resolve_store({}, cwd=folder)

@@ -8,6 +8,7 @@ register. Ultralytics writes only under the run's scratch folder.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,6 +76,8 @@ def run(scenario: TrainingScenario, tracker: Tracker) -> PipelineResult:
             stopped = bool(trainer.stop)
 
         model.add_callback("on_fit_epoch_end", on_fit_epoch_end)
+        if scenario.environment.device == "cpu":
+            model.add_callback("on_pretrain_routine_start", _use_all_cores)
         model.train(
             data=str(data_yaml), imgsz=scenario.model.input_size,
             device=ultralytics_device(scenario.environment.device),
@@ -96,6 +99,15 @@ def run(scenario: TrainingScenario, tracker: Tracker) -> PipelineResult:
     metrics = final or clean_metrics(trainer.metrics)
     metrics["train/epochs_run"] = float(trainer.epoch + 1)
     return PipelineResult(metrics=metrics, model=produced, headline=HEADLINE)
+
+
+def _use_all_cores(trainer: Any) -> None:
+    """Ultralytics computes on ``cores - 1`` threads; on a small CPU box that halves the speed
+    (measured on 2 cores, yolo11n at 320 px: 21 s per epoch on 1 thread, 12.5 s on 2 threads with
+    2 loader workers), so compute on every core."""
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
 
 
 @contextmanager
