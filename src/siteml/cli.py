@@ -64,9 +64,10 @@ def _site_option(site: str | None) -> str | None:
     return "/".join(parts)
 
 
-def _store_or_exit(as_json: bool, empty: Any) -> Any:
-    """The resolved store, or exit 0 with ``empty`` when the embedded database does not exist
-    yet (a read-only command must not create one)."""
+def _read_client(as_json: bool, empty: Any) -> Any:
+    """An MLflow client for a read-only command, or exit 0 with ``empty`` when the embedded
+    database does not exist yet (a read-only command must not create one)."""
+    from siteml.tracking.runs import open_client
     from siteml.tracking.store import resolve_store
 
     try:
@@ -79,7 +80,7 @@ def _store_or_exit(as_json: bool, empty: Any) -> Any:
         else:
             typer.echo(f"no MLflow store yet at {store.display}", err=True)
         raise typer.Exit(0)
-    return store
+    return open_client(store)
 
 
 @contextmanager
@@ -244,12 +245,11 @@ def models(
 ) -> None:
     """Registered models as a tree: site, task, variants, versions with aliases and metrics."""
     site = _site_option(site)
-    store = _store_or_exit(as_json, [])
+    client = _read_client(as_json, [])
     from siteml.tracking.registry import model_tree
-    from siteml.tracking.runs import open_client
 
     with _reporting_errors():
-        tree = model_tree(open_client(store), site, task)
+        tree = model_tree(client, site, task)
     if as_json:
         _print_json(tree)
         return
@@ -320,12 +320,11 @@ def runs(
 ) -> None:
     """Runs of a site (or of every site), newest first, with status and key metrics."""
     site = _site_option(site)
-    store = _store_or_exit(as_json, [])
+    client = _read_client(as_json, [])
     from siteml.tracking.queries import site_runs
-    from siteml.tracking.runs import open_client
 
     with _reporting_errors():
-        rows = site_runs(open_client(store), site, limit)
+        rows = site_runs(client, site, limit)
     if as_json:
         _print_json(rows)
         return
@@ -348,12 +347,11 @@ def best(
 ) -> None:
     """The finished training run of a task at a site with the best metric, and its model."""
     site = _site_option(site)
-    store = _store_or_exit(as_json, None)
+    client = _read_client(as_json, None)
     from siteml.tracking.queries import best_run
-    from siteml.tracking.runs import open_client
 
     with _reporting_errors():
-        found = best_run(open_client(store), site, task, metric)
+        found = best_run(client, site, task, metric)
     if as_json:
         _print_json(found)
     elif found is None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from siteml.data.dvc_hash import dvc_file, read_dvc_file
 from siteml.data.synth import TASK_CLASSES, synthesize
 from siteml.errors import InvalidInputError
 from siteml.progress import progress_bar
@@ -65,12 +66,11 @@ def prepare(folder: Path, epochs: int) -> list[Path]:
         with progress_bar("generating synthetic images", sum(DATASET.values())) as advance:
             synthesize(dataset, TASK_CLASSES[TASK], DATASET, IMGSZ, seed=0,
                        progress=lambda _: advance(""))
-    dvc_hash = yaml.safe_load(dataset.with_name(dataset.name + ".dvc").read_text())["outs"][0]
+    dvc_hash = read_dvc_file(dvc_file(dataset))
     scenarios = folder / "experiments" / SITE["customer"]
     scenarios.mkdir(parents=True, exist_ok=True)
     train = scenarios / f"{TASK}-yolov11n-train-v1.yaml"
-    train.write_text(yaml.safe_dump(_train_scenario(dataset, dvc_hash["md5"], epochs),
-                                    sort_keys=False))
+    train.write_text(yaml.safe_dump(_train_scenario(dataset, dvc_hash, epochs), sort_keys=False))
     return [train]
 
 

@@ -51,7 +51,7 @@ def run(scenario: TrainingScenario, tracker: Tracker) -> PipelineResult:
         raise DatasetError(f"dataset {scenario.dataset.version}: {exc}") from None
     tracker.set_tags({f"data.images_{split}": str(n) for split, n in counts.items()})
     data_yaml = training_view(dataset, scenario.task.classes, tracker.workdir / "dataset")
-    offline_ultralytics(tracker.workdir)
+    ultralytics = offline_ultralytics(tracker.workdir)
     from ultralytics import YOLO
 
     weights = scenario.model.weights_path
@@ -91,8 +91,6 @@ def run(scenario: TrainingScenario, tracker: Tracker) -> PipelineResult:
             tracker.log_artifact(path, "ultralytics")
     tracker.log_artifact(tracker.workdir / "ultralytics.log", "ultralytics")
     best = trainer.best if Path(trainer.best).exists() else trainer.last
-    import ultralytics
-
     produced = ProducedModel(Path(best), format="ultralytics", backend="pytorch", precision="fp32",
                              tags={"ultralytics.version": ultralytics.__version__,
                                    "model.classes": ",".join(scenario.task.classes)})

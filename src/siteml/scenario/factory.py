@@ -115,10 +115,11 @@ def _check_dataset(scenario: BaseScenario, doc: YamlDocument) -> list[Problem]:
         return [_problem(doc, ("dataset", "image_count"), f"is {dataset.image_count} but "
                          f"{dataset.path} holds {found} images")]
     problems = []
-    recorded = dvc_file(dataset.path)
-    if recorded.is_file() and read_dvc_file(recorded) != dataset.dvc_hash:
+    recorded_file = dvc_file(dataset.path)
+    recorded = read_dvc_file(recorded_file) if recorded_file.is_file() else dataset.dvc_hash
+    if recorded != dataset.dvc_hash:
         problems.append(_problem(doc, ("dataset", "dvc_hash"), f"is {dataset.dvc_hash} but "
-                                 f"{recorded} records {read_dvc_file(recorded)}"))
+                                 f"{recorded_file} records {recorded}"))
     files = list_files(dataset.path)
     if len(files) > PROGRESS_FILES:
         with progress_bar(f"hashing {dataset.path.name}", len(files)) as advance:

@@ -95,10 +95,13 @@ def redact(uri: str) -> str:
     parts = urllib.parse.urlsplit(uri)
     if not parts.username and not parts.password:
         return uri
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{_host_port(parts)}"))
+
+
+def _host_port(parts: urllib.parse.SplitResult) -> str:
+    """``host`` or ``host:port`` of a URI, without any user or password."""
     host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{host}"))
+    return f"{host}:{parts.port}" if parts.port else host
 
 
 def configure_environment() -> None:
@@ -112,9 +115,8 @@ def check_reachable(store: Store, timeout: float = HEALTH_TIMEOUT_S) -> None:
     if not store.is_server:
         return
     parts = urllib.parse.urlsplit(store.tracking_uri)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    url = urllib.parse.urlunsplit(parts._replace(netloc=netloc, path=parts.path + "/health"))
+    url = urllib.parse.urlunsplit(parts._replace(netloc=_host_port(parts),
+                                                 path=parts.path + "/health"))
     request = urllib.request.Request(url)
     if parts.username or parts.password:
         token = (f"{urllib.parse.unquote(parts.username or '')}:"
