@@ -8,9 +8,11 @@ SIGTERM ends it KILLED; in both cases nothing is registered.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import signal
+import sys
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -122,7 +124,8 @@ def run_scenario(path: str | Path, overrides: Sequence[str] = (), *,
     try:
         with _sigterm_raises():
             _record_inputs(recorder, scenario, Path(path))
-            result = pipeline(scenario, recorder)
+            with contextlib.redirect_stdout(sys.stderr):  # stdout is for siteml's --json
+                result = pipeline(scenario, recorder)
             recorder.log_metrics(result.metrics)
             outcome.metrics = result.metrics
             if result.model is not None and scenario.registers_model:
