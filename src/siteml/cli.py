@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -273,9 +273,23 @@ def _print_model_tree(entries: list[dict[str, Any]]) -> None:
         model_node = task_node.add(f"{entry['variant'] or 'base'}  [dim]{entry['name']}[/dim]")
         for version in entry["versions"]:
             aliases = " ".join(f"[cyan]@{a}[/cyan]" for a in version["aliases"])
-            metrics = "  ".join(f"{k}={v}" for k, v in sorted(version["metrics"].items()))
-            model_node.add(f"v{version['version']} {aliases} {metrics}".rstrip())
+            model_node.add(f"v{version['version']} {aliases} "
+                           f"{_headline(version['metrics'])}".rstrip())
     _console().print(root)
+
+
+HEADLINE_FORMATS: dict[str, Callable[[float], str]] = {
+    "val/map50": "mAP50 {:.3f}".format, "val/map50_95": "mAP50-95 {:.3f}".format,
+    "variant/map50_95": "mAP50-95 {:.3f}".format,
+    "delta/map50_95": lambda delta: f"({delta * 100:+.2f} pt)",
+    "speedup": "{:.2f}x vs PyTorch".format}
+
+
+def _headline(metrics: dict[str, str]) -> str:
+    """A version's headline metrics, e.g. ``mAP50-95 0.730  (-0.10 pt)  4.85x vs PyTorch``."""
+    shown = [show(float(metrics[k])) for k, show in HEADLINE_FORMATS.items() if k in metrics]
+    shown += [f"{k}={v}" for k, v in sorted(metrics.items()) if k not in HEADLINE_FORMATS]
+    return "  ".join(shown)
 
 
 @app.command()

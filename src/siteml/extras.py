@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 from siteml.errors import SitemlError
@@ -19,3 +20,14 @@ def require(module: str, extra: str) -> ModuleType:
     except ImportError as exc:
         raise MissingExtraError(f"{module} is not installed ({exc}); install it with: "
                                 f"pip install 'siteml[{extra}]'") from None
+
+
+def check_installed(module: str, extra: str) -> None:
+    """Say which siteml extra installs ``module`` if it is missing, without importing it."""
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package is missing, or blocked in sys.modules
+        found = False
+    if not found:
+        raise MissingExtraError(f"{module} is not installed; install it with: "
+                                f"pip install 'siteml[{extra}]'")

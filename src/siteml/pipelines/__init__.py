@@ -10,6 +10,7 @@ import importlib
 from collections.abc import Callable
 
 from siteml.errors import SitemlError
+from siteml.extras import check_installed
 from siteml.pipelines.base import PipelineResult, Tracker
 from siteml.scenario.schema import BaseScenario
 
@@ -32,3 +33,24 @@ def get_pipeline(experiment_type: str) -> Pipeline:
         module, _, name = entry.partition(":")
         entry = PIPELINES[experiment_type] = getattr(importlib.import_module(module), name)
     return entry
+
+
+TRAIN_MODULES = (("torch", "train"), ("ultralytics", "train"))
+BACKEND_MODULES = {"openvino": (("openvino", "quantize"),),
+                   "onnxruntime": (("onnx", "quantize"), ("onnxslim", "quantize"),
+                                   ("onnxruntime", "quantize"))}
+
+
+def check_extras(scenario: BaseScenario) -> None:
+    """Check that what the scenario's pipeline needs is installed, before any run is created.
+
+    Raises:
+        MissingExtraError: naming the siteml extra that installs the missing package.
+    """
+    modules = list(TRAIN_MODULES)
+    backend = getattr(scenario.params, "backend", None)
+    modules += BACKEND_MODULES.get(backend, ())
+    if getattr(scenario.params, "precision", None) == "int8" and backend == "openvino":
+        modules.append(("nncf", "quantize"))
+    for module, extra in modules:
+        check_installed(module, extra)

@@ -1,27 +1,25 @@
-"""Quantization pipeline: a registered detector into an OpenVINO FP32/FP16/INT8 variant.
+"""Quantization pipeline: a registered detector into an OpenVINO or ONNX Runtime variant.
 
-The source (a registered ``.pt``) is exported to an OpenVINO IR; FP16 compresses its weights; INT8
-is NNCF post-training quantization calibrated on a seeded subset of the train (or calib) split,
-never the val split the gate scores, with the detection head's box decode kept in float (NNCF's
-ignored scope, as Ultralytics and NNCF's YOLO guidance do). Source and variant are scored on the
-same val split by the same evaluator; a variant that loses more than ``max_accuracy_drop``
-mAP50-95 is logged but refused (the run fails, nothing is registered). A short batch-1 latency
-check of both, at an explicit inference precision, gives the speedup.
+The source (a registered ``.pt``) is exported to FP32 (OpenVINO IR or ONNX) and turned into the
+target precision: FP16 weights, or INT8 calibrated on a seeded subset of the train (or calib)
+split, never the val split the gate scores. Source and variant are then scored on the same val
+split by the same evaluator (Ultralytics' validator); a variant that loses more than
+``max_accuracy_drop`` mAP50-95 is logged but refused (the run fails, nothing is registered). A
+short batch-1 latency check of both, at an explicit execution precision, gives the speedup.
 """
 
 from __future__ import annotations
 
-import logging
-import random
 import shutil
-import statistics
-import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from siteml.data.layout import split_images, training_view
-from siteml.extras import require
+from siteml.pipelines import onnx_variant, openvino_variant
 from siteml.pipelines.base import PipelineResult, ProducedModel, Tracker
+from siteml.pipelines.detection_map import letterboxed_labels, map50_95
+from siteml.pipelines.images import letterbox, sample_images
+from siteml.pipelines.runtimes import load, p50_ms
 from siteml.pipelines.ultralytics_env import offline_ultralytics
 from siteml.progress import progress_bar
 from siteml.scenario.schema import QuantizationScenario
@@ -29,6 +27,7 @@ from siteml.scenario.schema import QuantizationScenario
 EXECUTION_PRECISION = {"fp32": "f32", "fp16": "f16", "int8": "f32"}  # INT8 layers run in int8
 HEADLINE = ("variant/map50_95", "delta/map50_95", "speedup")
 LATENCY_WARMUP = 10
+TOOLKITS = {"openvino": ("openvino",), "onnxruntime": ("onnxruntime", "onnx")}
 
 
 class AccuracyGateError(Exception):
@@ -38,38 +37,33 @@ class AccuracyGateError(Exception):
 def run(scenario: QuantizationScenario, tracker: Tracker) -> PipelineResult:
     """Build, score and time the variant; return it for registration if it passes the gate."""
     params = scenario.quantization
-    if params.backend != "openvino" or params.method != "ptq":
-        raise NotImplementedError(f"{params.backend} / {params.method} quantization is not in this "
-                                  "version of siteml yet: use backend openvino with method ptq")
-    require("openvino", "quantize")
     offline_ultralytics(tracker.workdir)
-    source = tracker.source_model()
-    weights = _source_weights(source.path, tracker.workdir)
-    size = scenario.model.input_size
-    data_yaml = training_view(scenario.dataset.path, scenario.task.classes,
-                              tracker.workdir / "dataset")
-    fp32_dir = _export_fp32(weights, size)
-    variant_dir = tracker.workdir / f"{weights.stem}_{params.variant}_openvino_model"
-    tags = {"quant.method": params.method, "toolkit.openvino": _version("openvino")}
-    if params.precision == "fp32":
-        shutil.copytree(fp32_dir, variant_dir)
-    elif params.precision == "fp16":
-        _compress_fp16(fp32_dir, variant_dir)
-    else:
-        images = _calibration_images(scenario)
-        tags.update({"quant.preset": params.preset, "quant.calibration_size": str(len(images)),
+    weights = _source_weights(tracker.source_model().path, tracker.workdir)
+    tags = {"quant.method": params.method if params.precision == "int8" else "convert",
+            **{f"toolkit.{name}": version(name) for name in TOOLKITS[params.backend]}}
+    if params.precision == "int8":
+        tags.update({"quant.preset": params.preset,
                      "quant.calibration_split": params.calibration_split,
                      "quant.calibration_dvc_hash": scenario.dataset.dvc_hash,
-                     "toolkit.nncf": _version("nncf")})
-        _quantize_int8(fp32_dir, variant_dir, images, size, params.preset,
-                       params.ignore_head_postprocessing)
-    tracker.set_tags(tags)
+                     "quant.ignore_head_postprocessing": str(params.ignore_head_postprocessing)})
+        if params.backend == "openvino":
+            tags["toolkit.nncf"] = version("nncf")
+    variant, calibrated = _build_variant(scenario, weights, tracker.workdir)
+    if calibrated:
+        tags["quant.calibration_size"] = str(calibrated)
 
-    metrics = _score(weights, variant_dir, data_yaml, size)
-    metrics.update(_speed(weights, variant_dir, size, params.precision, params.latency_iterations))
-    metrics["variant/size_mb"] = sum(f.stat().st_size for f in variant_dir.iterdir()) / 2**20
+    data_yaml = _val_view(scenario, tracker.workdir)
+    metrics = _score(weights, variant, data_yaml, scenario.model.input_size)
+    speed, executed = _speed(weights, variant, scenario.model.input_size,
+                             EXECUTION_PRECISION[params.precision], params.latency_iterations)
+    metrics.update(speed)
+    metrics["variant/size_mb"] = _size_mb(variant)
+    metrics["source/size_mb"] = _size_mb(weights)
+    tags["quant.executed_precision"] = (f"int8+{executed}" if params.precision == "int8"
+                                        else executed)
+    tracker.set_tags(tags)
     tracker.log_metrics(metrics)
-    drop = -metrics["delta/map50_95"]
+    drop = metrics["source/map50_95"] - metrics["variant/map50_95"]
     if drop > params.max_accuracy_drop:
         tracker.set_tags({"siteml.gate": "refused"})
         raise AccuracyGateError(
@@ -77,17 +71,10 @@ def run(scenario: QuantizationScenario, tracker: Tracker) -> PipelineResult:
             f"{metrics['variant/map50_95']:.4f}), more than max_accuracy_drop "
             f"{params.max_accuracy_drop}; not registered")
     tracker.set_tags({"siteml.gate": "passed"})
-    produced = ProducedModel(variant_dir, format="openvino", backend="openvino",
-                             precision=params.precision, variant=params.variant,
-                             tags={**tags, "quant.executed_precision":
-                                   EXECUTION_PRECISION[params.precision]})
+    produced = ProducedModel(variant, format="openvino" if params.backend == "openvino"
+                             else "onnx", backend=params.backend, precision=params.precision,
+                             variant=params.variant, tags=tags)
     return PipelineResult(metrics=metrics, model=produced, headline=HEADLINE)
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import version
-
-    return version(package)
 
 
 def _source_weights(source: Path, workdir: Path) -> Path:
@@ -95,85 +82,74 @@ def _source_weights(source: Path, workdir: Path) -> Path:
     found = sorted(source.rglob("*.pt"))
     if not found:
         raise FileNotFoundError(f"source model at {source} has no .pt weights to quantize")
-    target = workdir / "source" / "weights" / found[0].name
+    target = workdir / "source" / found[0].name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(found[0], target)
     return target
 
 
-def _export_fp32(weights: Path, size: int) -> Path:
-    from ultralytics import YOLO
-
-    exported = YOLO(str(weights)).export(format="openvino", imgsz=size, dynamic=False,
-                                         verbose=False)
-    return Path(exported)
-
-
-def _compress_fp16(fp32_dir: Path, target: Path) -> None:
-    import openvino as ov
-
-    target.mkdir(parents=True)
-    xml = next(fp32_dir.glob("*.xml"))
-    ov.save_model(ov.Core().read_model(xml), target / xml.name, compress_to_fp16=True)
-    shutil.copy2(fp32_dir / "metadata.yaml", target / "metadata.yaml")
-
-
-def _calibration_images(scenario: QuantizationScenario) -> list[Path]:
-    params = scenario.quantization
-    images = split_images(scenario.dataset.path, params.calibration_split)
-    if not images:
-        raise FileNotFoundError(f"no images in split {params.calibration_split!r} to calibrate on")
-    rng = random.Random(scenario.environment.seed)
-    return sorted(rng.sample(images, min(params.calibration_size, len(images))))
-
-
-def _preprocess(image: Path, size: int) -> Any:
-    """Letterbox, BGR->RGB, 0-1, NCHW float32: what Ultralytics' exported models expect."""
-    import cv2
-    import numpy as np
-    from ultralytics.data.augment import LetterBox
-
-    frame = LetterBox((size, size), auto=False)(image=cv2.imread(str(image)))
-    return np.ascontiguousarray(frame[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255
+def _build_variant(scenario: QuantizationScenario, weights: Path,
+                   workdir: Path) -> tuple[Path, int]:
+    """Write the variant under ``workdir/variant``; return its path and calibration size."""
+    params, size = scenario.quantization, scenario.model.input_size
+    target = workdir / "variant" / f"{weights.stem}_{params.variant}"
+    if params.backend == "onnxruntime":
+        fp32 = onnx_variant.export_onnx(weights, size)
+        target = target.with_suffix(".onnx")
+        if params.precision == "fp32":
+            onnx_variant.copy_fp32(fp32, target)
+            return target, 0
+        calibration = _calibration(scenario)
+        onnx_variant.quantize_int8(fp32, target, calibration, params.per_channel)
+        return target, len(calibration)
+    fp32 = openvino_variant.export_ir(weights, size)
+    target = target.with_name(f"{target.name}_openvino_model")
+    if params.precision == "fp32":
+        openvino_variant.copy_fp32(fp32, target)
+        return target, 0
+    if params.precision == "fp16":
+        openvino_variant.compress_fp16(fp32, target)
+        return target, 0
+    calibration = _calibration(scenario)
+    if params.method == "ptq":
+        openvino_variant.quantize_int8(fp32, target, calibration, params.preset,
+                                       params.ignore_head_postprocessing)
+    else:
+        validation, truths = _validation(scenario)
+        openvino_variant.quantize_int8_accuracy_control(
+            fp32, target, calibration, validation, lambda outputs: map50_95(outputs, truths),
+            params.max_accuracy_drop, params.preset, params.ignore_head_postprocessing)
+    return target, len(calibration)
 
 
-def _quantize_int8(fp32_dir: Path, target: Path, images: list[Path], size: int, preset: str,
-                   ignore_head: bool) -> None:
-    import nncf
-    import openvino as ov
-
-    nncf.set_log_level(logging.WARNING)  # its INFO lines go to stdout, which carries --json
-    xml = next(fp32_dir.glob("*.xml"))
-    model = ov.Core().read_model(xml)
-    inputs = []
-    with progress_bar("calibrating INT8", len(images)) as advance:
+def _inputs(images: list[Path], size: int, description: str) -> list[Any]:
+    batches = []
+    with progress_bar(description, len(images)) as advance:
         for image in images:
-            inputs.append(_preprocess(image, size))
-            advance("")
-    ignored = _head_scope(model) if ignore_head else None
-    quantized = nncf.quantize(
-        model, nncf.Dataset(inputs), subset_size=len(inputs),
-        preset=nncf.QuantizationPreset.MIXED if preset == "mixed"
-        else nncf.QuantizationPreset.PERFORMANCE,
-        ignored_scope=ignored)
-    target.mkdir(parents=True)
-    ov.save_model(quantized, target / xml.name, compress_to_fp16=False)
-    shutil.copy2(fp32_dir / "metadata.yaml", target / "metadata.yaml")
+            batches.append(letterbox(image, size))
+            advance(image.name)
+    return batches
 
 
-def _head_scope(model: Any) -> Any:
-    """The detection head's box decode (DFL, sigmoid and the arithmetic after it) stays float."""
-    import nncf
+def _calibration(scenario: QuantizationScenario) -> list[Any]:
+    params = scenario.quantization
+    images = sample_images(scenario.dataset.path, params.calibration_split,
+                           params.calibration_size, scenario.environment.seed)
+    return _inputs(images, scenario.model.input_size, "preparing calibration images")
 
-    operations = model.get_ordered_ops()
-    sigmoids = [op.get_friendly_name() for op in operations if op.get_type_name() == "Sigmoid"]
-    if not sigmoids:
-        return None
-    head = sigmoids[-1].split("/", 1)[0]
-    return nncf.IgnoredScope(names=[
-        op.get_friendly_name() for op in operations
-        if op.get_type_name() == "Sigmoid"
-        or op.get_friendly_name().startswith((f"{head}/", f"{head}.dfl"))])
+
+def _validation(scenario: QuantizationScenario) -> tuple[list[Any], list[Any]]:
+    """Every val image and its letterboxed labels, for NNCF's accuracy-control loop."""
+    dataset, size = scenario.dataset.path, scenario.model.input_size
+    images = sample_images(dataset, "val", 10**9, scenario.environment.seed)
+    truths = [letterboxed_labels(image, dataset / "labels" / "val", size) for image in images]
+    return _inputs(images, size, "preparing validation images"), truths
+
+
+def _val_view(scenario: QuantizationScenario, workdir: Path) -> Path:
+    from siteml.data.layout import training_view
+
+    return training_view(scenario.dataset.path, scenario.task.classes, workdir / "dataset")
 
 
 def _score(weights: Path, variant: Path, data_yaml: Path, size: int) -> dict[str, float]:
@@ -181,48 +157,33 @@ def _score(weights: Path, variant: Path, data_yaml: Path, size: int) -> dict[str
     from ultralytics import YOLO
 
     metrics = {}
-    for label, path in (("source", weights), ("variant", variant)):
-        result = YOLO(str(path), task="detect").val(data=str(data_yaml), imgsz=size, batch=1,
-                                                     device="cpu", plots=False, verbose=False,
-                                                     project=str(variant.parent / "val"),
-                                                     name=label, exist_ok=True)
-        metrics[f"{label}/map50"] = float(result.box.map50)
-        metrics[f"{label}/map50_95"] = float(result.box.map)
+    with progress_bar("scoring source and variant on val", 2) as advance:
+        for label, path in (("source", weights), ("variant", variant)):
+            result = YOLO(str(path), task="detect").val(
+                data=str(data_yaml), imgsz=size, batch=1, device="cpu", plots=False,
+                verbose=False, project=str(variant.parent / "val"), name=label, exist_ok=True)
+            metrics[f"{label}/map50"] = float(result.box.map50)
+            metrics[f"{label}/map50_95"] = float(result.box.map)
+            advance(label)
     metrics["delta/map50"] = metrics["variant/map50"] - metrics["source/map50"]
     metrics["delta/map50_95"] = metrics["variant/map50_95"] - metrics["source/map50_95"]
     return metrics
 
 
 def _speed(weights: Path, variant: Path, size: int, precision: str,
-           iterations: int) -> dict[str, float]:
-    """Batch-1 p50 latency of the PyTorch source and the OpenVINO variant, and the speedup."""
+           iterations: int) -> tuple[dict[str, float], str]:
+    """Batch-1 p50 latency of the PyTorch source and the variant, the speedup, and the
+    precision the variant's runtime executed."""
     import numpy as np
-    import openvino as ov
-    import torch
-    from ultralytics import YOLO
 
     frame = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
-    net = YOLO(str(weights)).model.fuse().eval()
-    tensor = torch.from_numpy(frame)
-    with torch.inference_mode():
-        source = _p50(lambda: net(tensor), iterations)
-    compiled = ov.Core().compile_model(
-        next(variant.glob("*.xml")), "CPU",
-        {"PERFORMANCE_HINT": "LATENCY",
-         "INFERENCE_PRECISION_HINT": EXECUTION_PRECISION[precision]})
-    request = compiled.create_infer_request()
-    request.set_input_tensor(ov.Tensor(frame))
-    variant_p50 = _p50(request.infer, iterations)
-    return {"latency/source_p50_ms": source, "latency/variant_p50_ms": variant_p50,
-            "speedup": source / variant_p50}
+    source = p50_ms(load(weights, frame).infer, LATENCY_WARMUP, iterations)
+    loaded = load(variant, frame, precision=precision)
+    variant_p50 = p50_ms(loaded.infer, LATENCY_WARMUP, iterations)
+    return ({"latency/source_p50_ms": source, "latency/variant_p50_ms": variant_p50,
+             "speedup": source / variant_p50}, loaded.facts["executed_precision"])
 
 
-def _p50(call: Any, iterations: int) -> float:
-    for _ in range(LATENCY_WARMUP):
-        call()
-    times = []
-    for _ in range(iterations):
-        start = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+def _size_mb(path: Path) -> float:
+    files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+    return sum(f.stat().st_size for f in files) / 2**20

@@ -24,7 +24,7 @@ import yaml
 
 from siteml import __version__
 from siteml.errors import InvalidInputError, SitemlError
-from siteml.pipelines import get_pipeline
+from siteml.pipelines import check_extras, get_pipeline
 from siteml.provenance import git_tags, host_tags
 from siteml.scenario.factory import load_scenario
 from siteml.scenario.naming import registered_model_name, registry_path
@@ -90,6 +90,7 @@ def run_scenario(path: str | Path, overrides: Sequence[str] = (), *,
     """
     scenario = load_scenario(path, overrides, sites_dir, check_data=not skip_data_check)
     pipeline = get_pipeline(scenario.experiment_type)
+    check_extras(scenario)
     store = store or resolve_store()
     check_reachable(store)
     if not store.exists() and _wants_source(scenario):

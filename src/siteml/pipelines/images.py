@@ -1,0 +1,34 @@
+"""Real dataset images as model inputs: seeded samples and Ultralytics' letterbox preprocessing."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from siteml.data.layout import split_images
+
+
+def sample_images(dataset: Path, split: str, count: int, seed: int) -> list[Path]:
+    """Up to ``count`` images of ``split``, drawn with ``seed``, sorted.
+
+    Raises:
+        FileNotFoundError: the split holds no images.
+    """
+    images = split_images(dataset, split)
+    if not images:
+        raise FileNotFoundError(f"no images in split {split!r} of {dataset}")
+    return sorted(random.Random(seed).sample(images, min(count, len(images))))
+
+
+def letterbox(image: Path, size: int) -> Any:
+    """Letterboxed, RGB, 0-1 float32 NCHW batch of one: what Ultralytics' exports expect."""
+    import cv2
+    import numpy as np
+    from ultralytics.data.augment import LetterBox
+
+    frame = cv2.imread(str(image))
+    if frame is None:
+        raise ValueError(f"cannot read image {image}")
+    frame = LetterBox((size, size), auto=False)(image=frame)
+    return np.ascontiguousarray(frame[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255
