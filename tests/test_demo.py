@@ -8,6 +8,7 @@ from siteml.scenario.factory import find_yaml_files, load_any
 from tests.conftest import needs
 
 needs("ultralytics", "train")
+needs("nncf", "quantize")
 
 
 def test_demo_runs_the_lifecycle_in_its_own_folder(cli, tmp_path, monkeypatch):
@@ -15,14 +16,15 @@ def test_demo_runs_the_lifecycle_in_its_own_folder(cli, tmp_path, monkeypatch):
     folder = tmp_path / "demo"
     code, out, err = cli("demo", str(folder), "--epochs", "1", "--json")
     assert code == 0, err
-    [step] = json.loads(out)
-    assert step["status"] == "FINISHED"
+    step, quant = json.loads(out)
+    assert step["status"] == quant["status"] == "FINISHED"
     assert step["registered_model"] == "acme-steel.ulsan-plant1.welding.ppe"
+    assert quant["registered_model"] == "acme-steel.ulsan-plant1.welding.ppe__openvino_int8"
     assert (folder / "mlflow.db").is_file() and (folder / "mlartifacts").is_dir()
     assert not (tmp_path / "elsewhere.db").exists(), "the demo uses its own embedded store"
     client = MlflowClient(f"sqlite:///{folder}/mlflow.db")
     assert client.get_model_version_by_alias(step["registered_model"], "candidate")
     files = find_yaml_files([folder / "configs", folder / "experiments"])
-    assert len(files) == 2 and all(load_any(f) for f in files)
+    assert len(files) == 3 and all(load_any(f) for f in files)
     code, _, err = cli("demo", str(tmp_path), "--epochs", "1")
     assert code == 2 and "not empty" in err

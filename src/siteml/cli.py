@@ -480,13 +480,13 @@ def demo(
         return
     from rich.table import Table
 
-    table = Table("run", "status", "mAP50", "mAP50-95", box=None)
+    table = Table("run", "status", "result", box=None)
     table.add_column("registered", overflow="fold")
     for step in steps:
         o = step.outcome
         model = f"{o.registered_model}/{o.model_version} @{o.alias}" if o.registered_model else "-"
-        table.add_row(o.run_name, o.status, f"{o.metrics.get('val/map50', 0):.3f}",
-                      f"{o.metrics.get('val/map50_95', 0):.3f}", model)
+        headline = {k: v for k, v in o.metrics.items() if k in HEADLINE_FORMATS}
+        table.add_row(o.run_name, o.status, _headline(headline), model)
     console = _console()
     console.print(table)
     console.print(f"browse it: cd {folder} && siteml ui")

@@ -15,14 +15,29 @@ KEY_PACKAGES = ("mlflow", "pydantic", "ultralytics", "torch", "torchvision", "op
                 "onnx", "onnxruntime", "numpy")
 
 
-def _cpu_model() -> str:
+INFERENCE_CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
+                       "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16", "neon", "asimd")
+
+
+def _cpuinfo(field: str) -> str | None:
+    """The first value of ``field`` in ``/proc/cpuinfo`` (Linux), or None."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.split(":", 1)[0].strip() == field:
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def _cpu_model() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def cpu_flags() -> dict[str, str]:
+    """``env.cpu_flags``: the CPU features inference speed hangs on (AVX-512, VNNI, AMX ...)."""
+    present = set((_cpuinfo("flags") or _cpuinfo("Features") or "").split())
+    return {"env.cpu_flags": ",".join(f for f in INFERENCE_CPU_FLAGS if f in present) or "none"}
 
 
 def _memory_gib() -> str:

@@ -19,6 +19,7 @@ Pipeline = Callable[[BaseScenario, Tracker], PipelineResult]
 PIPELINES: dict[str, str | Pipeline] = {
     "train": "siteml.pipelines.train:run",
     "quant": "siteml.pipelines.quantize:run",
+    "infer": "siteml.pipelines.benchmark:run",
 }
 
 

@@ -10,6 +10,7 @@ from types import ModuleType
 from typing import Any
 
 from siteml.pipelines.openvino_env import offline_openvino, quiet_nncf
+from siteml.scenario.schema import QuantizationParams
 
 
 def export_ir(weights: Path, size: int) -> Path:
@@ -46,25 +47,24 @@ def compress_fp16(fp32: Path, target: Path) -> None:
     _save(ov.Core().read_model(_xml(fp32)), fp32, target, compress_to_fp16=True)
 
 
-def quantize_int8(fp32: Path, target: Path, calibration: list[Any], preset: str,
-                  ignore_head: bool) -> None:
+def quantize_int8(fp32: Path, target: Path, calibration: list[Any],
+                  params: QuantizationParams) -> None:
     """NNCF post-training INT8 quantization, calibrated on ``calibration`` input batches."""
     import openvino as ov
 
     nncf = quiet_nncf()
     model = ov.Core().read_model(_xml(fp32))
-    quantized = nncf.quantize(model, nncf.Dataset(calibration), subset_size=len(calibration),
-                              preset=_preset(nncf, preset),
-                              ignored_scope=head_scope(model) if ignore_head else None)
+    quantized = nncf.quantize(model, nncf.Dataset(calibration), **_options(nncf, model, params,
+                                                                           len(calibration)))
     _save(quantized, fp32, target, compress_to_fp16=False)
 
 
 def quantize_int8_accuracy_control(fp32: Path, target: Path, calibration: list[Any],
-                                   validation: list[Any], score: Callable[[list[Any]], float],
-                                   max_drop: float, preset: str, ignore_head: bool) -> None:
+                                   params: QuantizationParams, validation: list[Any],
+                                   score: Callable[[list[Any]], float]) -> None:
     """NNCF accuracy-aware INT8: quantize, then return the layers that cost most accuracy to
     float until the drop of ``score`` (mAP50-95 of raw outputs on ``validation``) is within
-    ``max_drop`` (absolute)."""
+    ``max_accuracy_drop`` (absolute)."""
     import openvino as ov
 
     nncf = quiet_nncf()
@@ -75,15 +75,19 @@ def quantize_int8_accuracy_control(fp32: Path, target: Path, calibration: list[A
 
     quantized = nncf.quantize_with_accuracy_control(
         model, nncf.Dataset(calibration), nncf.Dataset(validation), validation_fn=validate,
-        max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE, subset_size=len(calibration),
-        preset=_preset(nncf, preset),
-        ignored_scope=head_scope(model) if ignore_head else None)
+        max_drop=params.max_accuracy_drop, drop_type=nncf.DropType.ABSOLUTE,
+        **_options(nncf, model, params, len(calibration)))
     _save(quantized, fp32, target, compress_to_fp16=False)
 
 
-def _preset(nncf: ModuleType, preset: str) -> Any:
-    return {"mixed": nncf.QuantizationPreset.MIXED,
-            "performance": nncf.QuantizationPreset.PERFORMANCE}[preset]
+def _options(nncf: ModuleType, model: Any, params: QuantizationParams,
+             subset_size: int) -> dict[str, Any]:
+    """NNCF arguments from the scenario: preset, bias correction, the head's ignored scope."""
+    return {"subset_size": subset_size,
+            "preset": {"mixed": nncf.QuantizationPreset.MIXED,
+                       "performance": nncf.QuantizationPreset.PERFORMANCE}[params.preset],
+            "fast_bias_correction": params.bias_correction == "fast",
+            "ignored_scope": head_scope(model) if params.ignore_head_postprocessing else None}
 
 
 def head_scope(model: Any) -> Any:

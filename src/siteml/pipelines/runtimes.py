@@ -20,20 +20,27 @@ from typing import Any
 from siteml.extras import require
 from siteml.pipelines.openvino_env import offline_openvino
 
-BACKENDS = ("pytorch", "openvino", "onnxruntime")
+OPENVINO_PROPERTIES = ("PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS",
+                       "INFERENCE_PRECISION_HINT", "OPTIMAL_NUMBER_OF_INFER_REQUESTS")
 
 
 @dataclass
 class LoadedModel:
-    """A model with its input bound: ``infer()`` runs one inference on it.
+    """A model with its input bound.
 
     Attributes:
         infer: One inference on the bound input; returns nothing.
-        facts: What the runtime reports about itself (executed precision, threads, ...).
+        predict: One inference on a given NCHW batch; returns the raw output array.
+        facts: What the runtime reports about itself (executed precision, threads, properties).
+        run_async: OpenVINO throughput mode only: ``run_async(count)`` runs ``count`` inferences
+            over parallel infer requests, returning each request's latency (ms) and the wall
+            time (s).
     """
 
     infer: Callable[[], None]
+    predict: Callable[[Any], Any]
     facts: dict[str, str] = field(default_factory=dict)
+    run_async: Callable[[int], tuple[list[float], float]] | None = None
 
 
 def backend_of(path: Path) -> str:
@@ -47,23 +54,47 @@ def backend_of(path: Path) -> str:
     raise ValueError(f"{path}: not a .pt, .onnx or OpenVINO IR model")
 
 
-def load(path: Path, frame: Any, *, precision: str = "f32", threads: int | None = None,
-         device: str = "cpu") -> LoadedModel:
-    """Load ``path`` on the runtime its files are for, with ``frame`` (NCHW float32) bound.
+def find_model(folder: Path) -> Path:
+    """The model inside a registered version's files: an IR folder, an ``.onnx`` or a ``.pt``."""
+    candidates = sorted(p.parent for p in folder.rglob("*.xml"))
+    candidates += sorted(folder.rglob("*.onnx")) + sorted(folder.rglob("*.pt"))
+    if not candidates:
+        raise FileNotFoundError(f"{folder} holds no OpenVINO IR, .onnx or .pt model")
+    return candidates[0]
+
+
+def model_size_mb(path: Path) -> float:
+    """Size of a model file, or of every file in a model folder, in MiB."""
+    files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+    return sum(f.stat().st_size for f in files) / 2**20
+
+
+def load(path: Path, frame: Any, *, backend: str | None = None, precision: str = "f32",
+         threads: int | None = None, device: str = "cpu", hint: str = "latency",
+         streams: int | None = None, requests: int | None = None) -> LoadedModel:
+    """Load ``path`` with ``frame`` (an NCHW float32 batch) bound as its input.
 
     Args:
         path: ``.pt`` weights, ``.onnx`` file, or OpenVINO IR folder / ``.xml``.
-        frame: The input batch.
+        frame: The input batch; its batch size is the one compiled for.
+        backend: ``pytorch``, ``openvino`` or ``onnxruntime`` (default: what the files are for;
+            OpenVINO also reads ``.onnx``).
         precision: Execution precision for OpenVINO (``f32``, ``f16``, ``bf16``).
         threads: Inference threads (default: every core).
         device: ``cpu`` or ``cuda[:N]`` (PyTorch, ONNX Runtime), or an OpenVINO device name.
+        hint: OpenVINO performance hint: ``latency``, ``throughput`` or ``none``.
+        streams: OpenVINO streams; requests: OpenVINO infer requests in throughput mode.
     """
+    backend = backend or backend_of(path)
     threads = threads or os.cpu_count() or 1
-    loader = {"pytorch": _pytorch, "openvino": _openvino, "onnxruntime": _onnxruntime}
-    return loader[backend_of(path)](path, frame, precision, threads, device)
+    if backend == "openvino":
+        return _openvino(path, frame, precision, threads, device, hint, streams, requests)
+    if backend == "onnxruntime":
+        return _onnxruntime(path, frame, threads, device)
+    return _pytorch(path, frame, threads, device)
 
 
-def _pytorch(path: Path, frame: Any, precision: str, threads: int, device: str) -> LoadedModel:
+def _pytorch(path: Path, frame: Any, threads: int, device: str) -> LoadedModel:
     torch = require("torch", "train")
     from ultralytics import YOLO
 
@@ -78,30 +109,62 @@ def _pytorch(path: Path, frame: Any, precision: str, threads: int, device: str) 
             net(tensor)
         synchronize()
 
-    return LoadedModel(infer, {"runtime": "pytorch", "runtime_version": torch.__version__,
-                               "executed_precision": "f32", "threads": str(threads),
-                               "device": target})
+    def predict(batch: Any) -> Any:
+        with torch.inference_mode():
+            return net(torch.from_numpy(batch).to(target))[0].cpu().numpy()
+
+    return LoadedModel(infer, predict, {"runtime": "pytorch", "runtime_version": torch.__version__,
+                                        "executed_precision": "f32", "threads": str(threads),
+                                        "device": target})
 
 
-def _openvino(path: Path, frame: Any, precision: str, threads: int, device: str) -> LoadedModel:
+def _openvino(path: Path, frame: Any, precision: str, threads: int, device: str, hint: str,
+              streams: int | None, requests: int | None) -> LoadedModel:
     ov = offline_openvino()
-    xml = path if path.suffix == ".xml" else next(path.glob("*.xml"))
+    core = ov.Core()
+    model = core.read_model(path if path.is_file() else next(path.glob("*.xml")))
+    if list(model.inputs[0].get_partial_shape()) != list(frame.shape):
+        model.reshape({model.inputs[0]: ov.PartialShape(list(frame.shape))})
     target = "CPU" if device.lower() == "cpu" else device
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision}
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision}
+    if hint != "none":
+        config["PERFORMANCE_HINT"] = hint.upper()
     if target == "CPU":
         config["INFERENCE_NUM_THREADS"] = threads
-    compiled = ov.Core().compile_model(xml, target, config)
+    if streams:
+        config["NUM_STREAMS"] = streams
+    compiled = core.compile_model(model, target, config)
     request = compiled.create_infer_request()
     request.set_input_tensor(ov.Tensor(frame))
-    return LoadedModel(request.infer, {
-        "runtime": "openvino", "runtime_version": ov.get_version(), "device": target,
-        "executed_precision": compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name(),
-        "threads": str(compiled.get_property("INFERENCE_NUM_THREADS")) if target == "CPU"
-        else ""})
+    facts = {"runtime": "openvino", "runtime_version": ov.get_version(), "device": target,
+             "executed_precision": compiled.get_property("INFERENCE_PRECISION_HINT")
+             .get_type_name()}
+    for name in OPENVINO_PROPERTIES:
+        try:
+            facts[f"ov.{name.lower()}"] = str(compiled.get_property(name))
+        except RuntimeError:  # not every device reports every property
+            continue
+    facts["threads"] = facts.get("ov.inference_num_threads", "")
+    jobs = requests or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+
+    def run_async(count: int) -> tuple[list[float], float]:
+        queue = ov.AsyncInferQueue(compiled, jobs)
+        latencies: list[float] = []
+        queue.set_callback(lambda _request, started: latencies.append(
+            (time.perf_counter() - started) * 1000))
+        for index in range(jobs):
+            queue[index].set_input_tensor(ov.Tensor(frame))
+        start = time.perf_counter()
+        for _ in range(count):
+            queue.start_async(userdata=time.perf_counter())
+        queue.wait_all()
+        return latencies, time.perf_counter() - start
+
+    facts["ov.infer_requests"] = str(jobs)
+    return LoadedModel(request.infer, lambda batch: compiled(batch)[0], facts, run_async)
 
 
-def _onnxruntime(path: Path, frame: Any, precision: str, threads: int,
-                 device: str) -> LoadedModel:
+def _onnxruntime(path: Path, frame: Any, threads: int, device: str) -> LoadedModel:
     ort = require("onnxruntime", "quantize")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -109,23 +172,32 @@ def _onnxruntime(path: Path, frame: Any, precision: str, threads: int,
     providers = (["CUDAExecutionProvider"] if device.startswith("cuda") else []) + [
         "CPUExecutionProvider"]
     session = ort.InferenceSession(str(path), options, providers=providers)
+    name = session.get_inputs()[0].name
+    fixed = session.get_inputs()[0].shape
+    if all(isinstance(d, int) for d in fixed) and list(fixed) != list(frame.shape):
+        raise ValueError(f"{path.name} takes a fixed input {fixed}, not {list(frame.shape)}: "
+                         "benchmark it at that batch size")
     binding = session.io_binding()
-    binding.bind_cpu_input(session.get_inputs()[0].name, frame)
+    binding.bind_cpu_input(name, frame)
     for output in session.get_outputs():
         binding.bind_output(output.name)
-    return LoadedModel(lambda: session.run_with_iobinding(binding), {
-        "runtime": "onnxruntime", "runtime_version": ort.__version__,
-        "executed_precision": "f32", "threads": str(threads),
-        "device": session.get_providers()[0]})
+    return LoadedModel(lambda: session.run_with_iobinding(binding),
+                       lambda batch: session.run(None, {name: batch})[0], {
+                           "runtime": "onnxruntime", "runtime_version": ort.__version__,
+                           "executed_precision": "f32", "threads": str(threads),
+                           "device": session.get_providers()[0]})
 
 
-def latencies_ms(infer: Callable[[], None], warmup: int, iterations: int) -> list[float]:
-    """``warmup`` untimed calls, then the time of each of ``iterations`` calls, in ms."""
+def latencies_ms(infer: Callable[[], None], warmup: int, iterations: int | None = None,
+                 duration_s: float | None = None) -> list[float]:
+    """``warmup`` untimed calls, then the time (ms) of each call, for ``iterations`` calls or
+    until ``duration_s`` seconds have passed."""
     for _ in range(warmup):
         infer()
     clock = time.perf_counter
     times = []
-    for _ in range(iterations):
+    deadline = clock() + duration_s if duration_s else None
+    while (len(times) < iterations) if iterations else (clock() < deadline):
         start = clock()
         infer()
         times.append((clock() - start) * 1000)

@@ -319,6 +319,8 @@ class QuantizationParams(_Section):
         "train", description="Split to calibrate on; never the val split the gate scores")
     preset: Literal["performance", "mixed"] = Field(
         "mixed", description="NNCF preset: symmetric (performance) or asymmetric activations")
+    bias_correction: Literal["full", "fast"] = Field(
+        "full", description="NNCF bias correction: full (slower, measured closer to FP32) or fast")
     ignore_head_postprocessing: bool = Field(
         True, description="Keep the detection head's box decode in float (NNCF ignored scope)")
     per_channel: bool = Field(True, description="Per-channel weight scales (ONNX Runtime)")
