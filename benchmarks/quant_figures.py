@@ -33,13 +33,14 @@ def quantize_all(folder: Path) -> dict[str, dict]:
     from siteml.tracking.store import resolve_store
 
     store = resolve_store({}, cwd=folder)
-    template = yaml.safe_load(next((folder / "experiments").rglob("*-quant-v1.yaml")).read_text())
+    template_path = next((folder / "experiments").rglob("*-quant-v1.yaml"))
+    template = yaml.safe_load(template_path.read_text())
     results = {}
     for number, (backend, precision) in enumerate(TARGETS, start=11):
         scenario = {**template, "name": f"bench-{backend}-{precision}", "version": f"v{number}",
                     "quantization": {"backend": backend, "precision": precision,
                                      "calibration_size": 200, "max_accuracy_drop": 0.05}}
-        path = folder / "experiments" / f"bench-{backend}-{precision}.yaml"
+        path = template_path.with_name(f"bench-{backend}-{precision}.yaml")
         path.write_text(yaml.safe_dump(scenario, sort_keys=False))
         outcome = run_scenario(path, store=store, rerun=True)
         files = Path(mlflow.artifacts.download_artifacts(
@@ -56,8 +57,9 @@ def source_weights(folder: Path) -> Path:
 
 
 def time_round_robin(models: dict[str, tuple[Path, str]], frame, rounds: int,
-                     iterations: int) -> dict[str, list[float]]:
-    """Per-iteration latencies (ms) of each model, interleaved over ``rounds``."""
+                     iterations: int) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """Per-iteration latencies (ms) of each model, interleaved over ``rounds``, and the
+    precision each runtime reports it executed."""
     from siteml.pipelines.runtimes import latencies_ms, load
 
     loaded = {label: load(path, frame, precision=precision)
@@ -66,7 +68,7 @@ def time_round_robin(models: dict[str, tuple[Path, str]], frame, rounds: int,
     for round_index in range(rounds):
         for label, model in loaded.items():
             times[label] += latencies_ms(model.infer, 20 if round_index == 0 else 3, iterations)
-    return times
+    return times, {label: model.facts["executed_precision"] for label, model in loaded.items()}
 
 
 def main() -> None:
@@ -89,7 +91,7 @@ def main() -> None:
               "openvino_fp32 (bf16 exec)": (variants["openvino_fp32"]["files"], "bf16")}
     models.update({label: (v["files"], "f16" if label.endswith("fp16") else "f32")
                    for label, v in variants.items()})
-    times = time_round_robin(models, frame, args.rounds, args.iterations)
+    times, executed = time_round_robin(models, frame, args.rounds, args.iterations)
     p50 = {label: statistics.median(values) for label, values in times.items()}
 
     source = next(iter(variants.values()))["metrics"]
@@ -105,12 +107,10 @@ def main() -> None:
         if label == "pytorch_fp32":
             continue
         metrics = variants[label.split()[0]]["metrics"]
-        executed = models[label][1] if label.startswith("openvino") else "f32"
-        if label.endswith("int8"):
-            executed = f"int8+{executed}"
+        precision = f"int8+{executed[label]}" if label.endswith("int8") else executed[label]
         print(f"{label:<26}{metrics['variant/size_mb']:>8.2f}{metrics['variant/map50']:>8.3f}"
               f"{metrics['variant/map50_95']:>10.3f}{metrics['delta/map50_95'] * 100:>+10.2f}"
-              f"{p50[label]:>8.2f}  {executed:<9}{p50['pytorch_fp32'] / p50[label]:>10.2f}"
+              f"{p50[label]:>8.2f}  {precision:<9}{p50['pytorch_fp32'] / p50[label]:>10.2f}"
               f"{p50['openvino_fp32'] / p50[label]:>9.2f}")
     ov, ort = variants["openvino_int8"]["metrics"], variants["onnxruntime_int8"]["metrics"]
     print()

@@ -376,6 +376,48 @@ def best(
 
 
 @app.command()
+def compare(
+    site: Annotated[str, typer.Argument(help="Site path customer/region-plant/zone.")],
+    task: Annotated[str, typer.Option(help="Task type (ppe, fall, ...).")],
+    as_json: JsonOption = False,
+    as_md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    plot: Annotated[Path | None, typer.Option(
+        help="Write the latency / mAP Pareto plot here (PNG) and log it to MLflow.")] = None,
+) -> None:
+    """Every variant of a task at a site with its latest benchmark per device, side by side."""
+    if as_json + as_md + as_csv > 1:
+        raise _fail(InvalidInputError("choose one of --json, --md, --csv"))
+    site = _site_option(site)
+    client = _read_client(as_json, [])
+    from siteml.tables import to_csv, to_markdown
+    from siteml.tracking.compare import COLUMNS, compare_rows, log_comparison
+
+    with _reporting_errors():
+        rows = compare_rows(client, site, task)
+        if plot is not None and rows:
+            from siteml.pareto import plot_pareto
+
+            plot_pareto(rows, plot, f"{site} / {task}")
+            log_comparison(client, site, task, plot, to_csv(rows, COLUMNS))
+    if as_json:
+        _print_json(rows)
+    elif as_md or as_csv:
+        typer.echo((to_markdown if as_md else to_csv)(rows, COLUMNS), nl=False)
+    elif not rows:
+        typer.echo(f"no benchmarked {task} models at {site}: run an infer scenario first")
+    else:
+        from rich.table import Table
+
+        from siteml.tables import cell
+
+        table = Table(*COLUMNS[:-1], box=None)
+        for row in rows:
+            table.add_row(*(cell(row[c]) for c in COLUMNS[:-1]))
+        _console().print(table)
+
+
+@app.command()
 def ui(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 5000,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",

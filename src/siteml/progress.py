@@ -28,3 +28,11 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[str], None]
             progress.update(task, advance=1, info=info)
 
         yield advance
+
+
+def note(message: str) -> None:
+    """One status line on stderr, for a step that must not share the CPU with a live bar (a
+    timed loop: the bar's refresh thread would show up in the latencies)."""
+    from rich.console import Console
+
+    Console(stderr=True).print(message, highlight=False)

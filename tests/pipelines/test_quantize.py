@@ -1,109 +1,45 @@
 """The quantization pipeline with the real Ultralytics, OpenVINO, NNCF and ONNX Runtime on a
-tiny model trained on synthetic data (96 px, 25 epochs: mAP50-95 about 0.5, so accuracy moves)."""
+tiny trained model."""
 
 import json
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
-from mlflow import MlflowClient
-from openvino_telemetry.utils.sender import TelemetrySender
-from typer.testing import CliRunner
 
 from siteml.data.dvc_hash import dir_hash
-from siteml.data.synth import synthesize
-from tests.conftest import NetworkBlocked, needs
+from tests.conftest import needs
+from tests.pipelines.conftest import MODEL, SITE_PATH
 
 needs("ultralytics", "train")
 needs("openvino", "quantize")
 needs("nncf", "quantize")
 needs("onnxruntime", "quantize")
 
-SITE = {"customer": "acme-steel", "region": "ulsan", "plant": "plant2", "zone": "quant"}
-MODEL = "acme-steel.ulsan-plant2.quant.ppe"
-
-
-def scenario(dataset: Path, experiment_type: str, version: str, section: dict) -> str:
-    key = {"train": "training", "quant": "quantization"}[experiment_type]
-    return yaml.safe_dump({
-        "name": "tiny-quant", "version": version, "experiment_type": experiment_type,
-        "site": SITE, "task": {"type": "ppe", "classes": ["helmet", "vest", "person"]},
-        "model": {"architecture": "yolov11n", "input_size": 96, "num_classes": 3},
-        "environment": {"device": "cpu", "seed": 0},
-        "dataset": {"version": "tiny", "dvc_hash": dir_hash(dataset).md5, "path": str(dataset),
-                    "image_count": 144},
-        key: section,
-    }, sort_keys=False)
-
-
-def invoke(*args: str) -> tuple[int, str, str]:
-    from siteml.cli import app
-
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """A store holding one trained tiny model (ppe@candidate) that finds some objects."""
-    root = tmp_path_factory.mktemp("quant")
-    dataset = root / "data"
-    synthesize(dataset, ["helmet", "vest", "person"], {"train": 128, "val": 16}, imgsz=96, seed=1)
-    train = root / "train.yaml"
-    train.write_text(scenario(dataset, "train", "v1", {"epochs": 25, "batch": 8, "workers": 0,
-                                                       "warmup_epochs": 1, "close_mosaic": 3}))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
-        code, _, err = invoke("run", str(train), "--json")
-    assert code == 0, err
-    return root, dataset
-
-
-def quant(store, version: str, **section) -> tuple[int, dict | None, str]:
-    root, dataset = store
-    path = root / f"quant-{version}.yaml"
-    path.write_text(scenario(dataset, "quant", version, section))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
-        blocked = NetworkBlocked(mp)
-        sent = []
-        mp.setattr(TelemetrySender, "send", lambda self, backend, message: sent.append(message))
-        code, out, err = invoke("run", str(path), "--json")
-    assert sent == [], "OpenVINO / NNCF telemetry must stay off"
-    assert blocked.attempts == []
-    return code, json.loads(out) if code == 0 else None, err
-
-
-def client(store) -> MlflowClient:
-    uri = f"sqlite:///{store[0]}/mlflow.db"
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
 TARGETS = [("openvino", "fp32"), ("openvino", "fp16"), ("openvino", "int8"),
            ("onnxruntime", "fp32"), ("onnxruntime", "int8")]
 
 
-def source_version(store):
-    return client(store).get_model_version_by_alias(MODEL, "candidate")
+def source_version(tiny_store):
+    return tiny_store.client().get_model_version_by_alias(MODEL, "candidate")
 
 
-def test_the_tiny_source_model_finds_objects(store):
-    run = client(store).get_run(source_version(store).run_id)
+def test_the_tiny_source_model_finds_objects(tiny_store):
+    run = tiny_store.client().get_run(source_version(tiny_store).run_id)
     assert run.data.metrics["val/map50_95"] > 0.2
 
 
 @pytest.mark.parametrize(("backend", "precision"), TARGETS)
-def test_variant_is_registered_with_lineage_and_loads_in_mlflow(store, backend, precision):
-    code, outcome, err = quant(store, f"v{TARGETS.index((backend, precision)) + 1}",
+def test_variant_is_registered_with_lineage_and_loads_in_mlflow(tiny_store, backend, precision):
+    code, outcome, err = tiny_store.run("quant", f"v{TARGETS.index((backend, precision)) + 1}",
                                backend=backend, precision=precision, calibration_size=32,
                                max_accuracy_drop=0.05, latency_iterations=5)
     assert code == 0, err
     name = f"{MODEL}__{backend}_{precision}"
     assert outcome["registered_model"] == name
-    c = client(store)
+    c = tiny_store.client()
     version = c.get_model_version_by_alias(name, "candidate")
-    source = source_version(store)
+    source = source_version(tiny_store)
     assert version.tags["source.model_name"] == MODEL
     assert version.tags["source.model_version"] == str(source.version)
     assert version.tags["source.run_id"] == source.run_id
@@ -126,13 +62,13 @@ def test_variant_is_registered_with_lineage_and_loads_in_mlflow(store, backend, 
     assert float(version.tags["metrics.speedup"]) == pytest.approx(metrics["speedup"], rel=1e-3)
     if precision == "int8":
         assert version.tags["quant.calibration_size"] == "32"
-        assert version.tags["quant.calibration_dvc_hash"] == dir_hash(store[1]).md5
+        assert version.tags["quant.calibration_dvc_hash"] == dir_hash(tiny_store.dataset).md5
         assert version.tags["quant.method"] == "ptq"
     assert metrics["variant/size_mb"] > 0 and metrics["source/size_mb"] > 0
 
     import mlflow.pyfunc
 
-    images = sorted(str(p) for p in (store[1] / "images" / "val").glob("*.jpg"))[:4]
+    images = sorted(str(p) for p in (tiny_store.dataset / "images" / "val").glob("*.jpg"))[:4]
     model = mlflow.pyfunc.load_model(f"models:/{name}@candidate", model_config={"conf": 0.001})
     files = Path(model._model_impl.context.artifacts["model"])
     assert_quantized(files, backend, precision)
@@ -158,26 +94,26 @@ def assert_quantized(files: Path, backend: str, precision: str) -> None:
     assert {"names", "imgsz"} <= metadata
 
 
-def test_accuracy_control_quantizes_within_the_allowed_drop(store):
-    code, outcome, err = quant(store, "v6", backend="openvino", precision="int8",
+def test_accuracy_control_quantizes_within_the_allowed_drop(tiny_store):
+    code, outcome, err = tiny_store.run("quant", "v6", backend="openvino", precision="int8",
                                method="accuracy_control", calibration_size=32,
                                max_accuracy_drop=0.02, latency_iterations=5)
     assert code == 0, err
-    c = client(store)
+    c = tiny_store.client()
     version = c.get_model_version(outcome["registered_model"], str(outcome["model_version"]))
     assert version.tags["quant.method"] == "accuracy_control"
     assert -c.get_run(version.run_id).data.metrics["delta/map50_95"] <= 0.02
 
 
-def test_gate_refuses_a_variant_that_loses_accuracy_and_registers_nothing(store):
-    c = client(store)
+def test_gate_refuses_a_variant_that_loses_accuracy_and_registers_nothing(tiny_store):
+    c = tiny_store.client()
     before = c.search_model_versions(f"name = '{MODEL}__openvino_int8'")
-    code, _, err = quant(store, "v9", backend="openvino", precision="int8",
+    code, _, err = tiny_store.run("quant", "v9", backend="openvino", precision="int8",
                          calibration_size=4, ignore_head_postprocessing=False,
                          preset="performance", max_accuracy_drop=0.0, latency_iterations=2)
     assert code == 1, err
     assert "not registered" in err and "max_accuracy_drop" in err
-    experiment = c.get_experiment_by_name("acme-steel/ulsan-plant2/quant")
+    experiment = c.get_experiment_by_name(SITE_PATH)
     [run] = c.search_runs([experiment.experiment_id],
                           "attributes.run_name = 'ppe-yolov11n-quant-v9'")
     assert run.info.status == "FAILED"
@@ -188,24 +124,23 @@ def test_gate_refuses_a_variant_that_loses_accuracy_and_registers_nothing(store)
     assert len(after) == len(before)
 
 
-def test_missing_backend_package_names_the_extra_and_creates_no_run(store, monkeypatch):
+def test_missing_backend_package_names_the_extra_and_creates_no_run(tiny_store, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    code, _, err = quant(store, "v10", backend="onnxruntime", precision="int8")
+    code, _, err = tiny_store.run("quant", "v10", backend="onnxruntime", precision="int8")
     assert code == 1
     assert "onnxruntime is not installed" in err and "siteml[quantize]" in err
-    experiment = client(store).get_experiment_by_name("acme-steel/ulsan-plant2/quant")
-    assert experiment is None or not client(store).search_runs(
+    experiment = tiny_store.client().get_experiment_by_name(SITE_PATH)
+    assert experiment is None or not tiny_store.client().search_runs(
         [experiment.experiment_id], "attributes.run_name = 'ppe-yolov11n-quant-v10'")
 
 
-def test_models_shows_variants_with_their_accuracy_delta_and_speedup(store, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store[0]}/mlflow.db")
-    code, out, _ = invoke("models", "--site", "acme-steel/ulsan-plant2/quant", "--json")
+def test_models_shows_variants_with_their_accuracy_delta_and_speedup(tiny_store):
+    code, out, _ = tiny_store.invoke("models", "--site", SITE_PATH, "--json")
     assert code == 0
     variants = {entry["variant"]: entry for entry in json.loads(out) if entry["task"] == "ppe"}
     assert {None, "openvino_int8", "onnxruntime_int8"} <= set(variants)
     assert float(variants["openvino_int8"]["versions"][0]["metrics"]["speedup"]) > 0
-    code, out, _ = invoke("models", "--site", "acme-steel/ulsan-plant2/quant")
+    code, out, _ = tiny_store.invoke("models", "--site", SITE_PATH)
     assert code == 0
     line = next(line for line in out.splitlines() if "@candidate" in line and "pt)" in line)
     assert "mAP50-95 0." in line and "x vs PyTorch" in line

@@ -80,15 +80,15 @@ def load(path: Path, frame: Any, *, backend: str | None = None, precision: str =
         backend: ``pytorch``, ``openvino`` or ``onnxruntime`` (default: what the files are for;
             OpenVINO also reads ``.onnx``).
         precision: Execution precision for OpenVINO (``f32``, ``f16``, ``bf16``).
-        threads: Inference threads (default: every core).
+        threads: Inference threads (default: every core; OpenVINO: what its hint picks).
         device: ``cpu`` or ``cuda[:N]`` (PyTorch, ONNX Runtime), or an OpenVINO device name.
         hint: OpenVINO performance hint: ``latency``, ``throughput`` or ``none``.
         streams: OpenVINO streams; requests: OpenVINO infer requests in throughput mode.
     """
     backend = backend or backend_of(path)
-    threads = threads or os.cpu_count() or 1
     if backend == "openvino":
         return _openvino(path, frame, precision, threads, device, hint, streams, requests)
+    threads = threads or os.cpu_count() or 1
     if backend == "onnxruntime":
         return _onnxruntime(path, frame, threads, device)
     return _pytorch(path, frame, threads, device)
@@ -118,7 +118,7 @@ def _pytorch(path: Path, frame: Any, threads: int, device: str) -> LoadedModel:
                                         "device": target})
 
 
-def _openvino(path: Path, frame: Any, precision: str, threads: int, device: str, hint: str,
+def _openvino(path: Path, frame: Any, precision: str, threads: int | None, device: str, hint: str,
               streams: int | None, requests: int | None) -> LoadedModel:
     ov = offline_openvino()
     core = ov.Core()
@@ -129,7 +129,7 @@ def _openvino(path: Path, frame: Any, precision: str, threads: int, device: str,
     config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision}
     if hint != "none":
         config["PERFORMANCE_HINT"] = hint.upper()
-    if target == "CPU":
+    if target == "CPU" and threads:
         config["INFERENCE_NUM_THREADS"] = threads
     if streams:
         config["NUM_STREAMS"] = streams

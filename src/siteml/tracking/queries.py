@@ -9,7 +9,8 @@ from mlflow.entities import ViewType
 
 from siteml.tracking.runs import find_experiment_id
 
-KEY_METRICS = ("val/map50", "val/map50_95", "latency_p50_ms", "speedup")
+KEY_METRICS = ("val/map50", "val/map50_95", "variant/map50_95", "delta/map50_95", "speedup",
+               "b1/latency_p50_ms", "b1/fps")
 
 
 def _site_experiments(client: MlflowClient, site: str | None) -> dict[str, str]:

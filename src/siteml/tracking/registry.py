@@ -139,7 +139,8 @@ def promote(client: MlflowClient, ref: ModelRef, alias: str) -> Any:
     return version
 
 
-def _all_pages(fetch: Any) -> list[Any]:
+def all_pages(fetch: Any) -> list[Any]:
+    """Every item of a paged MLflow search: ``fetch(page_token)`` returns one page."""
     items: list[Any] = []
     token = None
     while True:
@@ -150,18 +151,19 @@ def _all_pages(fetch: Any) -> list[Any]:
             return items
 
 
-def _like(prefix: str) -> str:
+def like_pattern(prefix: str) -> str:
+    """``prefix`` escaped for a ``LIKE`` filter (quotes dropped, ``%`` and ``_`` literal)."""
     return prefix.replace("'", "").replace("%", "\\%").replace("_", "\\_")
 
 
 def model_tree(client: MlflowClient, site: str | None = None,
                task: str | None = None) -> list[dict[str, Any]]:
     """Registered models as site -> task -> variant -> versions, for ``siteml models``."""
-    pattern = f"{_like(site.replace('/', '.'))}.%" if site else "%"
-    models = _all_pages(lambda token: client.search_registered_models(
+    pattern = f"{like_pattern(site.replace('/', '.'))}.%" if site else "%"
+    models = all_pages(lambda token: client.search_registered_models(
         f"name LIKE '{pattern}'", max_results=1000, page_token=token))
     versions_of: dict[str, list[Any]] = {}
-    for version in _all_pages(lambda token: client.search_model_versions(
+    for version in all_pages(lambda token: client.search_model_versions(
             f"name LIKE '{pattern}'", max_results=10_000, page_token=token)):
         versions_of.setdefault(version.name, []).append(version)
     entries = []

@@ -1,0 +1,113 @@
+"""Benchmark figures (issue 6): siteml's p50 against OpenVINO's own benchmark_app, and its spread.
+
+On the demo's OpenVINO INT8 variant (the demo folder from `quant_figures.py`, or a fresh
+`siteml demo` there), alternating in one run:
+- fidelity: `siteml run` of an infer scenario (latency hint, f32 execution, batch 1) and
+  `benchmark_app` on the same IR, device, shape, hint and precision;
+  goal: siteml's p50 within 10% of benchmark_app's median.
+- stability: the p50 of 5 repeated siteml benchmark runs, max / min; goal <= 1.10.
+benchmark_app runs with HOME pointed at a folder whose consent file declines OpenVINO telemetry.
+
+    python benchmarks/benchmark_fidelity.py [--demo-dir /tmp/siteml-quant-bench] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+import yaml
+
+MODEL = "acme-steel/ulsan-plant1/welding/ppe__openvino_int8@candidate"
+
+
+def siteml_p50(folder: Path, number: int, iterations: int) -> tuple[float, str]:
+    """p50 (ms) of one `siteml run` of an infer scenario (a fresh process, as a user runs it)
+    and the threads it used."""
+    from mlflow import MlflowClient
+
+    from siteml.tracking.store import resolve_store
+
+    template_path = next((folder / "experiments").rglob("*-quant-v1.yaml"))
+    template = yaml.safe_load(template_path.read_text())
+    template.pop("quantization")
+    scenario = {**template, "name": "fidelity", "version": f"v{number}",
+                "experiment_type": "infer",
+                "benchmark": {"source": MODEL, "warmup": 50, "iterations": iterations,
+                              "hint": "latency", "inference_precision": "f32"}}
+    path = template_path.with_name("fidelity.yaml")
+    path.write_text(yaml.safe_dump(scenario, sort_keys=False))
+    result = subprocess.run(["siteml", "run", str(path), "--rerun",
+                             "--json"], cwd=folder, capture_output=True, text=True, check=True)
+    outcome = json.loads(result.stdout)
+    tags = MlflowClient(resolve_store({}, cwd=folder).tracking_uri).get_run(
+        outcome["run_id"]).data.tags
+    return outcome["metrics"]["b1/latency_p50_ms"], tags["env.threads"]
+
+
+def model_ir(folder: Path) -> Path:
+    """The IR files of the registered variant siteml measures."""
+    import mlflow.artifacts
+
+    from siteml.scenario.naming import ModelRef
+    from siteml.tracking.runs import open_client
+    from siteml.tracking.store import resolve_store
+
+    open_client(resolve_store({}, cwd=folder))  # sets MLflow's tracking and registry URIs
+    local = Path(mlflow.artifacts.download_artifacts(
+        artifact_uri=ModelRef.parse(MODEL).uri, dst_path=str(folder / "fidelity-model")))
+    return next(local.rglob("*.xml"))
+
+
+def benchmark_app_p50(xml: Path, iterations: int, home: Path) -> float:
+    """Median latency (ms) benchmark_app reports for the same configuration (both leave the
+    thread count to the latency hint: benchmark_app refuses -nthreads with a hint)."""
+    result = subprocess.run(
+        ["benchmark_app", "-m", str(xml), "-d", "CPU", "-hint", "latency", "-infer_precision",
+         "f32", "-niter", str(iterations), "-shape", "[1,3,320,320]"],
+        capture_output=True, text=True, check=True, env={**os.environ, "HOME": str(home)})
+    found = re.search(r"Median:\s+([\d.]+) ms", result.stdout + result.stderr)
+    if not found:
+        raise RuntimeError(f"no median in benchmark_app output:\n{result.stdout[-2000:]}")
+    return float(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--demo-dir", type=Path, default=Path("/tmp/siteml-quant-bench"))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--iterations", type=int, default=1000)
+    args = parser.parse_args()
+    folder = args.demo_dir.absolute()
+    if not (folder / "mlflow.db").exists():
+        from siteml.demo import run_demo
+
+        run_demo(folder)
+    home = Path(tempfile.mkdtemp(prefix="siteml-bench-home-"))
+    (home / "intel").mkdir()
+    (home / "intel" / "openvino_telemetry").write_text("0")
+    xml = model_ir(folder)
+    ours, theirs = [], []
+    for repeat in range(args.repeats):
+        p50, threads = siteml_p50(folder, 100 + repeat, args.iterations)
+        ours.append(p50)
+        theirs.append(benchmark_app_p50(xml, args.iterations, home))
+        print(f"repeat {repeat + 1}: siteml p50 {ours[-1]:.3f} ms, benchmark_app median "
+              f"{theirs[-1]:.3f} ms ({threads} threads)", flush=True)
+    ratio = statistics.median(ours) / statistics.median(theirs)
+    spread = max(ours) / min(ours)
+    print(f"\nfidelity: siteml p50 / benchmark_app median = {ratio:.3f} "
+          f"(goal within 10%: {'met' if abs(ratio - 1) <= 0.10 else 'NOT met'})")
+    print(f"stability: max/min of {len(ours)} siteml p50s = {spread:.3f} "
+          f"(goal <= 1.10: {'met' if spread <= 1.10 else 'NOT met'})")
+    print(f"benchmark_app spread for reference: {max(theirs) / min(theirs):.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""`siteml compare`: every variant of a site's task beside its latest benchmark on each device.
+
+Two tag-filtered queries, whatever the store's size: the task's registered models (base and
+variants), and the finished benchmark runs of the task at the site, newest first.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+
+from siteml.scenario.naming import ModelRef
+from siteml.tracking.registry import METRIC_TAG_PREFIX, all_pages, like_pattern
+from siteml.tracking.runs import find_experiment_id
+
+COLUMNS = ("variant", "version", "device", "batch", "size_mb", "map50_95", "delta_map50_95",
+           "p50_ms", "p95_ms", "fps", "speedup", "benchmark_run_id")
+MAX_BENCHMARK_RUNS = 5000
+
+
+def compare_rows(client: MlflowClient, site: str, task: str) -> list[dict[str, Any]]:
+    """One row per variant and device: the latest benchmark of that variant on that device, the
+    variant's accuracy (its quant gate's, or the benchmark's own when it measured it) and its
+    speedup over the base (PyTorch FP32) model benchmarked on the same device."""
+    experiment_id = find_experiment_id(client, site)
+    if experiment_id is None:
+        return []
+    base_name = f"{site.replace('/', '.')}.{task}"
+    tags_of: dict[str, dict[int, dict[str, str]]] = {}
+    for version in all_pages(lambda token: client.search_model_versions(
+            f"name LIKE '{like_pattern(base_name)}%'", max_results=10_000, page_token=token)):
+        if version.name == base_name or version.name.startswith(f"{base_name}__"):
+            tags_of.setdefault(version.name, {})[int(version.version)] = version.tags
+    runs = client.search_runs(
+        [experiment_id], f"tags.`siteml.experiment_type` = 'infer' and tags.`task.type` = "
+        f"'{task}' and attributes.status = 'FINISHED'",
+        max_results=MAX_BENCHMARK_RUNS, order_by=["attributes.start_time DESC"])
+    latest: dict[tuple[str, str], Any] = {}
+    for run in runs:
+        name = run.data.tags.get("source.model_name")
+        device = run.data.params.get("environment.device", "cpu").lower()
+        if name in tags_of and (name, device) not in latest:
+            latest[(name, device)] = run
+    rows = [_row(name, device, run, tags_of[name]) for (name, device), run in latest.items()]
+    rows = [row for row in rows if row is not None]
+    base_p50 = {row["device"]: row["p50_ms"] for row in rows if row["variant"] == "base"}
+    for row in rows:
+        reference = base_p50.get(row["device"])
+        row["speedup"] = reference / row["p50_ms"] if reference else None
+    return sorted(rows, key=lambda r: (r["device"], r["variant"] != "base", r["p50_ms"]))
+
+
+def _row(name: str, device: str, run: Any, versions: dict[int, dict[str, str]]) -> dict | None:
+    metrics = run.data.metrics
+    batches = sorted(int(k[1:].split("/")[0]) for k in metrics if k.endswith("/latency_p50_ms"))
+    if not batches:
+        return None
+    batch = batches[0]
+    number = int(run.data.tags.get("source.model_version", "0"))
+    tags = {k.removeprefix(METRIC_TAG_PREFIX): float(v)
+            for k, v in versions.get(number, {}).items() if k.startswith(METRIC_TAG_PREFIX)}
+    variant = ModelRef(name=name, version=number or 1).variant
+    accuracy = metrics.get("accuracy/map50_95", tags.get("variant/map50_95",
+                                                         tags.get("val/map50_95")))
+    return {
+        "variant": variant or "base", "version": number, "device": device, "batch": batch,
+        "size_mb": metrics.get("model/size_mb"), "map50_95": accuracy,
+        "delta_map50_95": tags.get("delta/map50_95", 0.0 if variant is None else None),
+        "p50_ms": metrics[f"b{batch}/latency_p50_ms"],
+        "p95_ms": metrics.get(f"b{batch}/latency_p95_ms"), "fps": metrics.get(f"b{batch}/fps"),
+        "speedup": None, "benchmark_run_id": run.info.run_id, "model_name": name,
+    }
+
+
+def log_comparison(client: MlflowClient, site: str, task: str, plot: Path,
+                   table_csv: str) -> str:
+    """Record the comparison as a run ``{task}-compare-{time}`` of the site's experiment, with the
+    Pareto plot and the table as artifacts; return its run id."""
+    experiment_id = find_experiment_id(client, site)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run = client.create_run(experiment_id, run_name=f"{task}-compare-{stamp}",
+                            tags={"siteml.experiment_type": "compare", "task.type": task})
+    client.log_artifact(run.info.run_id, str(plot), "compare")
+    client.log_text(run.info.run_id, table_csv, "compare/variants.csv")
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id

@@ -1,0 +1,92 @@
+"""A store with a tiny detector trained on synthetic data (96 px, 25 epochs: mAP50-95 about 0.5,
+so accuracy can move), shared by the quantization and benchmark tests."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from siteml.data.dvc_hash import dir_hash
+from siteml.data.synth import synthesize
+from tests.conftest import NetworkBlocked
+
+SITE = {"customer": "acme-steel", "region": "ulsan", "plant": "plant2", "zone": "quant"}
+SITE_PATH = "acme-steel/ulsan-plant2/quant"
+MODEL = "acme-steel.ulsan-plant2.quant.ppe"
+SECTIONS = {"train": "training", "quant": "quantization", "infer": "benchmark"}
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    from siteml.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@dataclass
+class TinyStore:
+    root: Path
+    dataset: Path
+
+    @property
+    def uri(self) -> str:
+        return f"sqlite:///{self.root}/mlflow.db"
+
+    def client(self) -> MlflowClient:
+        return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def scenario(self, experiment_type: str, version: str, section: dict) -> Path:
+        path = self.root / f"{experiment_type}-{version}.yaml"
+        path.write_text(yaml.safe_dump({
+            "name": "tiny", "version": version, "experiment_type": experiment_type,
+            "site": SITE, "task": {"type": "ppe", "classes": ["helmet", "vest", "person"]},
+            "model": {"architecture": "yolov11n", "input_size": 96, "num_classes": 3},
+            "environment": {"device": "cpu", "seed": 0},
+            "dataset": {"version": "tiny", "dvc_hash": dir_hash(self.dataset).md5,
+                        "path": str(self.dataset), "image_count": 144},
+            SECTIONS[experiment_type]: section,
+        }, sort_keys=False))
+        return path
+
+    def invoke(self, *args: str) -> tuple[int, str, str]:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("MLFLOW_TRACKING_URI", self.uri)
+            return invoke(*args)
+
+    def run(self, experiment_type: str, version: str, **section) -> tuple[int, dict | None, str]:
+        """``siteml run --json`` offline; OpenVINO / NNCF telemetry must not send anything."""
+        from openvino_telemetry.utils.sender import TelemetrySender
+
+        path = self.scenario(experiment_type, version, section)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("MLFLOW_TRACKING_URI", self.uri)
+            blocked = NetworkBlocked(mp)
+            sent = []
+            mp.setattr(TelemetrySender, "send", lambda self, backend, msg: sent.append(msg))
+            code, out, err = invoke("run", str(path), "--json")
+        assert sent == [], "OpenVINO / NNCF telemetry must stay off"
+        assert blocked.attempts == []
+        return code, json.loads(out) if code == 0 else None, err
+
+    def run_ok(self, experiment_type: str, version: str, **section) -> dict:
+        code, outcome, err = self.run(experiment_type, version, **section)
+        assert code == 0, err
+        return outcome
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory) -> TinyStore:
+    """A store holding one trained tiny model (ppe@candidate) that finds objects."""
+    root = tmp_path_factory.mktemp("tiny-store")
+    store = TinyStore(root, root / "data")
+    synthesize(store.dataset, ["helmet", "vest", "person"], {"train": 128, "val": 16}, imgsz=96,
+               seed=1)
+    path = store.scenario("train", "v1", {"epochs": 25, "batch": 8, "workers": 0,
+                                          "warmup_epochs": 1, "close_mosaic": 3})
+    code, _, err = store.invoke("run", str(path), "--json")
+    assert code == 0, err
+    return store

@@ -1,0 +1,126 @@
+"""The inference benchmark pipeline on each runtime, and `siteml compare`, on a tiny model."""
+
+import csv
+import json
+
+import mlflow.artifacts
+import pytest
+
+from tests.conftest import needs
+from tests.pipelines.conftest import MODEL, SITE_PATH
+
+needs("ultralytics", "train")
+needs("openvino", "quantize")
+needs("onnxruntime", "quantize")
+
+STATS = ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
+         "latency_mean_ms", "latency_std_ms", "latency_min_ms", "latency_max_ms", "fps",
+         "first_inference_ms", "load_ms", "iterations")
+
+
+@pytest.fixture(scope="module")
+def variants(tiny_store):
+    """FP32 OpenVINO and ONNX Runtime variants of the tiny model (conversion only: quick)."""
+    for number, backend in ((21, "openvino"), (22, "onnxruntime")):
+        tiny_store.run_ok("quant", f"v{number}", backend=backend, precision="fp32",
+                          latency_iterations=3)
+    return tiny_store
+
+
+def benchmark(store, version: str, **section):
+    outcome = store.run_ok("infer", version, **section)
+    run = store.client().get_run(outcome["run_id"])
+    assert run.info.status == "FINISHED"
+    return run
+
+
+@pytest.mark.parametrize(("source", "backend", "version"), [
+    (f"{SITE_PATH}/ppe@candidate", "pytorch", "v31"),
+    (f"{SITE_PATH}/ppe__openvino_fp32@candidate", "openvino", "v32"),
+    (f"{SITE_PATH}/ppe__onnxruntime_fp32@candidate", "onnxruntime", "v33"),
+])
+def test_benchmark_logs_sane_statistics_per_runtime(variants, source, backend, version):
+    run = benchmark(variants, version, source=source, warmup=3, iterations=40)
+    metrics, tags = run.data.metrics, run.data.tags
+    assert {f"b1/{name}" for name in STATS} <= set(metrics)
+    m = {name: metrics[f"b1/{name}"] for name in STATS}
+    assert m["iterations"] == 40
+    assert 0 < m["latency_min_ms"] <= m["latency_p50_ms"] <= m["latency_p90_ms"] \
+        <= m["latency_p95_ms"] <= m["latency_p99_ms"] <= m["latency_max_ms"]
+    assert m["latency_min_ms"] <= m["latency_mean_ms"] <= m["latency_max_ms"]
+    # sync mode: the throughput is the batch over the mean latency
+    assert m["fps"] == pytest.approx(1000 / m["latency_mean_ms"], rel=0.1)
+    assert tags["benchmark.backend"] == backend
+    assert tags["env.runtime"] == backend
+    assert tags["env.executed_precision"] == "f32"
+    assert tags["env.cpu_flags"]
+    assert tags["env.threads"]
+    name = source.split("/")[-1].split("@")[0]
+    version_of = variants.client().get_model_version_by_alias(
+        f"{MODEL.rsplit('.', 1)[0]}.{name}", "candidate")
+    assert tags["source.model_name"].endswith(name)
+    assert tags["source.model_version"] == str(version_of.version)
+    folder = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="latency",
+                                                 tracking_uri=variants.uri)
+    with open(f"{folder}/latencies_b1.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 40
+    assert sorted(float(r["latency_ms"]) for r in rows)[0] == pytest.approx(m["latency_min_ms"])
+    with open(f"{folder}/latency_hist_b1.png", "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_openvino_batches_throughput_hint_and_precision(variants):
+    run = benchmark(variants, "v34", source=f"{SITE_PATH}/ppe__openvino_fp32@candidate",
+                    batch_sizes=[1, 2], warmup=2, iterations=30, hint="throughput",
+                    inference_precision="bf16")
+    metrics, tags = run.data.metrics, run.data.tags
+    for batch in (1, 2):
+        assert metrics[f"b{batch}/iterations"] == 30
+        assert metrics[f"b{batch}/latency_p50_ms"] > 0 and metrics[f"b{batch}/fps"] > 0
+    assert tags["env.ov.performance_hint"] == "THROUGHPUT"
+    assert tags["env.executed_precision"] == "bf16"
+    assert int(tags["env.ov.infer_requests"]) >= 1
+
+
+def test_accuracy_with_the_benchmarked_runtime_matches_the_quant_gate(variants):
+    run = benchmark(variants, "v35", source=f"{SITE_PATH}/ppe__onnxruntime_fp32@candidate",
+                    iterations=5, end_to_end=True, measure_accuracy=True)
+    quant = variants.client().get_model_version_by_alias(f"{MODEL}__onnxruntime_fp32",
+                                                         "candidate")
+    gate = variants.client().get_run(quant.run_id).data.metrics
+    assert run.data.metrics["accuracy/map50_95"] == pytest.approx(gate["variant/map50_95"])
+    assert run.data.metrics["b1/iterations"] == 5
+
+
+def test_backend_that_cannot_read_the_model_fails_clearly(variants):
+    code, _, err = variants.run("infer", "v36", source=f"{SITE_PATH}/ppe@candidate",
+                                backend="onnxruntime", iterations=2)
+    assert code == 1
+    assert "backend onnxruntime cannot run" in err and "best.pt" in err
+
+
+def test_compare_lists_each_variant_with_its_latest_benchmark(variants, tmp_path):
+    for number, name in ((41, "ppe"), (42, "ppe__openvino_fp32"), (43, "ppe__onnxruntime_fp32")):
+        benchmark(variants, f"v{number}", source=f"{SITE_PATH}/{name}@candidate", iterations=20)
+    plot = tmp_path / "pareto.png"
+    code, out, err = variants.invoke("compare", SITE_PATH, "--task", "ppe", "--json",
+                                      "--plot", str(plot))
+    assert code == 0, err
+    rows = {row["variant"]: row for row in json.loads(out)}
+    assert {"base", "openvino_fp32", "onnxruntime_fp32"} <= set(rows)
+    base = rows["base"]
+    assert base["speedup"] == pytest.approx(1.0)
+    for row in rows.values():
+        assert row["device"] == "cpu"
+        assert 0 < row["p50_ms"] <= row["p95_ms"]
+        assert row["fps"] > 0 and row["size_mb"] > 0
+        assert row["speedup"] == pytest.approx(base["p50_ms"] / row["p50_ms"])
+        assert row["benchmark_run_id"]
+    assert rows["openvino_fp32"]["delta_map50_95"] is not None
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, out, _ = variants.invoke("compare", SITE_PATH, "--task", "ppe", "--md")
+    assert code == 0 and out.splitlines()[0].startswith("| variant")
+    assert sum(line.startswith("| ") for line in out.splitlines()) == len(rows) + 1
+    code, out, _ = variants.invoke("compare", SITE_PATH, "--task", "ppe", "--csv")
+    assert code == 0 and len(list(csv.reader(out.splitlines()))) == len(rows) + 1
