@@ -16,8 +16,10 @@ def test_demo_runs_the_lifecycle_in_its_own_folder(cli, tmp_path, monkeypatch):
     folder = tmp_path / "demo"
     code, out, err = cli("demo", str(folder), "--epochs", "1", "--json")
     assert code == 0, err
-    step, quant = json.loads(out)
-    assert step["status"] == quant["status"] == "FINISHED"
+    step, quant, *benchmarks = json.loads(out)
+    assert {s["status"] for s in (step, quant, *benchmarks)} == {"FINISHED"}
+    assert [b["run_name"] for b in benchmarks] == ["ppe-yolov11n-infer-v1",
+                                                   "ppe-yolov11n-infer-v2"]
     assert step["registered_model"] == "acme-steel.ulsan-plant1.welding.ppe"
     assert quant["registered_model"] == "acme-steel.ulsan-plant1.welding.ppe__openvino_int8"
     assert (folder / "mlflow.db").is_file() and (folder / "mlartifacts").is_dir()
@@ -25,6 +27,10 @@ def test_demo_runs_the_lifecycle_in_its_own_folder(cli, tmp_path, monkeypatch):
     client = MlflowClient(f"sqlite:///{folder}/mlflow.db")
     assert client.get_model_version_by_alias(step["registered_model"], "candidate")
     files = find_yaml_files([folder / "configs", folder / "experiments"])
-    assert len(files) == 3 and all(load_any(f) for f in files)
+    assert len(files) == 5 and all(load_any(f) for f in files)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder}/mlflow.db")
+    code, out, err = cli("compare", "acme-steel/ulsan-plant1/welding", "--task", "ppe", "--json")
+    assert code == 0, err
+    assert {row["variant"] for row in json.loads(out)} == {"base", "openvino_int8"}
     code, _, err = cli("demo", str(tmp_path), "--epochs", "1")
     assert code == 2 and "not empty" in err

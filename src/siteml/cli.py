@@ -282,7 +282,8 @@ HEADLINE_FORMATS: dict[str, Callable[[float], str]] = {
     "val/map50": "mAP50 {:.3f}".format, "val/map50_95": "mAP50-95 {:.3f}".format,
     "variant/map50_95": "mAP50-95 {:.3f}".format,
     "delta/map50_95": lambda delta: f"({delta * 100:+.2f} pt)",
-    "speedup": "{:.2f}x vs PyTorch".format}
+    "speedup": "{:.2f}x vs PyTorch".format, "b1/latency_p50_ms": "p50 {:.2f} ms".format,
+    "b1/fps": "{:.0f} FPS".format, "accuracy/map50_95": "mAP50-95 {:.3f}".format}
 
 
 def _headline(metrics: dict[str, str]) -> str:
@@ -411,10 +412,18 @@ def compare(
 
         from siteml.tables import cell
 
-        table = Table(*COLUMNS[:-1], box=None)
+        table = Table(*COMPARE_HEADERS, box=None)
+        table.columns[0].no_wrap = True
         for row in rows:
-            table.add_row(*(cell(row[c]) for c in COLUMNS[:-1]))
+            delta = row["delta_map50_95"]
+            shown = {**row, "delta_map50_95": None if delta is None else f"{delta * 100:+.2f}",
+                     "speedup": None if row["speedup"] is None else f"{row['speedup']:.2f}x"}
+            table.add_row(*(cell(shown[c]) for c in COLUMNS[:-1]))
         _console().print(table)
+
+
+COMPARE_HEADERS = ("variant", "v", "device", "batch", "MB", "mAP50-95", "Δ pt", "p50 ms",
+                   "p95 ms", "FPS", "speedup")
 
 
 @app.command()
@@ -531,6 +540,8 @@ def demo(
         table.add_row(o.run_name, o.status, _headline(headline), model)
     console = _console()
     console.print(table)
+    console.print(f"compare the variants: cd {folder} && siteml compare "
+                  f"{steps[0].outcome.experiment_name} --task ppe --plot pareto.png")
     console.print(f"browse it: cd {folder} && siteml ui")
 
 

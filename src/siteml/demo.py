@@ -65,6 +65,17 @@ def _quant_scenario(dataset: Path, dvc_hash: str) -> dict:
                              "calibration_size": DATASET["train"], "max_accuracy_drop": 0.01}}
 
 
+def _infer_scenario(dataset: Path, dvc_hash: str, version: str, variant: str | None) -> dict:
+    model = f"{TASK}__{variant}" if variant else TASK
+    site = f"{SITE['customer']}/{SITE['region']}-{SITE['plant']}/{SITE['zone']}"
+    return {"name": f"demo-{model.replace('__', '-').replace('_', '-')}-latency",
+            "version": version, "experiment_type": "infer",
+            "description": f"Demo: batch-1 latency of {model} on this machine's CPU",
+            **_common(dataset, dvc_hash),
+            "benchmark": {"source": f"{site}/{model}@candidate", "warmup": 20,
+                          "iterations": 300, "measure_accuracy": True}}
+
+
 def prepare(folder: Path, epochs: int) -> list[Path]:
     """Write the demo's site, dataset and scenarios into ``folder``; return the scenarios."""
     if folder.exists() and any(folder.iterdir()) and not (folder / MARKER).exists():
@@ -82,10 +93,13 @@ def prepare(folder: Path, epochs: int) -> list[Path]:
     dvc_hash = read_dvc_file(dvc_file(dataset))
     scenarios = folder / "experiments" / SITE["customer"]
     scenarios.mkdir(parents=True, exist_ok=True)
+    steps = [("train-v1", _train_scenario(dataset, dvc_hash, epochs)),
+             ("quant-v1", _quant_scenario(dataset, dvc_hash)),
+             ("infer-v1", _infer_scenario(dataset, dvc_hash, "v1", None)),
+             ("infer-v2", _infer_scenario(dataset, dvc_hash, "v2", "openvino_int8"))]
     written = []
-    for kind, content in (("train", _train_scenario(dataset, dvc_hash, epochs)),
-                          ("quant", _quant_scenario(dataset, dvc_hash))):
-        path = scenarios / f"{TASK}-yolov11n-{kind}-v1.yaml"
+    for name, content in steps:
+        path = scenarios / f"{TASK}-yolov11n-{name}.yaml"
         path.write_text(yaml.safe_dump(content, sort_keys=False))
         written.append(path)
     return written

@@ -34,10 +34,12 @@ def plot_pareto(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
                       xytext=(4, 4), textcoords="offset points")
     front = [points[i] for i in pareto_front(points)]
     if front:
-        axes.plot(*zip(*front, strict=True), "--", color="grey", label="Pareto front")
+        axes.step(*zip(*front, strict=True), "--", where="post", color="grey",
+                  label="Pareto front")
         axes.legend(loc="lower right")
     axes.set(xlabel="latency p50 (ms), batch 1", ylabel="mAP50-95", title=title)
     axes.grid(alpha=0.3)
+    axes.margins(x=0.15, y=0.15)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import sys
 
 import mlflow.artifacts
 import pytest
@@ -119,8 +120,26 @@ def test_compare_lists_each_variant_with_its_latest_benchmark(variants, tmp_path
         assert row["benchmark_run_id"]
     assert rows["openvino_fp32"]["delta_map50_95"] is not None
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    client = variants.client()
+    experiment = client.get_experiment_by_name(SITE_PATH)
+    [logged] = client.search_runs([experiment.experiment_id],
+                                  "tags.`siteml.experiment_type` = 'compare'")
+    assert logged.info.run_name.startswith("ppe-compare-")
+    assert {a.path for a in client.list_artifacts(logged.info.run_id, "compare")} == {
+        "compare/pareto.png", "compare/variants.csv"}
     code, out, _ = variants.invoke("compare", SITE_PATH, "--task", "ppe", "--md")
     assert code == 0 and out.splitlines()[0].startswith("| variant")
     assert sum(line.startswith("| ") for line in out.splitlines()) == len(rows) + 1
     code, out, _ = variants.invoke("compare", SITE_PATH, "--task", "ppe", "--csv")
     assert code == 0 and len(list(csv.reader(out.splitlines()))) == len(rows) + 1
+
+
+def test_missing_runtime_package_names_the_extra_and_creates_no_run(variants, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    code, _, err = variants.run("infer", "v37", backend="openvino", iterations=2,
+                                source=f"{SITE_PATH}/ppe__openvino_fp32@candidate")
+    assert code == 1
+    assert "openvino is not installed" in err and "siteml[quantize]" in err
+    experiment = variants.client().get_experiment_by_name(SITE_PATH)
+    assert not variants.client().search_runs([experiment.experiment_id],
+                                             "attributes.run_name = 'ppe-yolov11n-infer-v37'")

@@ -9,7 +9,7 @@ from siteml.pipelines import PIPELINES
 
 def slow(scenario, tracker):
     tracker.log_metrics({"train/box_loss": 1.0}, step=0)
-    print("pipeline started", flush=True)
+    print("pipeline started", file=sys.__stdout__, flush=True)  # stdout goes to stderr in a run
     time.sleep(120)
     raise AssertionError("was not terminated")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import gc
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from siteml.pipelines.base import PipelineResult, Tracker
 from siteml.pipelines.detection_map import score, val_split
 from siteml.pipelines.images import letterbox, sample_images
 from siteml.pipelines.runtimes import (
+    EXECUTION_PRECISION,
     LoadedModel,
     backend_of,
     find_model,
@@ -36,12 +38,13 @@ from siteml.provenance import cpu_flags
 from siteml.scenario.schema import InferenceBenchmarkScenario
 
 PERCENTILES = (50, 90, 95, 99)
-EXECUTION_PRECISION = {"fp32": "f32", "fp16": "f16", "int8": "f32"}
-READS = {"openvino": ("openvino", ".onnx"), "onnxruntime": (".onnx",), "pytorch": (".pt",)}
+ALSO_READS = {"openvino": (".onnx",), "onnxruntime": (), "pytorch": ()}
+OPENVINO_DEVICE = re.compile(r"CPU|GPU(\.\d+)?|NPU|AUTO|cpu")
+TORCH_DEVICE = re.compile(r"cpu|CPU|cuda(:\d+)?")
 
 
 class BackendMismatchError(ValueError):
-    """The scenario's backend cannot run the source model's files."""
+    """The scenario's backend or device cannot run the source model's files."""
 
 
 def run(scenario: InferenceBenchmarkScenario, tracker: Tracker) -> PipelineResult:
@@ -51,7 +54,9 @@ def run(scenario: InferenceBenchmarkScenario, tracker: Tracker) -> PipelineResul
     source = tracker.source_model()
     model_path = find_model(source.path)
     backend = _backend(params.backend, model_path)
-    precision = params.inference_precision or EXECUTION_PRECISION[scenario.environment.precision]
+    _check_device(backend, scenario.environment.device)
+    precision = params.inference_precision or EXECUTION_PRECISION[
+        scenario.environment.precision]
     size = scenario.model.input_size
     images = sample_images(scenario.dataset.path, "val", max(params.batch_sizes),
                            scenario.environment.seed)
@@ -92,10 +97,18 @@ def _backend(requested: str, model_path: Path) -> str:
     files_for = backend_of(model_path)
     if requested == "auto":
         return files_for
-    if files_for == requested or model_path.suffix in READS[requested]:
+    if files_for == requested or model_path.suffix in ALSO_READS[requested]:
         return requested
     raise BackendMismatchError(f"backend {requested} cannot run {model_path.name} "
                                f"(a {files_for} model); use backend auto or {files_for}")
+
+
+def _check_device(backend: str, device: str) -> None:
+    pattern, names = ((OPENVINO_DEVICE, "CPU, GPU, GPU.N, NPU or AUTO") if backend == "openvino"
+                      else (TORCH_DEVICE, "cpu or cuda[:N]"))
+    if not pattern.fullmatch(device):
+        raise BackendMismatchError(f"environment.device {device!r} is not a {backend} device: "
+                                   f"use {names}")
 
 
 def _measure(loaded: LoadedModel, scenario: InferenceBenchmarkScenario, images: list[Path],

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from siteml.extras import require
+from siteml.pipelines.ultralytics_env import quiet_export
 
 QUANTIZED_OPS = ("Conv", "MatMul")
 
@@ -24,8 +25,9 @@ def export_onnx(weights: Path, size: int) -> Path:
     require("onnxslim", "quantize")
     from ultralytics import YOLO
 
-    return Path(YOLO(str(weights)).export(format="onnx", imgsz=size, dynamic=False,
-                                          simplify=True, verbose=False))
+    with quiet_export():
+        return Path(YOLO(str(weights)).export(format="onnx", imgsz=size, dynamic=False,
+                                              simplify=True, verbose=False))
 
 
 def copy_fp32(fp32: Path, target: Path) -> None:

@@ -10,6 +10,7 @@ from types import ModuleType
 from typing import Any
 
 from siteml.pipelines.openvino_env import offline_openvino, quiet_nncf
+from siteml.pipelines.ultralytics_env import quiet_export
 from siteml.scenario.schema import QuantizationParams
 
 
@@ -19,8 +20,9 @@ def export_ir(weights: Path, size: int) -> Path:
     offline_openvino()
     from ultralytics import YOLO
 
-    return Path(YOLO(str(weights)).export(format="openvino", imgsz=size, dynamic=False,
-                                          verbose=False))
+    with quiet_export():
+        return Path(YOLO(str(weights)).export(format="openvino", imgsz=size, dynamic=False,
+                                              verbose=False))
 
 
 def _xml(folder: Path) -> Path:

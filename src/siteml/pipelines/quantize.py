@@ -19,12 +19,11 @@ from siteml.pipelines import onnx_variant, openvino_variant
 from siteml.pipelines.base import PipelineResult, ProducedModel, Tracker
 from siteml.pipelines.detection_map import mean_ap, score, val_split
 from siteml.pipelines.images import letterbox, sample_images
-from siteml.pipelines.runtimes import load, model_size_mb, p50_ms
+from siteml.pipelines.runtimes import EXECUTION_PRECISION, load, model_size_mb, p50_ms
 from siteml.pipelines.ultralytics_env import offline_ultralytics
 from siteml.progress import progress_bar
 from siteml.scenario.schema import QuantizationScenario
 
-EXECUTION_PRECISION = {"fp32": "f32", "fp16": "f16", "int8": "f32"}  # INT8 layers run in int8
 HEADLINE = ("variant/map50_95", "delta/map50_95", "speedup")
 LATENCY_WARMUP = 10
 TOOLKITS = {"openvino": ("openvino",), "onnxruntime": ("onnxruntime", "onnx")}

@@ -20,6 +20,8 @@ from typing import Any
 from siteml.extras import require
 from siteml.pipelines.openvino_env import offline_openvino
 
+EXECUTION_PRECISION = {"fp32": "f32", "fp16": "f16", "int8": "f32"}
+"""Runtime precision for a model precision (INT8 layers run in int8, the rest in this)."""
 OPENVINO_PROPERTIES = ("PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS",
                        "INFERENCE_PRECISION_HINT", "OPTIMAL_NUMBER_OF_INFER_REQUESTS")
 

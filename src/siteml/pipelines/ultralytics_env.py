@@ -18,6 +18,9 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -54,6 +57,19 @@ def offline_ultralytics(workdir: Path) -> ModuleType:
                      "weights_dir": str(workdir / "weights"),
                      "runs_dir": str(workdir / "runs")})
     return ultralytics
+
+
+@contextmanager
+def quiet_export() -> Iterator[None]:
+    """Silence the warnings torch's tracer prints during an Ultralytics export (its deprecation
+    of ``torch.jit.trace`` and shape-as-constant notes): they are about Ultralytics, not the
+    user's model, and would bury siteml's own output."""
+    import torch.jit
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        yield
 
 
 def _place_fonts(config_dir: Path) -> None:
