@@ -85,6 +85,12 @@ def test_infer_registers_nothing_and_tags_source():
          "accuracy_control needs"),
         (InferenceBenchmarkScenario, {"benchmark": {"iterations": 5, "duration_s": 2}},
          "not both"),
+        (InferenceBenchmarkScenario, {"benchmark": {"backend": "openvino"},
+                                      "environment": {"device": "cuda"}},
+         "openvino does not run on 'cuda': use CPU, GPU"),
+        (InferenceBenchmarkScenario, {"benchmark": {"backend": "onnxruntime"},
+                                      "environment": {"device": "NPU"}},
+         "onnxruntime does not run on 'NPU': use cpu or cuda"),
     ],
 )
 def test_cross_field_rules(cls, changes, fragment):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import gc
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -35,12 +34,10 @@ from siteml.pipelines.runtimes import (
 from siteml.pipelines.ultralytics_env import offline_ultralytics
 from siteml.progress import note
 from siteml.provenance import cpu_flags
-from siteml.scenario.schema import InferenceBenchmarkScenario
+from siteml.scenario.schema import InferenceBenchmarkScenario, device_problem
 
 PERCENTILES = (50, 90, 95, 99)
 ALSO_READS = {"openvino": (".onnx",), "onnxruntime": (), "pytorch": ()}
-OPENVINO_DEVICE = re.compile(r"CPU|GPU(\.\d+)?|NPU|AUTO|cpu")
-TORCH_DEVICE = re.compile(r"cpu|CPU|cuda(:\d+)?")
 
 
 class BackendMismatchError(ValueError):
@@ -104,11 +101,9 @@ def _backend(requested: str, model_path: Path) -> str:
 
 
 def _check_device(backend: str, device: str) -> None:
-    pattern, names = ((OPENVINO_DEVICE, "CPU, GPU, GPU.N, NPU or AUTO") if backend == "openvino"
-                      else (TORCH_DEVICE, "cpu or cuda[:N]"))
-    if not pattern.fullmatch(device):
-        raise BackendMismatchError(f"environment.device {device!r} is not a {backend} device: "
-                                   f"use {names}")
+    problem = device_problem(backend, device)
+    if problem:
+        raise BackendMismatchError(f"environment.device: {problem}")
 
 
 def _measure(loaded: LoadedModel, scenario: InferenceBenchmarkScenario, images: list[Path],

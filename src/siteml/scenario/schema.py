@@ -448,6 +448,19 @@ class TrainingScenario(BaseScenario):
         return self
 
 
+RUNTIME_DEVICES = {"openvino": (r"CPU|GPU(\.\d+)?|NPU|AUTO|cpu", "CPU, GPU, GPU.N, NPU or AUTO"),
+                   "onnxruntime": (r"cpu|CPU|cuda(:\d+)?", "cpu or cuda[:N]"),
+                   "pytorch": (r"cpu|CPU|cuda(:\d+)?", "cpu or cuda[:N]")}
+
+
+def device_problem(backend: str, device: str) -> str | None:
+    """Why ``device`` is not a device of runtime ``backend``, or None when it is."""
+    pattern, names = RUNTIME_DEVICES[backend]
+    if re.fullmatch(pattern, device):
+        return None
+    return f"{backend} does not run on {device!r}: use {names}"
+
+
 class InferenceBenchmarkScenario(BaseScenario):
     """Benchmark a registered model on a device; registers nothing."""
 
@@ -455,6 +468,15 @@ class InferenceBenchmarkScenario(BaseScenario):
     registers_model: ClassVar[bool] = False
     experiment_type: Literal["infer"]
     benchmark: InferenceBenchmarkParams = Field(description="Latency benchmark settings")
+
+    @model_validator(mode="after")
+    def _device_of_backend(self) -> InferenceBenchmarkScenario:
+        backend = self.benchmark.backend
+        problem = None if backend == "auto" else device_problem(backend, self.environment.device)
+        if problem:
+            raise PydanticCustomError("benchmark_device", problem,
+                                      {"field": "environment.device"})
+        return self
 
     def to_all_tags(self) -> dict[str, str]:
         tags = super().to_all_tags()
