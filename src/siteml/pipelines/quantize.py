@@ -22,7 +22,7 @@ from siteml.pipelines.images import letterbox, sample_images
 from siteml.pipelines.runtimes import EXECUTION_PRECISION, load, model_size_mb, p50_ms
 from siteml.pipelines.ultralytics_env import offline_ultralytics
 from siteml.progress import progress_bar
-from siteml.scenario.schema import QuantizationScenario
+from siteml.scenario.schema import QuantizationScenario, device_problem
 
 HEADLINE = ("variant/map50_95", "delta/map50_95", "speedup")
 LATENCY_WARMUP = 10
@@ -38,36 +38,10 @@ def run(scenario: QuantizationScenario, tracker: Tracker) -> PipelineResult:
     params = scenario.quantization
     offline_ultralytics(tracker.workdir)
     weights = _source_weights(tracker.source_model().path, tracker.workdir)
-    tags = {"quant.method": params.method if params.precision == "int8" else "convert",
-            **{f"toolkit.{name}": version(name) for name in TOOLKITS[params.backend]}}
-    if params.precision == "int8":
-        tags.update({"quant.preset": params.preset,
-                     "quant.bias_correction": params.bias_correction,
-                     "quant.calibration_split": params.calibration_split,
-                     "quant.calibration_dvc_hash": scenario.dataset.dvc_hash,
-                     "quant.ignore_head_postprocessing": str(params.ignore_head_postprocessing)})
-        if params.backend == "openvino":
-            tags["toolkit.nncf"] = version("nncf")
     frames, truths = val_split(scenario.dataset.path, scenario.model.input_size)
     variant, calibrated = _build_variant(scenario, weights, tracker.workdir, frames, truths)
-    if calibrated:
-        tags["quant.calibration_size"] = str(calibrated)
-
-    precision = EXECUTION_PRECISION[params.precision]
-    metrics: dict[str, float] = {}
-    for label, path in (("source", weights), ("variant", variant)):
-        loaded = load(path, frames[0], precision=precision)
-        metrics[f"{label}/map50"], metrics[f"{label}/map50_95"] = score(
-            loaded.predict, frames, truths, f"scoring the {label} on val")
-        metrics[f"latency/{label}_p50_ms"] = p50_ms(loaded.infer, LATENCY_WARMUP,
-                                                    params.latency_iterations)
-        metrics[f"{label}/size_mb"] = model_size_mb(path)
-    executed = loaded.facts["executed_precision"]
-    tags["quant.executed_precision"] = (f"int8+{executed}" if params.precision == "int8"
-                                        else executed)
-    metrics["delta/map50"] = metrics["variant/map50"] - metrics["source/map50"]
-    metrics["delta/map50_95"] = metrics["variant/map50_95"] - metrics["source/map50_95"]
-    metrics["speedup"] = metrics["latency/source_p50_ms"] / metrics["latency/variant_p50_ms"]
+    metrics, facts = _score_and_time(scenario, weights, variant, frames, truths)
+    tags = {**_lineage_tags(scenario, calibrated), **facts}
     tracker.set_tags(tags)
     tracker.log_metrics(metrics)
     drop = -metrics["delta/map50_95"]
@@ -84,6 +58,50 @@ def run(scenario: QuantizationScenario, tracker: Tracker) -> PipelineResult:
     return PipelineResult(metrics=metrics, model=produced, headline=HEADLINE)
 
 
+def _lineage_tags(scenario: QuantizationScenario, calibrated: int) -> dict[str, str]:
+    """How the variant was made: method, calibration data, toolkit versions."""
+    params = scenario.quantization
+    tags = {"quant.method": params.method if params.precision == "int8" else "convert",
+            **{f"toolkit.{name}": version(name) for name in TOOLKITS[params.backend]}}
+    if params.precision == "int8":
+        tags.update({"quant.preset": params.preset,
+                     "quant.bias_correction": params.bias_correction,
+                     "quant.calibration_split": params.calibration_split,
+                     "quant.calibration_size": str(calibrated),
+                     "quant.calibration_dvc_hash": scenario.dataset.dvc_hash,
+                     "quant.ignore_head_postprocessing": str(params.ignore_head_postprocessing)})
+        if params.backend == "openvino":
+            tags["toolkit.nncf"] = version("nncf")
+    return tags
+
+
+def _score_and_time(scenario: QuantizationScenario, weights: Path, variant: Path,
+                    frames: list[Any], truths: list[Any]) -> tuple[dict[str, float],
+                                                                   dict[str, str]]:
+    """mAP50 / mAP50-95, size and batch-1 p50 of source and variant, their deltas and the
+    speedup; and the precision and device the variant really ran on."""
+    params, device = scenario.quantization, scenario.environment.device
+    metrics: dict[str, float] = {}
+    facts: dict[str, str] = {}
+    for label, path, backend in (("source", weights, "pytorch"),
+                                 ("variant", variant, params.backend)):
+        loaded = load(path, frames[0], precision=EXECUTION_PRECISION[params.precision],
+                      device=device if device_problem(backend, device) is None else "cpu")
+        metrics[f"{label}/map50"], metrics[f"{label}/map50_95"] = score(
+            loaded.predict, frames, truths, f"scoring the {label} on val")
+        metrics[f"latency/{label}_p50_ms"] = p50_ms(loaded.infer, LATENCY_WARMUP,
+                                                    params.latency_iterations)
+        metrics[f"{label}/size_mb"] = model_size_mb(path)
+        facts[f"quant.{label}_device"] = loaded.facts["device"]
+    executed = loaded.facts["executed_precision"]
+    facts["quant.executed_precision"] = (f"int8+{executed}" if params.precision == "int8"
+                                         else executed)
+    metrics["delta/map50"] = metrics["variant/map50"] - metrics["source/map50"]
+    metrics["delta/map50_95"] = metrics["variant/map50_95"] - metrics["source/map50_95"]
+    metrics["speedup"] = metrics["latency/source_p50_ms"] / metrics["latency/variant_p50_ms"]
+    return metrics, facts
+
+
 def _source_weights(source: Path, workdir: Path) -> Path:
     """The source's ``.pt`` (inside its pyfunc artifacts), copied where exports may be written."""
     found = sorted(source.rglob("*.pt"))
@@ -97,7 +115,8 @@ def _source_weights(source: Path, workdir: Path) -> Path:
 
 def _build_variant(scenario: QuantizationScenario, weights: Path, workdir: Path,
                    frames: list[Any], truths: list[Any]) -> tuple[Path, int]:
-    """Write the variant under ``workdir/variant``; return its path and calibration size."""
+    """Write the variant under ``workdir/variant``; return its path and calibration size
+    (``frames`` and ``truths``, the val split, drive NNCF's accuracy control)."""
     params, size = scenario.quantization, scenario.model.input_size
     target = workdir / "variant" / f"{weights.stem}_{params.variant}"
     if params.backend == "onnxruntime":

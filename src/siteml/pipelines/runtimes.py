@@ -167,6 +167,8 @@ def _openvino(path: Path, frame: Any, precision: str, threads: int | None, devic
 
 
 def _onnxruntime(path: Path, frame: Any, threads: int, device: str) -> LoadedModel:
+    import numpy as np
+
     ort = require("onnxruntime", "quantize")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -182,7 +184,12 @@ def _onnxruntime(path: Path, frame: Any, threads: int, device: str) -> LoadedMod
     binding = session.io_binding()
     binding.bind_cpu_input(name, frame)
     for output in session.get_outputs():
-        binding.bind_output(output.name)
+        if session.get_providers()[0] == "CPUExecutionProvider" and all(
+                isinstance(d, int) for d in output.shape):  # a fixed shape: allocate it once
+            buffer = ort.OrtValue.ortvalue_from_shape_and_type(output.shape, np.float32)
+            binding.bind_ortvalue_output(output.name, buffer)
+        else:
+            binding.bind_output(output.name)
     return LoadedModel(lambda: session.run_with_iobinding(binding),
                        lambda batch: session.run(None, {name: batch})[0], {
                            "runtime": "onnxruntime", "runtime_version": ort.__version__,
