@@ -2,7 +2,7 @@
 so accuracy can move), shared by the quantization and benchmark tests."""
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -29,12 +29,12 @@ def invoke(*args: str) -> tuple[int, str, str]:
 
 @dataclass
 class TinyStore:
+    """Scenario files under ``root`` about ``dataset``, run on the store at ``uri``."""
+
     root: Path
     dataset: Path
-
-    @property
-    def uri(self) -> str:
-        return f"sqlite:///{self.root}/mlflow.db"
+    uri: str
+    site: dict = field(default_factory=lambda: SITE)
 
     def client(self) -> MlflowClient:
         return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
@@ -43,7 +43,7 @@ class TinyStore:
         path = self.root / f"{experiment_type}-{version}.yaml"
         path.write_text(yaml.safe_dump({
             "name": "tiny", "version": version, "experiment_type": experiment_type,
-            "site": SITE, "task": {"type": "ppe", "classes": ["helmet", "vest", "person"]},
+            "site": self.site, "task": {"type": "ppe", "classes": ["helmet", "vest", "person"]},
             "model": {"architecture": "yolov11n", "input_size": 96, "num_classes": 3},
             "environment": {"device": "cpu", "seed": 0},
             "dataset": {"version": "tiny", "dvc_hash": dir_hash(self.dataset).md5,
@@ -82,11 +82,16 @@ class TinyStore:
 def tiny_store(tmp_path_factory) -> TinyStore:
     """A store holding one trained tiny model (ppe@candidate) that finds objects."""
     root = tmp_path_factory.mktemp("tiny-store")
-    store = TinyStore(root, root / "data")
+    return trained_store(root, f"sqlite:///{root}/mlflow.db", SITE, epochs=25)
+
+
+def trained_store(root: Path, uri: str, site: dict, epochs: int) -> TinyStore:
+    """Synthesize the tiny dataset under ``root`` and train ``ppe@candidate`` into ``uri``."""
+    store = TinyStore(root, root / "data", uri, site)
     synthesize(store.dataset, ["helmet", "vest", "person"], {"train": 128, "val": 16}, imgsz=96,
                seed=1)
-    path = store.scenario("train", "v1", {"epochs": 25, "batch": 8, "workers": 0,
-                                          "warmup_epochs": 1, "close_mosaic": 3})
+    path = store.scenario("train", "v1", {"epochs": epochs, "batch": 8, "workers": 0,
+                                          "warmup_epochs": 1, "close_mosaic": min(3, epochs)})
     code, _, err = store.invoke("run", str(path), "--json")
     assert code == 0, err
     return store
