@@ -10,12 +10,12 @@ CPUs that have it, which made a lossless FP32 export look 1.6 points worse than 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from siteml.data.layout import split_images
-from siteml.pipelines.images import letterbox
+from siteml.pipelines.images import Letterboxed
 from siteml.progress import progress_bar
 
 IOU_THRESHOLDS = tuple(0.5 + 0.05 * k for k in range(10))
@@ -38,21 +38,17 @@ def letterboxed_labels(image: Path, labels_root: Path, size: int) -> Any:
                      (cx + w / 2) * new_w + left, (cy + h / 2) * new_h + top], axis=1)
 
 
-def val_split(dataset: Path, size: int) -> tuple[list[Any], list[Any]]:
-    """Every val image as a letterboxed input batch of one, and its ``letterboxed_labels``."""
+def val_split(dataset: Path, size: int) -> tuple[Letterboxed, list[Any]]:
+    """Every val image as a (lazily) letterboxed input batch of one, and its
+    ``letterboxed_labels``."""
     images = split_images(dataset, "val")
     if not images:
         raise FileNotFoundError(f"no images in the val split of {dataset}")
-    frames, truths = [], []
-    with progress_bar("reading the val split", len(images)) as advance:
-        for image in images:
-            frames.append(letterbox(image, size))
-            truths.append(letterboxed_labels(image, dataset / "labels" / "val", size))
-            advance(image.name)
-    return frames, truths
+    truths = [letterboxed_labels(image, dataset / "labels" / "val", size) for image in images]
+    return Letterboxed(images, size), truths
 
 
-def score(predict: Callable[[Any], Any], frames: list[Any], truths: list[Any],
+def score(predict: Callable[[Any], Any], frames: Sequence[Any], truths: list[Any],
           description: str) -> tuple[float, float]:
     """mAP50 and mAP50-95 of ``predict`` (a batch to its raw output) over ``frames``."""
     outputs = []

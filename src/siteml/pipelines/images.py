@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,3 +33,20 @@ def letterbox(image: Path, size: int) -> Any:
         raise ValueError(f"cannot read image {image}")
     frame = LetterBox((size, size), auto=False)(image=frame)
     return np.ascontiguousarray(frame[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255
+
+
+class Letterboxed(Sequence[Any]):
+    """Images as model inputs, read and letterboxed when asked for: a calibration or val set
+    of thousands of 640 px images would take gigabytes held as float32 arrays."""
+
+    def __init__(self, images: list[Path], size: int) -> None:
+        self.images, self.size = images, size
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> Any:  # type: ignore[override]
+        return letterbox(self.images[index], self.size)
+
+    def __iter__(self) -> Iterator[Any]:
+        return (letterbox(image, self.size) for image in self.images)

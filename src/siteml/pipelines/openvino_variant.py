@@ -4,7 +4,7 @@ accuracy-controlled), with the detection head's box decode kept in float."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -49,7 +49,7 @@ def compress_fp16(fp32: Path, target: Path) -> None:
     _save(ov.Core().read_model(_xml(fp32)), fp32, target, compress_to_fp16=True)
 
 
-def quantize_int8(fp32: Path, target: Path, calibration: list[Any],
+def quantize_int8(fp32: Path, target: Path, calibration: Sequence[Any],
                   params: QuantizationParams) -> None:
     """NNCF post-training INT8 quantization, calibrated on ``calibration`` input batches."""
     import openvino as ov
@@ -61,8 +61,8 @@ def quantize_int8(fp32: Path, target: Path, calibration: list[Any],
     _save(quantized, fp32, target, compress_to_fp16=False)
 
 
-def quantize_int8_accuracy_control(fp32: Path, target: Path, calibration: list[Any],
-                                   params: QuantizationParams, validation: list[Any],
+def quantize_int8_accuracy_control(fp32: Path, target: Path, calibration: Sequence[Any],
+                                   params: QuantizationParams, validation: Sequence[Any],
                                    score: Callable[[list[Any]], float]) -> None:
     """NNCF accuracy-aware INT8: quantize, then return the layers that cost most accuracy to
     float until the drop of ``score`` (mAP50-95 of raw outputs on ``validation``) is within

@@ -11,6 +11,7 @@ fails, nothing is registered). A short batch-1 latency check of both gives the s
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,9 @@ from typing import Any
 from siteml.pipelines import onnx_variant, openvino_variant
 from siteml.pipelines.base import PipelineResult, ProducedModel, Tracker
 from siteml.pipelines.detection_map import mean_ap, score, val_split
-from siteml.pipelines.images import letterbox, sample_images
+from siteml.pipelines.images import Letterboxed, sample_images
 from siteml.pipelines.runtimes import EXECUTION_PRECISION, load, model_size_mb, p50_ms
 from siteml.pipelines.ultralytics_env import offline_ultralytics
-from siteml.progress import progress_bar
 from siteml.scenario.schema import QuantizationScenario, device_problem
 
 HEADLINE = ("variant/map50_95", "delta/map50_95", "speedup")
@@ -76,8 +76,8 @@ def _lineage_tags(scenario: QuantizationScenario, calibrated: int) -> dict[str, 
 
 
 def _score_and_time(scenario: QuantizationScenario, weights: Path, variant: Path,
-                    frames: list[Any], truths: list[Any]) -> tuple[dict[str, float],
-                                                                   dict[str, str]]:
+                    frames: Sequence[Any], truths: list[Any]) -> tuple[dict[str, float],
+                                                                       dict[str, str]]:
     """mAP50 / mAP50-95, size and batch-1 p50 of source and variant, their deltas and the
     speedup; and the precision and device the variant really ran on."""
     params, device = scenario.quantization, scenario.environment.device
@@ -114,7 +114,7 @@ def _source_weights(source: Path, workdir: Path) -> Path:
 
 
 def _build_variant(scenario: QuantizationScenario, weights: Path, workdir: Path,
-                   frames: list[Any], truths: list[Any]) -> tuple[Path, int]:
+                   frames: Sequence[Any], truths: list[Any]) -> tuple[Path, int]:
     """Write the variant under ``workdir/variant``; return its path and calibration size
     (``frames`` and ``truths``, the val split, drive NNCF's accuracy control)."""
     params, size = scenario.quantization, scenario.model.input_size
@@ -146,14 +146,9 @@ def _build_variant(scenario: QuantizationScenario, weights: Path, workdir: Path,
     return target, len(calibration)
 
 
-def _calibration(scenario: QuantizationScenario) -> list[Any]:
-    """Letterboxed input batches of the seeded calibration sample."""
-    params, size = scenario.quantization, scenario.model.input_size
+def _calibration(scenario: QuantizationScenario) -> Letterboxed:
+    """The seeded calibration sample, as model inputs read when the calibration asks."""
+    params = scenario.quantization
     images = sample_images(scenario.dataset.path, params.calibration_split,
                            params.calibration_size, scenario.environment.seed)
-    batches = []
-    with progress_bar("preparing calibration images", len(images)) as advance:
-        for image in images:
-            batches.append(letterbox(image, size))
-            advance(image.name)
-    return batches
+    return Letterboxed(images, scenario.model.input_size)
