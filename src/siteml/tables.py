@@ -16,6 +16,7 @@ def cell(value: Any) -> str:
 
 
 def to_csv(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    """``rows`` as CSV with a header line, in the order of ``columns``."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
@@ -24,6 +25,7 @@ def to_csv(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
 
 
 def to_markdown(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    """``rows`` as a Markdown table, in the order of ``columns``."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"

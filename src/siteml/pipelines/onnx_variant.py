@@ -33,6 +33,7 @@ def export_onnx(weights: Path, size: int) -> Path:
 
 
 def copy_fp32(fp32: Path, target: Path) -> None:
+    """The FP32 export as the variant itself."""
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(fp32, target)
 

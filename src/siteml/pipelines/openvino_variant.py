@@ -39,6 +39,7 @@ def _save(model: Any, source: Path, target: Path, compress_to_fp16: bool) -> Non
 
 
 def copy_fp32(fp32: Path, target: Path) -> None:
+    """The FP32 export as the variant itself."""
     shutil.copytree(fp32, target)
 
 

@@ -214,4 +214,5 @@ def latencies_ms(infer: Callable[[], None], warmup: int, iterations: int | None 
 
 
 def p50_ms(infer: Callable[[], None], warmup: int, iterations: int) -> float:
+    """Median latency (ms) of ``iterations`` calls after ``warmup``."""
     return statistics.median(latencies_ms(infer, warmup, iterations))

@@ -54,6 +54,7 @@ def compare_rows(client: MlflowClient, site: str, task: str) -> list[dict[str, A
 
 
 def _row(name: str, device: str, run: Any, versions: dict[int, dict[str, str]]) -> dict | None:
+    """A benchmark run as a table row at its smallest batch size (None if it logged none)."""
     metrics = run.data.metrics
     batches = sorted(int(k[1:].split("/")[0]) for k in metrics if k.endswith("/latency_p50_ms"))
     if not batches:
