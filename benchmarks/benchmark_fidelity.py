@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import yaml
+from demo_store import DEFAULT_DIR, demo_folder, write_scenario
 
 MODEL = "acme-steel/ulsan-plant1/welding/ppe__openvino_int8@candidate"
 
@@ -34,15 +34,10 @@ def siteml_p50(folder: Path, number: int, iterations: int) -> tuple[float, str]:
 
     from siteml.tracking.store import resolve_store
 
-    template_path = next((folder / "experiments").rglob("*-quant-v1.yaml"))
-    template = yaml.safe_load(template_path.read_text())
-    template.pop("quantization")
-    scenario = {**template, "name": "fidelity", "version": f"v{number}",
-                "experiment_type": "infer",
-                "benchmark": {"source": MODEL, "warmup": 50, "iterations": iterations,
-                              "hint": "latency", "inference_precision": "f32"}}
-    path = template_path.with_name("fidelity.yaml")
-    path.write_text(yaml.safe_dump(scenario, sort_keys=False))
+    path = write_scenario(folder, "fidelity", {
+        "name": "fidelity", "version": f"v{number}", "experiment_type": "infer",
+        "benchmark": {"source": MODEL, "warmup": 50, "iterations": iterations,
+                      "hint": "latency", "inference_precision": "f32"}})
     result = subprocess.run(["siteml", "run", str(path), "--rerun",
                              "--json"], cwd=folder, capture_output=True, text=True, check=True)
     outcome = json.loads(result.stdout)
@@ -80,15 +75,11 @@ def benchmark_app_p50(xml: Path, iterations: int, home: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--demo-dir", type=Path, default=Path("/tmp/siteml-quant-bench"))
+    parser.add_argument("--demo-dir", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--iterations", type=int, default=1000)
     args = parser.parse_args()
-    folder = args.demo_dir.absolute()
-    if not (folder / "mlflow.db").exists():
-        from siteml.demo import run_demo
-
-        run_demo(folder)
+    folder = demo_folder(args.demo_dir)
     home = Path(tempfile.mkdtemp(prefix="siteml-bench-home-"))
     (home / "intel").mkdir()
     (home / "intel" / "openvino_telemetry").write_text("0")

@@ -19,7 +19,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-import yaml
+from demo_store import DEFAULT_DIR, demo_folder, write_scenario
 
 TARGETS = [("openvino", "fp32"), ("openvino", "fp16"), ("openvino", "int8"),
            ("onnxruntime", "fp32"), ("onnxruntime", "int8")]
@@ -33,15 +33,12 @@ def quantize_all(folder: Path) -> dict[str, dict]:
     from siteml.tracking.store import resolve_store
 
     store = resolve_store({}, cwd=folder)
-    template_path = next((folder / "experiments").rglob("*-quant-v1.yaml"))
-    template = yaml.safe_load(template_path.read_text())
     results = {}
     for number, (backend, precision) in enumerate(TARGETS, start=11):
-        scenario = {**template, "name": f"bench-{backend}-{precision}", "version": f"v{number}",
-                    "quantization": {"backend": backend, "precision": precision,
-                                     "calibration_size": 200, "max_accuracy_drop": 0.05}}
-        path = template_path.with_name(f"bench-{backend}-{precision}.yaml")
-        path.write_text(yaml.safe_dump(scenario, sort_keys=False))
+        path = write_scenario(folder, f"bench-{backend}-{precision}", {
+            "name": f"bench-{backend}-{precision}", "version": f"v{number}",
+            "quantization": {"backend": backend, "precision": precision,
+                             "calibration_size": 200, "max_accuracy_drop": 0.05}})
         outcome = run_scenario(path, store=store, rerun=True)
         files = Path(mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{outcome.registered_model}/{outcome.model_version}",
@@ -73,15 +70,11 @@ def time_round_robin(models: dict[str, tuple[Path, str]], frame, rounds: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--demo-dir", type=Path, default=Path("/tmp/siteml-quant-bench"))
+    parser.add_argument("--demo-dir", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--iterations", type=int, default=100)
     args = parser.parse_args()
-    folder = args.demo_dir.absolute()
-    if not (folder / "mlflow.db").exists():
-        from siteml.demo import run_demo
-
-        run_demo(folder)
+    folder = demo_folder(args.demo_dir)
     variants = quantize_all(folder)
     from siteml.data.layout import split_images
     from siteml.pipelines.images import letterbox

@@ -522,7 +522,7 @@ def demo(
     as_json: JsonOption = False,
 ) -> None:
     """Run the whole lifecycle for one demo site on an embedded store in FOLDER."""
-    from siteml.demo import run_demo
+    from siteml.demo import TASK, run_demo
 
     with _reporting_errors():
         steps = run_demo(folder, epochs)
@@ -541,7 +541,7 @@ def demo(
     console = _console()
     console.print(table)
     console.print(f"compare the variants: cd {folder} && siteml compare "
-                  f"{steps[0].outcome.experiment_name} --task ppe --plot pareto.png")
+                  f"{steps[0].outcome.experiment_name} --task {TASK} --plot pareto.png")
     console.print(f"browse it: cd {folder} && siteml ui")
 
 

@@ -15,6 +15,7 @@ from siteml.data.dvc_hash import dvc_file, read_dvc_file
 from siteml.data.synth import TASK_CLASSES, synthesize
 from siteml.errors import InvalidInputError
 from siteml.progress import progress_bar
+from siteml.scenario.naming import site_path
 from siteml.scenario.runner import RunOutcome, run_scenario
 from siteml.tracking.store import resolve_store
 
@@ -67,7 +68,7 @@ def _quant_scenario(dataset: Path, dvc_hash: str) -> dict:
 
 def _infer_scenario(dataset: Path, dvc_hash: str, version: str, variant: str | None) -> dict:
     model = f"{TASK}__{variant}" if variant else TASK
-    site = f"{SITE['customer']}/{SITE['region']}-{SITE['plant']}/{SITE['zone']}"
+    site = site_path(SITE["customer"], SITE["region"], SITE["plant"], SITE["zone"])
     return {"name": f"demo-{model.replace('__', '-').replace('_', '-')}-latency",
             "version": version, "experiment_type": "infer",
             "description": f"Demo: batch-1 latency of {model} on this machine's CPU",

@@ -93,7 +93,7 @@ def _score_and_time(scenario: QuantizationScenario, weights: Path, variant: Path
                                                     params.latency_iterations)
         metrics[f"{label}/size_mb"] = model_size_mb(path)
         facts[f"quant.{label}_device"] = loaded.facts["device"]
-    executed = loaded.facts["executed_precision"]
+    executed = loaded.facts["executed_precision"]  # the variant's: it is loaded last
     facts["quant.executed_precision"] = (f"int8+{executed}" if params.precision == "int8"
                                          else executed)
     metrics["delta/map50"] = metrics["variant/map50"] - metrics["source/map50"]

@@ -177,15 +177,15 @@ def _onnxruntime(path: Path, frame: Any, threads: int, device: str) -> LoadedMod
         "CPUExecutionProvider"]
     session = ort.InferenceSession(str(path), options, providers=providers)
     name = session.get_inputs()[0].name
-    fixed = session.get_inputs()[0].shape
-    if all(isinstance(d, int) for d in fixed) and list(fixed) != list(frame.shape):
-        raise ValueError(f"{path.name} takes a fixed input {fixed}, not {list(frame.shape)}: "
+    shape = session.get_inputs()[0].shape
+    if _fixed(shape) and list(shape) != list(frame.shape):
+        raise ValueError(f"{path.name} takes a fixed input {shape}, not {list(frame.shape)}: "
                          "benchmark it at that batch size")
     binding = session.io_binding()
     binding.bind_cpu_input(name, frame)
     for output in session.get_outputs():
-        if session.get_providers()[0] == "CPUExecutionProvider" and all(
-                isinstance(d, int) for d in output.shape):  # a fixed shape: allocate it once
+        if session.get_providers()[0] == "CPUExecutionProvider" and _fixed(output.shape):
+            # a fixed shape: allocate it once
             buffer = ort.OrtValue.ortvalue_from_shape_and_type(output.shape, np.float32)
             binding.bind_ortvalue_output(output.name, buffer)
         else:
@@ -195,6 +195,11 @@ def _onnxruntime(path: Path, frame: Any, threads: int, device: str) -> LoadedMod
                            "runtime": "onnxruntime", "runtime_version": ort.__version__,
                            "executed_precision": "f32", "threads": str(threads),
                            "device": session.get_providers()[0]})
+
+
+def _fixed(shape: list[Any]) -> bool:
+    """Whether an ONNX Runtime shape has no symbolic (named or unknown) dimension."""
+    return all(isinstance(d, int) for d in shape)
 
 
 def latencies_ms(infer: Callable[[], None], warmup: int, iterations: int | None = None,
