@@ -30,10 +30,18 @@ SitesDirOption = Annotated[Path | None, typer.Option(
     "--sites-dir", help="Folder of <site-id>.yaml files (default: configs/sites found upward).")]
 
 
+UNBOUNDED_WIDTH = 1000
+"""Columns for output that is not a terminal (a file, a pipe, a CI log): wide enough that no
+table cell is cut short; a terminal keeps its own width."""
+
+
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = UNBOUNDED_WIDTH
+    return console
 
 
 def _fail(exc: SitemlError) -> typer.Exit:
@@ -282,12 +290,14 @@ HEADLINE_FORMATS: dict[str, Callable[[float], str]] = {
     "val/map50": "mAP50 {:.3f}".format, "val/map50_95": "mAP50-95 {:.3f}".format,
     "variant/map50_95": "mAP50-95 {:.3f}".format,
     "delta/map50_95": lambda delta: f"({delta * 100:+.2f} pt)",
+    "source/map50_95": "vs source {:.3f}".format,
     "speedup": "{:.2f}x vs PyTorch".format, "b1/latency_p50_ms": "p50 {:.2f} ms".format,
     "b1/fps": "{:.0f} FPS".format, "accuracy/map50_95": "mAP50-95 {:.3f}".format}
 
 
 def _headline(metrics: dict[str, str]) -> str:
-    """A version's headline metrics, e.g. ``mAP50-95 0.730  (-0.10 pt)  4.85x vs PyTorch``."""
+    """A version's headline metrics, e.g.
+    ``mAP50-95 0.730  (-0.10 pt)  vs source 0.731  4.85x vs PyTorch``."""
     shown = [show(float(metrics[k])) for k, show in HEADLINE_FORMATS.items() if k in metrics]
     shown += [f"{k}={v}" for k, v in sorted(metrics.items()) if k not in HEADLINE_FORMATS]
     return "  ".join(shown)
@@ -345,11 +355,12 @@ def runs(
         return
     from rich.table import Table
 
-    table = Table("site", "run", "type", "status", "key metrics", "model version", box=None)
+    table = Table("site", "run", "type", "status", "key metrics", "source model",
+                  "model version", box=None)
     for row in rows:
         metrics = "  ".join(f"{k}={v:.4g}" for k, v in sorted(row["metrics"].items()))
         table.add_row(row["site"], row["run_name"], row["type"], row["status"], metrics,
-                      row["model_version"] or "")
+                      row["source_model"] or "", row["model_version"] or "")
     _console().print(table)
 
 

@@ -61,6 +61,11 @@ def test_benchmark_logs_sane_statistics_per_runtime(variants, source, backend, v
         f"{MODEL.rsplit('.', 1)[0]}.{name}", "candidate")
     assert tags["source.model_name"].endswith(name)
     assert tags["source.model_version"] == str(version_of.version)
+    code, out, _ = variants.invoke("runs", "--site", SITE_PATH, "--json")
+    assert code == 0
+    listed = next(row for row in json.loads(out) if row["run_id"] == run.info.run_id)
+    assert listed["source_model"] == f"{version_of.name}/{version_of.version}"
+    assert listed["model_version"] is None  # a benchmark registers nothing
     folder = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="latency",
                                                  tracking_uri=variants.uri)
     with open(f"{folder}/latencies_b1.csv") as handle:
@@ -101,7 +106,7 @@ def test_backend_that_cannot_read_the_model_fails_clearly(variants):
     assert "backend onnxruntime cannot run" in err and "best.pt" in err
 
 
-def test_compare_lists_each_variant_with_its_latest_benchmark(variants, tmp_path):
+def test_compare_lists_each_variant_with_its_latest_benchmark(variants, tmp_path, monkeypatch):
     for number, name in ((41, "ppe"), (42, "ppe__openvino_fp32"), (43, "ppe__onnxruntime_fp32")):
         benchmark(variants, f"v{number}", source=f"{SITE_PATH}/{name}@candidate", iterations=20)
     plot = tmp_path / "pareto.png"
@@ -132,6 +137,10 @@ def test_compare_lists_each_variant_with_its_latest_benchmark(variants, tmp_path
     assert sum(line.startswith("| ") for line in out.splitlines()) == len(rows) + 1
     code, out, _ = variants.invoke("compare", SITE_PATH, "--task", "ppe", "--csv")
     assert code == 0 and len(list(csv.reader(out.splitlines()))) == len(rows) + 1
+    monkeypatch.delenv("COLUMNS", raising=False)
+    code, out, _ = variants.invoke("compare", SITE_PATH, "--task", "ppe")
+    # piped output keeps whole cells, whatever a terminal's width would be
+    assert code == 0 and "…" not in out and f"{base['p50_ms']:.3f}" in out
 
 
 def test_missing_runtime_package_names_the_extra_and_creates_no_run(variants, monkeypatch):

@@ -143,5 +143,5 @@ def test_models_shows_variants_with_their_accuracy_delta_and_speedup(tiny_store)
     code, out, _ = tiny_store.invoke("models", "--site", SITE_PATH)
     assert code == 0
     line = next(line for line in out.splitlines() if "@candidate" in line and "pt)" in line)
-    assert "mAP50-95 0." in line and "x vs PyTorch" in line
+    assert "mAP50-95 0." in line and "vs source 0." in line and "x vs PyTorch" in line
     assert "openvino_int8" in out and "onnxruntime_int8" in out

@@ -24,7 +24,7 @@ from siteml.pipelines.runtimes import EXECUTION_PRECISION, load, model_size_mb, 
 from siteml.pipelines.ultralytics_env import offline_ultralytics
 from siteml.scenario.schema import QuantizationScenario, device_problem
 
-HEADLINE = ("variant/map50_95", "delta/map50_95", "speedup")
+HEADLINE = ("variant/map50_95", "delta/map50_95", "source/map50_95", "speedup")
 LATENCY_WARMUP = 10
 TOOLKITS = {"openvino": ("openvino",), "onnxruntime": ("onnxruntime", "onnx")}
 

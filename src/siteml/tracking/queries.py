@@ -25,7 +25,8 @@ def _site_experiments(client: MlflowClient, site: str | None) -> dict[str, str]:
 
 def site_runs(client: MlflowClient, site: str | None = None,
               limit: int = 100) -> list[dict[str, Any]]:
-    """Newest runs of a site (or of all sites), with status and key metrics."""
+    """Newest runs of a site (or of all sites), with status, key metrics, the model version
+    each read (``source_model``: quant and infer runs) and the one it registered."""
     experiments = _site_experiments(client, site)
     if not experiments:
         return []
@@ -41,9 +42,16 @@ def site_runs(client: MlflowClient, site: str | None = None,
         "start_time": run.info.start_time,
         "duration_s": ((run.info.end_time - run.info.start_time) / 1000
                        if run.info.end_time else None),
+        "source_model": _source_model(run.data.tags),
         "model_version": run.data.tags.get("siteml.model_version"),
         "metrics": {k: v for k, v in run.data.metrics.items() if k in KEY_METRICS},
     } for run in runs]
+
+
+def _source_model(tags: dict[str, str]) -> str | None:
+    """``name/version`` of the registered model a quant or infer run read, if any."""
+    name = tags.get("source.model_name")
+    return f"{name}/{tags.get('source.model_version', '?')}" if name else None
 
 
 def best_run(client: MlflowClient, site: str, task: str,
