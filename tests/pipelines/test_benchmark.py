@@ -7,6 +7,7 @@ import sys
 import mlflow.artifacts
 import pytest
 
+from siteml.pipelines.benchmark import latency_drift
 from tests.conftest import needs
 from tests.pipelines.conftest import MODEL, SITE_PATH
 
@@ -16,7 +17,7 @@ needs("onnxruntime", "quantize")
 
 STATS = ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
          "latency_mean_ms", "latency_std_ms", "latency_min_ms", "latency_max_ms", "fps",
-         "first_inference_ms", "load_ms", "iterations")
+         "first_inference_ms", "load_ms", "iterations", "latency_drift")
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,7 @@ def test_benchmark_logs_sane_statistics_per_runtime(variants, source, backend, v
     assert 0 < m["latency_min_ms"] <= m["latency_p50_ms"] <= m["latency_p90_ms"] \
         <= m["latency_p95_ms"] <= m["latency_p99_ms"] <= m["latency_max_ms"]
     assert m["latency_min_ms"] <= m["latency_mean_ms"] <= m["latency_max_ms"]
+    assert 1.0 <= m["latency_drift"] <= m["latency_max_ms"] / m["latency_min_ms"]
     # sync mode: the throughput is the batch over the mean latency
     assert m["fps"] == pytest.approx(1000 / m["latency_mean_ms"], rel=0.1)
     assert tags["benchmark.backend"] == backend
@@ -104,6 +106,14 @@ def test_backend_that_cannot_read_the_model_fails_clearly(variants):
                                 backend="onnxruntime", iterations=2)
     assert code == 1
     assert "backend onnxruntime cannot run" in err and "best.pt" in err
+
+
+def test_drift_is_the_spread_of_medians_over_consecutive_parts_of_the_run():
+    assert latency_drift([4.0] * 100) == 1.0
+    assert latency_drift([4.0] * 50 + [5.0] * 50) == pytest.approx(1.25)
+    # one slow outlier per part moves no median
+    assert latency_drift(([4.0] * 9 + [40.0]) * 10) == 1.0
+    assert latency_drift([3.0, 6.0]) == 1.0  # too short to split: one part
 
 
 def test_compare_lists_each_variant_with_its_latest_benchmark(variants, tmp_path, monkeypatch):

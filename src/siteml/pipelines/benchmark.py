@@ -7,8 +7,10 @@ and bound once. ``hint: throughput`` on OpenVINO runs parallel async infer reque
 images / wall time; latency per request). ``end_to_end`` times reading + preprocessing +
 inference + NMS per image instead, as an application sees it. Logged per batch size ``b``:
 ``b{b}/latency_{p50,p90,p95,p99,mean,std,min,max}_ms``, ``b{b}/fps``, ``b{b}/first_inference_ms``,
-``b{b}/load_ms``, ``b{b}/iterations``; the raw latencies as CSV and a histogram PNG; the runtime's
-facts (executed precision, threads, compiled-model properties) and CPU flags as ``env.*`` tags.
+``b{b}/load_ms``, ``b{b}/iterations``, ``b{b}/latency_drift`` (how far the median moved during
+the run: above ``DRIFT_WARNING`` the machine was not steady, and a warning says so); the raw
+latencies as CSV and a histogram PNG; the runtime's facts (executed precision, threads,
+compiled-model properties) and CPU flags as ``env.*`` tags.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from siteml.provenance import cpu_flags
 from siteml.scenario.schema import InferenceBenchmarkScenario, device_problem
 
 PERCENTILES = (50, 90, 95, 99)
+DRIFT_PARTS = 10
+DRIFT_WARNING = 1.10
 ALSO_READS = {"openvino": (".onnx",), "onnxruntime": (), "pytorch": ()}
 
 
@@ -72,8 +76,12 @@ def run(scenario: InferenceBenchmarkScenario, tracker: Tracker) -> PipelineResul
         loaded.infer()
         metrics[f"b{batch}/first_inference_ms"] = (time.perf_counter() - started) * 1000
         times, wall_s = _measure(loaded, scenario, images, batch)
-        metrics.update({f"b{batch}/{k}": v
-                        for k, v in latency_stats(times, batch, wall_s).items()})
+        stats = latency_stats(times, batch, wall_s)
+        metrics.update({f"b{batch}/{k}": v for k, v in stats.items()})
+        if stats["latency_drift"] > DRIFT_WARNING:
+            note(f"[yellow]warning:[/yellow] batch {batch}: the median latency moved "
+                 f"{stats['latency_drift']:.2f}x during the run: the machine was not steady, "
+                 "repeat the benchmark before trusting it")
         _log_latencies(tracker, times, batch)
         facts = loaded.facts
         del loaded  # free its runtime before the next batch size compiles another
@@ -148,15 +156,26 @@ def _end_to_end(loaded: LoadedModel, images: list[Path], batch: int, size: int) 
 
 
 def latency_stats(times: list[float], batch: int, wall_s: float) -> dict[str, float]:
-    """Latency percentiles, mean, std, min, max (ms), throughput (images/s) and count."""
+    """Latency percentiles, mean, std, min, max (ms), throughput (images/s), count, drift."""
     import numpy as np
 
     values = np.asarray(times)
     stats = {f"latency_p{q}_ms": float(np.percentile(values, q)) for q in PERCENTILES}
     stats.update({"latency_mean_ms": float(values.mean()), "latency_std_ms": float(values.std()),
                   "latency_min_ms": float(values.min()), "latency_max_ms": float(values.max()),
-                  "fps": batch * len(values) / wall_s, "iterations": float(len(values))})
+                  "fps": batch * len(values) / wall_s, "iterations": float(len(values)),
+                  "latency_drift": latency_drift(times)})
     return stats
+
+
+def latency_drift(times: list[float]) -> float:
+    """Highest over lowest median of up to ``DRIFT_PARTS`` consecutive parts of the run (at
+    least 10 iterations each): 1.0 when the machine ran at one speed throughout."""
+    import numpy as np
+
+    parts = np.array_split(np.asarray(times), max(1, min(DRIFT_PARTS, len(times) // 10)))
+    medians = [float(np.median(part)) for part in parts]
+    return max(medians) / min(medians)
 
 
 def _log_latencies(tracker: Tracker, times: list[float], batch: int) -> None:
