@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from siteml.data.dvc_hash import dir_hash
 from siteml.data.synth import synthesize
+from siteml.scenario.naming import site_path
 from tests.conftest import NetworkBlocked
 
 SITE = {"customer": "acme-steel", "region": "ulsan", "plant": "plant2", "zone": "quant"}
@@ -51,6 +52,13 @@ class TinyStore:
             SECTIONS[experiment_type]: section,
         }, sort_keys=False))
         return path
+
+    def runs_named(self, run_name: str) -> list:
+        """The runs called ``run_name`` at the store's site (none if it has no experiment)."""
+        client = self.client()
+        experiment = client.get_experiment_by_name(site_path(**self.site))
+        return [] if experiment is None else client.search_runs(
+            [experiment.experiment_id], f"attributes.run_name = '{run_name}'")
 
     def invoke(self, *args: str) -> tuple[int, str, str]:
         with pytest.MonkeyPatch.context() as mp:

@@ -101,11 +101,22 @@ def test_accuracy_with_the_benchmarked_runtime_matches_the_quant_gate(variants):
     assert run.data.metrics["b1/iterations"] == 5
 
 
-def test_backend_that_cannot_read_the_model_fails_clearly(variants):
+def test_backend_that_cannot_run_the_source_is_refused_before_any_run(variants):
     code, _, err = variants.run("infer", "v36", source=f"{SITE_PATH}/ppe@candidate",
                                 backend="onnxruntime", iterations=2)
-    assert code == 1
-    assert "backend onnxruntime cannot run" in err and "best.pt" in err
+    assert code == 2
+    assert "infer-v36.yaml:" in err
+    assert "benchmark.backend: backend onnxruntime cannot run models saved for pytorch" in err
+    assert not variants.runs_named("ppe-yolov11n-infer-v36")
+
+
+def test_device_that_the_source_runtime_lacks_is_refused_before_any_run(variants):
+    path = variants.scenario("infer", "v38", {
+        "source": f"{SITE_PATH}/ppe__onnxruntime_fp32@candidate", "iterations": 2})
+    code, _, err = variants.invoke("run", str(path), "--set", "environment.device=NPU")
+    assert code == 2
+    assert "(--set environment.device=NPU): environment.device: onnxruntime does not run on" in err
+    assert not variants.runs_named("ppe-yolov11n-infer-v38")
 
 
 def test_drift_is_the_spread_of_medians_over_consecutive_parts_of_the_run():
@@ -153,12 +164,22 @@ def test_compare_lists_each_variant_with_its_latest_benchmark(variants, tmp_path
     assert code == 0 and "…" not in out and f"{base['p50_ms']:.3f}" in out
 
 
-def test_missing_runtime_package_names_the_extra_and_creates_no_run(variants, monkeypatch):
+@pytest.mark.parametrize("backend", ["openvino", "auto"])
+def test_openvino_device_this_machine_lacks_is_refused_before_any_run(variants, backend):
+    path = variants.scenario("infer", "v39", {
+        "source": f"{SITE_PATH}/ppe__openvino_fp32@candidate", "backend": backend})
+    code, _, err = variants.invoke("run", str(path), "--set", "environment.device=GPU.9")
+    assert code == 2
+    assert "environment.device: OpenVINO finds no GPU.9 on this machine (it has: " in err
+    assert not variants.runs_named("ppe-yolov11n-infer-v39")
+
+
+@pytest.mark.parametrize("backend", ["openvino", "auto"])
+def test_missing_runtime_package_names_the_extra_and_creates_no_run(variants, monkeypatch,
+                                                                    backend):
     monkeypatch.setitem(sys.modules, "openvino", None)
-    code, _, err = variants.run("infer", "v37", backend="openvino", iterations=2,
+    code, _, err = variants.run("infer", "v37", backend=backend, iterations=2,
                                 source=f"{SITE_PATH}/ppe__openvino_fp32@candidate")
     assert code == 1
     assert "openvino is not installed" in err and "siteml[quantize]" in err
-    experiment = variants.client().get_experiment_by_name(SITE_PATH)
-    assert not variants.client().search_runs([experiment.experiment_id],
-                                             "attributes.run_name = 'ppe-yolov11n-infer-v37'")
+    assert not variants.runs_named("ppe-yolov11n-infer-v37")

@@ -113,9 +113,7 @@ def test_gate_refuses_a_variant_that_loses_accuracy_and_registers_nothing(tiny_s
                          preset="performance", max_accuracy_drop=0.0, latency_iterations=2)
     assert code == 1, err
     assert "not registered" in err and "max_accuracy_drop" in err
-    experiment = c.get_experiment_by_name(SITE_PATH)
-    [run] = c.search_runs([experiment.experiment_id],
-                          "attributes.run_name = 'ppe-yolov11n-quant-v9'")
+    [run] = tiny_store.runs_named("ppe-yolov11n-quant-v9")
     assert run.info.status == "FAILED"
     assert run.data.tags["siteml.gate"] == "refused"
     assert run.data.metrics["delta/map50_95"] < 0
@@ -129,9 +127,15 @@ def test_missing_backend_package_names_the_extra_and_creates_no_run(tiny_store, 
     code, _, err = tiny_store.run("quant", "v10", backend="onnxruntime", precision="int8")
     assert code == 1
     assert "onnxruntime is not installed" in err and "siteml[quantize]" in err
-    experiment = tiny_store.client().get_experiment_by_name(SITE_PATH)
-    assert experiment is None or not tiny_store.client().search_runs(
-        [experiment.experiment_id], "attributes.run_name = 'ppe-yolov11n-quant-v10'")
+    assert not tiny_store.runs_named("ppe-yolov11n-quant-v10")
+
+
+def test_a_variant_as_source_is_refused_before_any_run(tiny_store):
+    code, _, err = tiny_store.run("quant", "v12", backend="openvino", precision="int8",
+                                  source=f"{SITE_PATH}/ppe__openvino_fp32@candidate")
+    assert code == 2
+    assert "quantization.source: the source is saved for openvino" in err
+    assert not tiny_store.runs_named("ppe-yolov11n-quant-v12")
 
 
 def test_models_shows_variants_with_their_accuracy_delta_and_speedup(tiny_store):

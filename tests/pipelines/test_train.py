@@ -178,3 +178,18 @@ def test_dataset_changed_since_dvc_add_is_refused(trained, cli, monkeypatch):
         [trained.client().get_experiment_by_name(SITE).experiment_id],
         order_by=["attributes.start_time DESC"])[0]
     assert newest.data.tags["siteml.data_check"] == "skipped"
+
+
+def test_device_this_machine_lacks_is_refused_before_anything_is_written(trained, cli,
+                                                                         tmp_path, monkeypatch):
+    import torch
+
+    missing = f"cuda:{torch.cuda.device_count()}"  # one past the last device, on any machine
+    monkeypatch.chdir(tmp_path)  # a fresh embedded store
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    path = trained.root / "cuda.yaml"
+    path.write_text(scenario_text(trained.root / "data", "v7"))
+    code, _, err = cli("run", str(path), "--set", f"environment.device={missing}")
+    assert code == 2
+    assert f"(--set environment.device={missing}): environment.device: PyTorch finds" in err
+    assert list(tmp_path.iterdir()) == []

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from siteml.errors import SitemlError
 from siteml.extras import check_installed
 from siteml.pipelines.base import PipelineResult, Tracker
-from siteml.scenario.schema import BaseScenario
+from siteml.scenario.schema import BaseScenario, device_problem, runtime_for
 
 Pipeline = Callable[[BaseScenario, Tracker], PipelineResult]
 
@@ -55,3 +55,51 @@ def check_extras(scenario: BaseScenario) -> None:
         modules.append(("nncf", "quantize"))
     for module, extra in modules:
         check_installed(module, extra)
+
+
+def check_device(scenario: BaseScenario, backend: str | None = None) -> tuple[str, str] | None:
+    """Whether this machine has the scenario's device for ``backend``, the runtime that will use
+    it (default: the one the scenario names; none for a benchmark's ``auto``).
+
+    Returns:
+        None, or the YAML path to blame and why.
+    """
+    params, device = scenario.params, scenario.environment.device
+    backend = backend or ("pytorch" if scenario.experiment_type == "train"
+                          else getattr(params, "backend", None))
+    if backend in (None, "auto") or device_problem(backend, device):
+        return None  # quantization times on the CPU what its runtime cannot name
+    from siteml.pipelines.runtimes import missing_device
+
+    missing = missing_device(backend, device)
+    return ("environment.device", missing) if missing else None
+
+
+def check_source(scenario: BaseScenario, saved_for: str | None) -> tuple[str, str] | None:
+    """Whether the pipeline can use its source model, saved for runtime ``saved_for`` (the
+    version's ``model.backend`` tag; None if it has none), and the runtime that a benchmark's
+    ``backend: auto`` picks for it is installed and has the device.
+
+    Returns:
+        None, or the YAML path to blame and why.
+
+    Raises:
+        MissingExtraError: the runtime that will run the source is not installed.
+    """
+    if saved_for is None:
+        return None
+    if scenario.experiment_type == "quant" and saved_for != "pytorch":
+        return ("quantization.source", f"the source is saved for {saved_for}; quantization "
+                "starts from the task's PyTorch model (its base variant)")
+    if scenario.experiment_type != "infer":
+        return None
+    try:
+        backend = runtime_for(scenario.params.backend, saved_for)
+    except ValueError as exc:
+        return "benchmark.backend", str(exc)
+    if scenario.params.backend != "auto":
+        return None  # its package and device were checked before the source was known
+    for module, extra in BACKEND_MODULES.get(backend, ()):
+        check_installed(module, extra)
+    problem = device_problem(backend, scenario.environment.device)
+    return ("environment.device", problem) if problem else check_device(scenario, backend)

@@ -36,12 +36,11 @@ from siteml.pipelines.runtimes import (
 from siteml.pipelines.ultralytics_env import offline_ultralytics
 from siteml.progress import note
 from siteml.provenance import cpu_flags
-from siteml.scenario.schema import InferenceBenchmarkScenario, device_problem
+from siteml.scenario.schema import InferenceBenchmarkScenario, device_problem, runtime_for
 
 PERCENTILES = (50, 90, 95, 99)
 DRIFT_PARTS = 10
 DRIFT_WARNING = 1.10
-ALSO_READS = {"openvino": (".onnx",), "onnxruntime": (), "pytorch": ()}
 
 
 class BackendMismatchError(ValueError):
@@ -99,13 +98,10 @@ def run(scenario: InferenceBenchmarkScenario, tracker: Tracker) -> PipelineResul
 
 
 def _backend(requested: str, model_path: Path) -> str:
-    files_for = backend_of(model_path)
-    if requested == "auto":
-        return files_for
-    if files_for == requested or model_path.suffix in ALSO_READS[requested]:
-        return requested
-    raise BackendMismatchError(f"backend {requested} cannot run {model_path.name} "
-                               f"(a {files_for} model); use backend auto or {files_for}")
+    try:
+        return runtime_for(requested, backend_of(model_path))
+    except ValueError as exc:
+        raise BackendMismatchError(f"{model_path.name}: {exc}") from None
 
 
 def _check_device(backend: str, device: str) -> None:

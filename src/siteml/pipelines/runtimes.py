@@ -96,6 +96,29 @@ def load(path: Path, frame: Any, *, backend: str | None = None, precision: str =
     return _pytorch(path, frame, threads, device)
 
 
+def missing_device(backend: str, device: str) -> str | None:
+    """Why this machine cannot run ``backend`` on ``device`` (a name that runtime accepts), or
+    None when it can. A runtime left to itself would fail late or, ONNX Runtime, fall back to
+    the CPU without a word."""
+    if device.upper() in ("CPU", "AUTO"):
+        return None
+    if backend == "openvino":
+        available = offline_openvino().Core().available_devices
+        if device in available or any(name.split(".")[0] == device for name in available):
+            return None
+        return f"OpenVINO finds no {device} on this machine (it has: {', '.join(available)})"
+    if backend == "onnxruntime":
+        providers = require("onnxruntime", "quantize").get_available_providers()
+        if "CUDAExecutionProvider" in providers:
+            return None
+        return (f"this ONNX Runtime has no CUDAExecutionProvider (it has: {', '.join(providers)});"
+                " install onnxruntime-gpu")
+    count = require("torch", "train").cuda.device_count()
+    if int(device.partition(":")[2] or 0) < count:
+        return None
+    return f"PyTorch finds {count} CUDA device(s) on this machine, so no {device}"
+
+
 def _pytorch(path: Path, frame: Any, threads: int, device: str) -> LoadedModel:
     torch = require("torch", "train")
     from ultralytics import YOLO

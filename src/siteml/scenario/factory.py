@@ -68,6 +68,15 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = (),
     return scenario
 
 
+def scenario_problem(path: str | Path, overrides: Sequence[str], yaml_path: str,
+                     message: str) -> ScenarioError:
+    """A problem found after loading (against the registry, say), located like the loader's
+    own: file, line (or the ``--set`` that gave the value) and YAML path."""
+    doc = load_yaml(Path(path))
+    _apply_overrides(doc, overrides)
+    return ScenarioError([_problem(doc, tuple(yaml_path.split(".")), message)])
+
+
 def load_site(path: str | Path) -> SiteConfig:
     """Load and validate one site file (``configs/sites/<id>.yaml``)."""
     path = Path(path)

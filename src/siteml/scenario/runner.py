@@ -1,8 +1,8 @@
 """The run lifecycle: validate, then experiment, run, tags and params, pipeline, registry.
 
-Everything that can reject a scenario (schema, dataset, an existing finished run, a missing
-source model, an unreachable server) is checked before the first write, so a rejected scenario
-leaves nothing behind. A pipeline exception ends the run FAILED with ``error.txt``; Ctrl-C or
+Everything that can reject a scenario (schema, dataset, a missing package or device, an existing
+finished run, a missing source model or one the pipeline cannot use, an unreachable server) is
+checked before the first write, so a rejected scenario leaves nothing behind. A pipeline exception ends the run FAILED with ``error.txt``; Ctrl-C or
 SIGTERM ends it KILLED; in both cases nothing is registered.
 """
 
@@ -24,9 +24,9 @@ import yaml
 
 from siteml import __version__
 from siteml.errors import InvalidInputError, SitemlError
-from siteml.pipelines import check_extras, get_pipeline
+from siteml.pipelines import check_device, check_extras, check_source, get_pipeline
 from siteml.provenance import git_tags, host_tags
-from siteml.scenario.factory import load_scenario
+from siteml.scenario.factory import load_scenario, scenario_problem
 from siteml.scenario.naming import registered_model_name, registry_path
 from siteml.scenario.schema import BaseScenario
 from siteml.tracking import registry
@@ -91,6 +91,7 @@ def run_scenario(path: str | Path, overrides: Sequence[str] = (), *,
     scenario = load_scenario(path, overrides, sites_dir, check_data=not skip_data_check)
     pipeline = get_pipeline(scenario.experiment_type)
     check_extras(scenario)
+    _refuse(path, overrides, check_device(scenario))
     store = store or resolve_store()
     check_reachable(store)
     if not store.exists() and _wants_source(scenario):
@@ -110,6 +111,8 @@ def run_scenario(path: str | Path, overrides: Sequence[str] = (), *,
             f"{path}: run {run_name!r} already FINISHED in experiment {experiment_name!r} "
             f"(run id {finished[0].info.run_id}); bump 'version' for a new run, or pass --rerun")
     source = _resolve_source(client, scenario)
+    if source is not None:
+        _refuse(path, overrides, check_source(scenario, source.tags.get("model.backend")))
 
     experiment_id = ensure_experiment(
         client, store, experiment_name, scenario.site.to_tags(),
@@ -152,6 +155,12 @@ def run_scenario(path: str | Path, overrides: Sequence[str] = (), *,
     finally:
         recorder.cleanup()
     return outcome
+
+
+def _refuse(path: str | Path, overrides: Sequence[str], problem: tuple[str, str] | None) -> None:
+    """Raise ``problem`` (YAML path, message) as an invalid-input error located in the file."""
+    if problem:
+        raise scenario_problem(path, overrides, *problem)
 
 
 def _wants_source(scenario: BaseScenario) -> bool:

@@ -453,6 +453,25 @@ RUNTIME_DEVICES = {"openvino": (r"CPU|GPU(\.\d+)?|NPU|AUTO|cpu", "CPU, GPU, GPU.
                    "pytorch": (r"cpu|CPU|cuda(:\d+)?", "cpu or cuda[:N]")}
 
 
+ALSO_RUNS = {"openvino": ("onnxruntime",)}
+"""Runtimes that also run models saved for another runtime (OpenVINO reads ONNX files)."""
+
+
+def runtime_for(requested: str, saved_for: str) -> str:
+    """The runtime that runs a model saved for ``saved_for`` when ``requested`` (a benchmark's
+    ``backend``, or ``auto``) is asked for.
+
+    Raises:
+        ValueError: ``requested`` cannot run that model.
+    """
+    if requested in ("auto", saved_for):
+        return saved_for
+    if saved_for in ALSO_RUNS.get(requested, ()):
+        return requested
+    raise ValueError(f"backend {requested} cannot run models saved for {saved_for}; use backend "
+                     f"auto or {saved_for}")
+
+
 def device_problem(backend: str, device: str) -> str | None:
     """Why ``device`` is not a device of runtime ``backend``, or None when it is."""
     pattern, names = RUNTIME_DEVICES[backend]
