@@ -2,8 +2,9 @@
 
 Everything that can reject a scenario (schema, dataset, a missing package or device, an existing
 finished run, a missing source model or one the pipeline cannot use, an unreachable server) is
-checked before the first write, so a rejected scenario leaves nothing behind. A pipeline exception ends the run FAILED with ``error.txt``; Ctrl-C or
-SIGTERM ends it KILLED; in both cases nothing is registered.
+checked before the first write, so a rejected scenario leaves nothing behind. A pipeline
+exception ends the run FAILED with ``error.txt``; Ctrl-C or SIGTERM ends it KILLED; in both
+cases nothing is registered.
 """
 
 from __future__ import annotations
