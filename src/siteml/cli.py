@@ -428,13 +428,14 @@ def compare(
         for row in rows:
             delta = row["delta_map50_95"]
             shown = {**row, "delta_map50_95": None if delta is None else f"{delta * 100:+.2f}",
-                     "speedup": None if row["speedup"] is None else f"{row['speedup']:.2f}x"}
+                     "speedup": None if row["speedup"] is None else f"{row['speedup']:.2f}x",
+                     "pareto": "yes" if row["pareto"] else ""}
             table.add_row(*(cell(shown[c]) for c in COLUMNS[:-1]))
         _console().print(table)
 
 
 COMPARE_HEADERS = ("variant", "v", "device", "batch", "MB", "mAP50-95", "Δ pt", "p50 ms",
-                   "p95 ms", "FPS", "speedup")
+                   "p95 ms", "FPS", "speedup", "Pareto")
 
 
 @app.command()

@@ -8,6 +8,7 @@ import mlflow.artifacts
 import pytest
 
 from siteml.pipelines.benchmark import latency_drift
+from siteml.tables import cell
 from tests.conftest import needs
 from tests.pipelines.conftest import MODEL, SITE_PATH
 
@@ -145,6 +146,12 @@ def test_compare_lists_each_variant_with_its_latest_benchmark(variants, tmp_path
         assert row["speedup"] == pytest.approx(base["p50_ms"] / row["p50_ms"])
         assert row["benchmark_run_id"]
     assert rows["openvino_fp32"]["delta_map50_95"] is not None
+    for row in rows.values():  # on the front exactly when no other row dominates it
+        dominated = any(other["p50_ms"] <= row["p50_ms"] and other["map50_95"] >= row["map50_95"]
+                        and (other["p50_ms"], other["map50_95"]) != (row["p50_ms"],
+                                                                     row["map50_95"])
+                        for other in rows.values())
+        assert row["pareto"] is not dominated
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     client = variants.client()
     experiment = client.get_experiment_by_name(SITE_PATH)
@@ -161,7 +168,7 @@ def test_compare_lists_each_variant_with_its_latest_benchmark(variants, tmp_path
     monkeypatch.delenv("COLUMNS", raising=False)
     code, out, _ = variants.invoke("compare", SITE_PATH, "--task", "ppe")
     # piped output keeps whole cells, whatever a terminal's width would be
-    assert code == 0 and "…" not in out and f"{base['p50_ms']:.3f}" in out
+    assert code == 0 and "…" not in out and f" {cell(base['p50_ms'])} " in out
 
 
 @pytest.mark.parametrize("backend", ["openvino", "auto"])

@@ -12,19 +12,21 @@ from typing import Any
 
 from mlflow import MlflowClient
 
+from siteml.pareto import pareto_front
 from siteml.scenario.naming import ModelRef
 from siteml.tracking.registry import METRIC_TAG_PREFIX, all_pages, like_pattern
 from siteml.tracking.runs import find_experiment_id
 
 COLUMNS = ("variant", "version", "device", "batch", "size_mb", "map50_95", "delta_map50_95",
-           "p50_ms", "p95_ms", "fps", "speedup", "benchmark_run_id")
+           "p50_ms", "p95_ms", "fps", "speedup", "pareto", "benchmark_run_id")
 MAX_BENCHMARK_RUNS = 5000
 
 
 def compare_rows(client: MlflowClient, site: str, task: str) -> list[dict[str, Any]]:
     """One row per variant and device: the latest benchmark of that variant on that device, the
     variant's accuracy (its quant gate's, or the benchmark's own when it measured it) and its
-    speedup over the base (PyTorch FP32) model benchmarked on the same device."""
+    speedup over the base (PyTorch FP32) model benchmarked on the same device; ``pareto`` says
+    whether no other variant on that device is both faster and more accurate."""
     experiment_id = find_experiment_id(client, site)
     if experiment_id is None:
         return []
@@ -50,6 +52,10 @@ def compare_rows(client: MlflowClient, site: str, task: str) -> list[dict[str, A
     for row in rows:
         reference = base_p50.get(row["device"])
         row["speedup"] = reference / row["p50_ms"] if reference else None
+    for device in {row["device"] for row in rows}:
+        scored = [r for r in rows if r["device"] == device and r["map50_95"] is not None]
+        for index in pareto_front([(r["p50_ms"], r["map50_95"]) for r in scored]):
+            scored[index]["pareto"] = True
     return sorted(rows, key=lambda r: (r["device"], r["variant"] != "base", r["p50_ms"]))
 
 
@@ -72,7 +78,8 @@ def _row(name: str, device: str, run: Any, versions: dict[int, dict[str, str]]) 
         "delta_map50_95": tags.get("delta/map50_95", 0.0 if variant is None else None),
         "p50_ms": metrics[f"b{batch}/latency_p50_ms"],
         "p95_ms": metrics.get(f"b{batch}/latency_p95_ms"), "fps": metrics.get(f"b{batch}/fps"),
-        "speedup": None, "benchmark_run_id": run.info.run_id, "model_name": name,
+        "speedup": None, "pareto": False, "benchmark_run_id": run.info.run_id,
+        "model_name": name,
     }
 
 
