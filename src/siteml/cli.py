@@ -397,7 +397,8 @@ def compare(
     plot: Annotated[Path | None, typer.Option(
         help="Write the latency / mAP Pareto plot here (PNG) and log it to MLflow.")] = None,
 ) -> None:
-    """Every variant of a task at a site with its latest benchmark per device, side by side."""
+    """Every variant of a task at a site with its latest benchmark per device and host, side by
+    side (speedups and the Pareto front are taken within one device of one host)."""
     if as_json + as_md + as_csv > 1:
         raise _fail(InvalidInputError("choose one of --json, --md, --csv"))
     site = _site_option(site)
@@ -434,8 +435,8 @@ def compare(
         _console().print(table)
 
 
-COMPARE_HEADERS = ("variant", "v", "device", "batch", "MB", "mAP50-95", "Δ pt", "p50 ms",
-                   "p95 ms", "FPS", "speedup", "Pareto")
+COMPARE_HEADERS = ("variant", "v", "device", "host", "batch", "MB", "mAP50-95", "Δ pt",
+                   "p50 ms", "p95 ms", "FPS", "speedup", "Pareto")
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import platform
 import sys
 
 import mlflow.artifacts
@@ -169,6 +170,24 @@ def test_compare_lists_each_variant_with_its_latest_benchmark(variants, tmp_path
     code, out, _ = variants.invoke("compare", SITE_PATH, "--task", "ppe")
     # piped output keeps whole cells, whatever a terminal's width would be
     assert code == 0 and "…" not in out and f" {cell(base['p50_ms'])} " in out
+
+
+def test_compare_keeps_each_host_apart(variants, monkeypatch):
+    here = platform.node()
+    with monkeypatch.context() as box:  # the same benchmark, as recorded on a site's edge box
+        box.setattr(platform, "node", lambda: "edge-box-2")
+        benchmark(variants, "v44", source=f"{SITE_PATH}/ppe__openvino_fp32@candidate",
+                  iterations=10)
+    code, out, err = variants.invoke("compare", SITE_PATH, "--task", "ppe", "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    [edge] = [row for row in rows if row["host"] == "edge-box-2"]
+    assert edge["variant"] == "openvino_fp32"
+    assert edge["speedup"] is None  # no PyTorch baseline was measured on that box
+    assert edge["pareto"] is True  # alone on its box
+    local = {row["variant"]: row for row in rows if row["host"] == here}
+    assert {"base", "openvino_fp32"} <= set(local)
+    assert local["openvino_fp32"]["benchmark_run_id"] != edge["benchmark_run_id"]
 
 
 @pytest.mark.parametrize("backend", ["openvino", "auto"])

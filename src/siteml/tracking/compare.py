@@ -1,4 +1,5 @@
-"""`siteml compare`: every variant of a site's task beside its latest benchmark on each device.
+"""`siteml compare`: every variant of a site's task beside its latest benchmark on each device
+of each host (a site's edge boxes are told apart by host name).
 
 Two tag-filtered queries, whatever the store's size: the task's registered models (base and
 variants), and the finished benchmark runs of the task at the site, newest first.
@@ -17,16 +18,17 @@ from siteml.scenario.naming import ModelRef
 from siteml.tracking.registry import METRIC_TAG_PREFIX, all_pages, like_pattern
 from siteml.tracking.runs import find_experiment_id
 
-COLUMNS = ("variant", "version", "device", "batch", "size_mb", "map50_95", "delta_map50_95",
+COLUMNS = ("variant", "version", "device", "host", "batch", "size_mb", "map50_95",
+           "delta_map50_95",
            "p50_ms", "p95_ms", "fps", "speedup", "pareto", "benchmark_run_id")
 MAX_BENCHMARK_RUNS = 5000
 
 
 def compare_rows(client: MlflowClient, site: str, task: str) -> list[dict[str, Any]]:
-    """One row per variant and device: the latest benchmark of that variant on that device, the
+    """One row per variant, device and host: the latest benchmark of that variant there, the
     variant's accuracy (its quant gate's, or the benchmark's own when it measured it) and its
-    speedup over the base (PyTorch FP32) model benchmarked on the same device; ``pareto`` says
-    whether no other variant on that device is both faster and more accurate."""
+    speedup over the base (PyTorch FP32) model benchmarked on the same device of the same host;
+    ``pareto`` says whether no other variant there is both faster and more accurate."""
     experiment_id = find_experiment_id(client, site)
     if experiment_id is None:
         return []
@@ -40,26 +42,36 @@ def compare_rows(client: MlflowClient, site: str, task: str) -> list[dict[str, A
         [experiment_id], f"tags.`siteml.experiment_type` = 'infer' and tags.`task.type` = "
         f"'{task}' and attributes.status = 'FINISHED'",
         max_results=MAX_BENCHMARK_RUNS, order_by=["attributes.start_time DESC"])
-    latest: dict[tuple[str, str], Any] = {}
+    latest: dict[tuple[str, str, str], Any] = {}
     for run in runs:
         name = run.data.tags.get("source.model_name")
-        device = run.data.params.get("environment.device", "cpu").lower()
-        if name in tags_of and (name, device) not in latest:
-            latest[(name, device)] = run
-    rows = [_row(name, device, run, tags_of[name]) for (name, device), run in latest.items()]
+        if name in tags_of and (name, *_where(run)) not in latest:
+            latest[(name, *_where(run))] = run
+    rows = [_row(name, run, tags_of[name]) for (name, *_), run in latest.items()]
     rows = [row for row in rows if row is not None]
-    base_p50 = {row["device"]: row["p50_ms"] for row in rows if row["variant"] == "base"}
+    base_p50 = {_place(row): row["p50_ms"] for row in rows if row["variant"] == "base"}
     for row in rows:
-        reference = base_p50.get(row["device"])
+        reference = base_p50.get(_place(row))
         row["speedup"] = reference / row["p50_ms"] if reference else None
-    for device in {row["device"] for row in rows}:
-        scored = [r for r in rows if r["device"] == device and r["map50_95"] is not None]
+    for place in {_place(row) for row in rows}:
+        scored = [r for r in rows if _place(r) == place and r["map50_95"] is not None]
         for index in pareto_front([(r["p50_ms"], r["map50_95"]) for r in scored]):
             scored[index]["pareto"] = True
-    return sorted(rows, key=lambda r: (r["device"], r["variant"] != "base", r["p50_ms"]))
+    return sorted(rows, key=lambda r: (*_place(r), r["variant"] != "base", r["p50_ms"]))
 
 
-def _row(name: str, device: str, run: Any, versions: dict[int, dict[str, str]]) -> dict | None:
+def _where(run: Any) -> tuple[str, str]:
+    """The device and host a benchmark run measured on."""
+    return (run.data.params.get("environment.device", "cpu").lower(),
+            run.data.tags.get("env.hostname", ""))
+
+
+def _place(row: dict[str, Any]) -> tuple[str, str]:
+    """The device and host of a row."""
+    return row["device"], row["host"]
+
+
+def _row(name: str, run: Any, versions: dict[int, dict[str, str]]) -> dict | None:
     """A benchmark run as a table row at its smallest batch size (None if it logged none)."""
     metrics = run.data.metrics
     batches = sorted(int(k[1:].split("/")[0]) for k in metrics if k.endswith("/latency_p50_ms"))
@@ -70,10 +82,12 @@ def _row(name: str, device: str, run: Any, versions: dict[int, dict[str, str]]) 
     tags = {k.removeprefix(METRIC_TAG_PREFIX): float(v)
             for k, v in versions.get(number, {}).items() if k.startswith(METRIC_TAG_PREFIX)}
     variant = ModelRef(name=name, version=number or 1).variant
+    device, host = _where(run)
     accuracy = metrics.get("accuracy/map50_95", tags.get("variant/map50_95",
                                                          tags.get("val/map50_95")))
     return {
-        "variant": variant or "base", "version": number, "device": device, "batch": batch,
+        "variant": variant or "base", "version": number,
+        "device": device, "host": host, "cpu": run.data.tags.get("env.cpu"), "batch": batch,
         "size_mb": metrics.get("model/size_mb"), "map50_95": accuracy,
         "delta_map50_95": tags.get("delta/map50_95", 0.0 if variant is None else None),
         "p50_ms": metrics[f"b{batch}/latency_p50_ms"],
