@@ -14,6 +14,7 @@ import typer
 
 from siteml import __version__
 from siteml.errors import EXIT_INVALID_INPUT, InvalidInputError, ScenarioError, SitemlError
+from siteml.scenario.naming import TASK_TYPES
 
 app = typer.Typer(
     name="siteml",
@@ -23,6 +24,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+RUN_TYPES = ("train", "quant", "infer", "compare")
+RUN_STATES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 SetOption = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a scenario value: KEY.PATH=VALUE (VALUE is YAML). Repeatable.")]
@@ -70,6 +73,13 @@ def _site_option(site: str | None) -> str | None:
         raise _fail(InvalidInputError(f"--site {site!r}: expected customer/region-plant/zone "
                                       f"of lowercase slugs ({bad})"))
     return "/".join(parts)
+
+
+def _choice(option: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
+    """Check an option against its allowed values; exit 2 naming them if it is not one."""
+    if value is not None and value not in allowed:
+        raise _fail(InvalidInputError(f"{option} {value!r}: use one of {', '.join(allowed)}"))
+    return value
 
 
 def _read_client(as_json: bool, empty: Any) -> Any:
@@ -252,7 +262,7 @@ def models(
     as_json: JsonOption = False,
 ) -> None:
     """Registered models as a tree: site, task, variants, versions with aliases and metrics."""
-    site = _site_option(site)
+    site, task = _site_option(site), _choice("--task", task, TASK_TYPES)
     client = _read_client(as_json, [])
     from siteml.tracking.registry import model_tree
 
@@ -340,16 +350,22 @@ def promote(
 @app.command()
 def runs(
     site: Annotated[str | None, typer.Option(help="Site path customer/region-plant/zone.")] = None,
+    task: Annotated[str | None, typer.Option(help="Only this task type (ppe, fall, ...).")] = None,
+    kind: Annotated[str | None, typer.Option(
+        "--type", help=f"Only this run type: {', '.join(RUN_TYPES)}.")] = None,
+    status: Annotated[str | None, typer.Option(
+        help=f"Only runs in this state: {', '.join(RUN_STATES)}.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many runs.")] = 50,
     as_json: JsonOption = False,
 ) -> None:
     """Runs of a site (or of every site), newest first, with status and key metrics."""
-    site = _site_option(site)
+    site, task = _site_option(site), _choice("--task", task, TASK_TYPES)
+    kind, status = _choice("--type", kind, RUN_TYPES), _choice("--status", status, RUN_STATES)
     client = _read_client(as_json, [])
     from siteml.tracking.queries import site_runs
 
     with _reporting_errors():
-        rows = site_runs(client, site, limit)
+        rows = site_runs(client, site, limit, task=task, kind=kind, status=status)
     if as_json:
         _print_json(rows)
         return
@@ -372,7 +388,7 @@ def best(
     as_json: JsonOption = False,
 ) -> None:
     """The finished training run of a task at a site with the best metric, and its model."""
-    site = _site_option(site)
+    site, task = _site_option(site), _choice("--task", task, TASK_TYPES)
     client = _read_client(as_json, None)
     from siteml.tracking.queries import best_run
 
@@ -401,7 +417,7 @@ def compare(
     side (speedups and the Pareto front are taken within one device of one host)."""
     if as_json + as_md + as_csv > 1:
         raise _fail(InvalidInputError("choose one of --json, --md, --csv"))
-    site = _site_option(site)
+    site, task = _site_option(site), _choice("--task", task, TASK_TYPES)
     client = _read_client(as_json, [])
     from siteml.tables import to_csv, to_markdown
     from siteml.tracking.compare import COLUMNS, compare_rows, log_comparison

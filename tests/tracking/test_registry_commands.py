@@ -86,6 +86,24 @@ def test_runs_and_best(cli, trained):
     assert code == 0 and "FINISHED" in out
 
 
+def test_runs_filters_by_task_type_and_status(cli, trained):
+    code, out, _ = cli("runs", "--site", trained.site, "--type", "train", "--task", "ppe",
+                       "--status", "FINISHED", "--json")
+    assert code == 0
+    assert [r["run_name"] for r in json.loads(out)] == ["ppe-yolov11l-train-v3",
+                                                        "ppe-yolov11l-train-v2"]
+    for args in (["--type", "infer"], ["--task", "fire"], ["--status", "FAILED"]):
+        code, out, _ = cli("runs", "--site", trained.site, *args, "--json")
+        assert (code, json.loads(out)) == (0, [])
+    for args, allowed in ((["--type", "benchmark"], "train, quant, infer, compare"),
+                          (["--task", "helmet"], "ppe, fall, fire, collision, stuck"),
+                          (["--status", "done"], "RUNNING, FINISHED, FAILED, KILLED")):
+        code, _, err = cli("runs", *args)
+        assert code == 2 and f"use one of {allowed}" in err
+    code, _, err = cli("best", trained.site, "--task", "ppe'")
+    assert code == 2 and "--task" in err
+
+
 def test_read_commands_do_not_create_a_store(cli, tmp_path, monkeypatch):
     database = tmp_path / "none" / "mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{database}")

@@ -23,14 +23,20 @@ def _site_experiments(client: MlflowClient, site: str | None) -> dict[str, str]:
     return {e.experiment_id: e.name for e in experiments}
 
 
-def site_runs(client: MlflowClient, site: str | None = None,
-              limit: int = 100) -> list[dict[str, Any]]:
+def site_runs(client: MlflowClient, site: str | None = None, limit: int = 100, *,
+              task: str | None = None, kind: str | None = None,
+              status: str | None = None) -> list[dict[str, Any]]:
     """Newest runs of a site (or of all sites), with status, key metrics, the model version
-    each read (``source_model``: quant and infer runs) and the one it registered."""
+    each read (``source_model``: quant and infer runs) and the one it registered; only those
+    of ``task``, of type ``kind`` (train, quant, infer, compare) or in ``status`` if given."""
     experiments = _site_experiments(client, site)
     if not experiments:
         return []
-    runs = client.search_runs(list(experiments), "tags.`siteml.experiment_type` != ''",
+    clauses = [f"tags.`siteml.experiment_type` = '{kind}'" if kind
+               else "tags.`siteml.experiment_type` != ''"]
+    clauses += [f"tags.`task.type` = '{task}'"] if task else []
+    clauses += [f"attributes.status = '{status}'"] if status else []
+    runs = client.search_runs(list(experiments), " and ".join(clauses),
                               run_view_type=ViewType.ACTIVE_ONLY, max_results=limit,
                               order_by=["attributes.start_time DESC"])
     return [{
