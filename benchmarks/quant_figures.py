@@ -57,14 +57,12 @@ def time_round_robin(models: dict[str, tuple[Path, str]], frame, rounds: int,
                      iterations: int) -> tuple[dict[str, list[float]], dict[str, str]]:
     """Per-iteration latencies (ms) of each model, interleaved over ``rounds``, and the
     precision each runtime reports it executed."""
-    from siteml.pipelines.runtimes import latencies_ms, load
+    from siteml.pipelines.runtimes import interleaved_latencies_ms, load
 
     loaded = {label: load(path, frame, precision=precision)
               for label, (path, precision) in models.items()}
-    times: dict[str, list[float]] = {label: [] for label in models}
-    for round_index in range(rounds):
-        for label, model in loaded.items():
-            times[label] += latencies_ms(model.infer, 20 if round_index == 0 else 3, iterations)
+    times = interleaved_latencies_ms({label: model.infer for label, model in loaded.items()},
+                                     20, rounds * iterations, rounds)
     return times, {label: model.facts["executed_precision"] for label, model in loaded.items()}
 
 

@@ -11,6 +11,7 @@ fails, nothing is registered). A short batch-1 latency check of both gives the s
 from __future__ import annotations
 
 import shutil
+import statistics
 from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -20,7 +21,12 @@ from siteml.pipelines import onnx_variant, openvino_variant
 from siteml.pipelines.base import PipelineResult, ProducedModel, Tracker
 from siteml.pipelines.detection_map import mean_ap, score, val_split
 from siteml.pipelines.images import Letterboxed, sample_images
-from siteml.pipelines.runtimes import EXECUTION_PRECISION, load, model_size_mb, p50_ms
+from siteml.pipelines.runtimes import (
+    EXECUTION_PRECISION,
+    interleaved_latencies_ms,
+    load,
+    model_size_mb,
+)
 from siteml.pipelines.ultralytics_env import offline_ultralytics
 from siteml.scenario.schema import QuantizationScenario, device_problem
 
@@ -83,17 +89,20 @@ def _score_and_time(scenario: QuantizationScenario, weights: Path, variant: Path
     params, device = scenario.quantization, scenario.environment.device
     metrics: dict[str, float] = {}
     facts: dict[str, str] = {}
+    loaded = {}
     for label, path, backend in (("source", weights, "pytorch"),
                                  ("variant", variant, params.backend)):
-        loaded = load(path, frames[0], precision=EXECUTION_PRECISION[params.precision],
-                      device=device if device_problem(backend, device) is None else "cpu")
+        loaded[label] = load(path, frames[0], precision=EXECUTION_PRECISION[params.precision],
+                             device=device if device_problem(backend, device) is None else "cpu")
         metrics[f"{label}/map50"], metrics[f"{label}/map50_95"] = score(
-            loaded.predict, frames, truths, f"scoring the {label} on val")
-        metrics[f"latency/{label}_p50_ms"] = p50_ms(loaded.infer, LATENCY_WARMUP,
-                                                    params.latency_iterations)
+            loaded[label].predict, frames, truths, f"scoring the {label} on val")
         metrics[f"{label}/size_mb"] = model_size_mb(path)
-        facts[f"quant.{label}_device"] = loaded.facts["device"]
-    executed = loaded.facts["executed_precision"]  # the variant's: it is loaded last
+        facts[f"quant.{label}_device"] = loaded[label].facts["device"]
+    times = interleaved_latencies_ms({label: model.infer for label, model in loaded.items()},
+                                     LATENCY_WARMUP, params.latency_iterations)
+    for label, values in times.items():
+        metrics[f"latency/{label}_p50_ms"] = statistics.median(values)
+    executed = loaded["variant"].facts["executed_precision"]
     facts["quant.executed_precision"] = (f"int8+{executed}" if params.precision == "int8"
                                          else executed)
     metrics["delta/map50"] = metrics["variant/map50"] - metrics["source/map50"]

@@ -10,7 +10,6 @@ CPUs that have it unless ``INFERENCE_PRECISION_HINT`` says otherwise.
 from __future__ import annotations
 
 import os
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +21,8 @@ from siteml.pipelines.openvino_env import offline_openvino
 
 EXECUTION_PRECISION = {"fp32": "f32", "fp16": "f16", "int8": "f32"}
 """Runtime precision for a model precision (INT8 layers run in int8, the rest in this)."""
+REWARM = 3
+"""Untimed calls before each later turn of an interleaved timing (caches held another model)."""
 OPENVINO_PROPERTIES = ("PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS",
                        "INFERENCE_PRECISION_HINT", "OPTIMAL_NUMBER_OF_INFER_REQUESTS")
 
@@ -241,6 +242,14 @@ def latencies_ms(infer: Callable[[], None], warmup: int, iterations: int | None 
     return times
 
 
-def p50_ms(infer: Callable[[], None], warmup: int, iterations: int) -> float:
-    """Median latency (ms) of ``iterations`` calls after ``warmup``."""
-    return statistics.median(latencies_ms(infer, warmup, iterations))
+def interleaved_latencies_ms(calls: dict[str, Callable[[], None]], warmup: int,
+                             iterations: int, rounds: int = 5) -> dict[str, list[float]]:
+    """The time (ms) of each call of several models, ``iterations`` each, taken in turns over
+    ``rounds`` so that a change in the machine's speed hits all of them alike: ``warmup``
+    untimed calls before a model's first turn, ``REWARM`` before each later one."""
+    times: dict[str, list[float]] = {label: [] for label in calls}
+    turns = [iterations // rounds + (k < iterations % rounds) for k in range(rounds)]
+    for index, count in enumerate(t for t in turns if t):
+        for label, call in calls.items():
+            times[label] += latencies_ms(call, warmup if index == 0 else REWARM, count)
+    return times
