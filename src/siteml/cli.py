@@ -446,13 +446,18 @@ def compare(
             delta = row["delta_map50_95"]
             shown = {**row, "delta_map50_95": None if delta is None else f"{delta * 100:+.2f}",
                      "speedup": None if row["speedup"] is None else f"{row['speedup']:.2f}x",
-                     "pareto": "yes" if row["pareto"] else ""}
+                     "pareto": "yes" if row["pareto"] else "",
+                     "steady": {True: "yes", False: "NO"}.get(row["steady"])}
             table.add_row(*(cell(shown[c]) for c in COLUMNS[:-1]))
-        _console().print(table)
+        console = _console()
+        console.print(table)
+        if any(row["steady"] is False for row in rows):
+            console.print("steady NO: the host changed speed during that benchmark (see its "
+                          "latency_drift); repeat it before trusting its latency")
 
 
 COMPARE_HEADERS = ("variant", "v", "device", "host", "batch", "MB", "mAP50-95", "Δ pt",
-                   "p50 ms", "p95 ms", "FPS", "speedup", "Pareto")
+                   "p50 ms", "p95 ms", "FPS", "speedup", "Pareto", "steady")
 
 
 @app.command()

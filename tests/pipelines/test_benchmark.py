@@ -8,7 +8,7 @@ import sys
 import mlflow.artifacts
 import pytest
 
-from siteml.pipelines.benchmark import latency_drift
+from siteml.pipelines.benchmark import DRIFT_WARNING, latency_drift
 from siteml.tables import cell
 from tests.conftest import needs
 from tests.pipelines.conftest import MODEL, SITE_PATH
@@ -53,6 +53,7 @@ def test_benchmark_logs_sane_statistics_per_runtime(variants, source, backend, v
         <= m["latency_p95_ms"] <= m["latency_p99_ms"] <= m["latency_max_ms"]
     assert m["latency_min_ms"] <= m["latency_mean_ms"] <= m["latency_max_ms"]
     assert 1.0 <= m["latency_drift"] <= m["latency_max_ms"] / m["latency_min_ms"]
+    assert tags["benchmark.steady"] == str(m["latency_drift"] <= DRIFT_WARNING).lower()
     # sync mode: the throughput is the batch over the mean latency
     assert m["fps"] == pytest.approx(1000 / m["latency_mean_ms"], rel=0.1)
     assert tags["benchmark.backend"] == backend
@@ -146,6 +147,9 @@ def test_compare_lists_each_variant_with_its_latest_benchmark(variants, tmp_path
         assert row["fps"] > 0 and row["size_mb"] > 0
         assert row["speedup"] == pytest.approx(base["p50_ms"] / row["p50_ms"])
         assert row["benchmark_run_id"]
+        drift = variants.client().get_run(row["benchmark_run_id"]).data.metrics[
+            f"b{row['batch']}/latency_drift"]
+        assert row["steady"] is (drift <= DRIFT_WARNING)
     assert rows["openvino_fp32"]["delta_map50_95"] is not None
     for row in rows.values():  # on the front exactly when no other row dominates it
         dominated = any(other["p50_ms"] <= row["p50_ms"] and other["map50_95"] >= row["map50_95"]

@@ -8,7 +8,8 @@ images / wall time; latency per request). ``end_to_end`` times reading + preproc
 inference + NMS per image instead, as an application sees it. Logged per batch size ``b``:
 ``b{b}/latency_{p50,p90,p95,p99,mean,std,min,max}_ms``, ``b{b}/fps``, ``b{b}/first_inference_ms``,
 ``b{b}/load_ms``, ``b{b}/iterations``, ``b{b}/latency_drift`` (how far the median moved during
-the run: above ``DRIFT_WARNING`` the machine was not steady, and a warning says so); the raw
+the run: above ``DRIFT_WARNING`` the machine was not steady, a warning says so and the run is
+tagged ``benchmark.steady=false``); the raw
 latencies as CSV and a histogram PNG; the runtime's facts (executed precision, threads,
 compiled-model properties) and CPU flags as ``env.*`` tags.
 """
@@ -62,6 +63,7 @@ def run(scenario: InferenceBenchmarkScenario, tracker: Tracker) -> PipelineResul
                            scenario.environment.seed)
     metrics: dict[str, float] = {"model/size_mb": model_size_mb(model_path)}
     facts: dict[str, str] = {}
+    steady = True
     import numpy as np
 
     for batch in params.batch_sizes:
@@ -78,6 +80,7 @@ def run(scenario: InferenceBenchmarkScenario, tracker: Tracker) -> PipelineResul
         stats = latency_stats(times, batch, wall_s)
         metrics.update({f"b{batch}/{k}": v for k, v in stats.items()})
         if stats["latency_drift"] > DRIFT_WARNING:
+            steady = False
             note(f"[yellow]warning:[/yellow] batch {batch}: the median latency moved "
                  f"{stats['latency_drift']:.2f}x during the run: the machine was not steady, "
                  "repeat the benchmark before trusting it")
@@ -92,7 +95,8 @@ def run(scenario: InferenceBenchmarkScenario, tracker: Tracker) -> PipelineResul
         metrics["accuracy/map50"], metrics["accuracy/map50_95"] = score(
             loaded.predict, frames, truths, "measuring accuracy on val")
     tracker.set_tags({**{f"env.{k}": v for k, v in facts.items()}, **cpu_flags(),
-                      "benchmark.backend": backend, "benchmark.model_file": model_path.name})
+                      "benchmark.backend": backend, "benchmark.model_file": model_path.name,
+                      "benchmark.steady": str(steady).lower()})
     tracker.log_metrics(metrics)
     return PipelineResult(metrics=metrics)
 

@@ -20,7 +20,7 @@ from siteml.tracking.runs import find_experiment_id
 
 COLUMNS = ("variant", "version", "device", "host", "batch", "size_mb", "map50_95",
            "delta_map50_95",
-           "p50_ms", "p95_ms", "fps", "speedup", "pareto", "benchmark_run_id")
+           "p50_ms", "p95_ms", "fps", "speedup", "pareto", "steady", "benchmark_run_id")
 MAX_BENCHMARK_RUNS = 5000
 
 
@@ -28,7 +28,8 @@ def compare_rows(client: MlflowClient, site: str, task: str) -> list[dict[str, A
     """One row per variant, device and host: the latest benchmark of that variant there, the
     variant's accuracy (its quant gate's, or the benchmark's own when it measured it) and its
     speedup over the base (PyTorch FP32) model benchmarked on the same device of the same host;
-    ``pareto`` says whether no other variant there is both faster and more accurate."""
+    ``pareto`` says whether no other variant there is both faster and more accurate, and
+    ``steady`` whether the host kept one speed during the benchmark (None: not recorded)."""
     experiment_id = find_experiment_id(client, site)
     if experiment_id is None:
         return []
@@ -92,7 +93,9 @@ def _row(name: str, run: Any, versions: dict[int, dict[str, str]]) -> dict | Non
         "delta_map50_95": tags.get("delta/map50_95", 0.0 if variant is None else None),
         "p50_ms": metrics[f"b{batch}/latency_p50_ms"],
         "p95_ms": metrics.get(f"b{batch}/latency_p95_ms"), "fps": metrics.get(f"b{batch}/fps"),
-        "speedup": None, "pareto": False, "benchmark_run_id": run.info.run_id,
+        "speedup": None, "pareto": False,
+        "steady": {"true": True, "false": False}.get(run.data.tags.get("benchmark.steady", "")),
+        "benchmark_run_id": run.info.run_id,
         "model_name": name,
     }
 
