@@ -24,6 +24,22 @@ def source_version(tiny_store):
     return tiny_store.client().get_model_version_by_alias(MODEL, "candidate")
 
 
+def quantize(tiny_store, backend: str, precision: str):
+    """Quantize the tiny model to one target, under that target's own scenario version."""
+    return tiny_store.run("quant", f"v{TARGETS.index((backend, precision)) + 1}",
+                          backend=backend, precision=precision, calibration_size=32,
+                          max_accuracy_drop=0.05, latency_iterations=5)
+
+
+def candidate(tiny_store, backend: str, precision: str):
+    """A target's @candidate version, quantized now if the test that makes it has not run."""
+    name = f"{MODEL}__{backend}_{precision}"
+    if not tiny_store.client().search_model_versions(f"name = '{name}'"):
+        code, _, err = quantize(tiny_store, backend, precision)
+        assert code == 0, err
+    return tiny_store.client().get_model_version_by_alias(name, "candidate")
+
+
 def test_the_tiny_source_model_finds_objects(tiny_store):
     run = tiny_store.client().get_run(source_version(tiny_store).run_id)
     assert run.data.metrics["val/map50_95"] > 0.2
@@ -31,9 +47,7 @@ def test_the_tiny_source_model_finds_objects(tiny_store):
 
 @pytest.mark.parametrize(("backend", "precision"), TARGETS)
 def test_variant_is_registered_with_lineage_and_loads_in_mlflow(tiny_store, backend, precision):
-    code, outcome, err = tiny_store.run("quant", f"v{TARGETS.index((backend, precision)) + 1}",
-                               backend=backend, precision=precision, calibration_size=32,
-                               max_accuracy_drop=0.05, latency_iterations=5)
+    code, outcome, err = quantize(tiny_store, backend, precision)
     assert code == 0, err
     name = f"{MODEL}__{backend}_{precision}"
     assert outcome["registered_model"] == name
@@ -131,6 +145,7 @@ def test_missing_backend_package_names_the_extra_and_creates_no_run(tiny_store, 
 
 
 def test_a_variant_as_source_is_refused_before_any_run(tiny_store):
+    candidate(tiny_store, "openvino", "fp32")
     code, _, err = tiny_store.run("quant", "v12", backend="openvino", precision="int8",
                                   source=f"{SITE_PATH}/ppe__openvino_fp32@candidate")
     assert code == 2
@@ -139,6 +154,8 @@ def test_a_variant_as_source_is_refused_before_any_run(tiny_store):
 
 
 def test_models_shows_variants_with_their_accuracy_delta_and_speedup(tiny_store):
+    for backend in ("openvino", "onnxruntime"):
+        candidate(tiny_store, backend, "int8")
     code, out, _ = tiny_store.invoke("models", "--site", SITE_PATH, "--json")
     assert code == 0
     variants = {entry["variant"]: entry for entry in json.loads(out) if entry["task"] == "ppe"}
