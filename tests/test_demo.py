@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from mlflow import MlflowClient
 
 from siteml.scenario.factory import find_yaml_files, load_any
@@ -31,6 +32,10 @@ def test_demo_runs_the_lifecycle_in_its_own_folder(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder}/mlflow.db")
     code, out, err = cli("compare", "acme-steel/ulsan-plant1/welding", "--task", "ppe", "--json")
     assert code == 0, err
-    assert {row["variant"] for row in json.loads(out)} == {"base", "openvino_int8"}
+    rows = {row["variant"]: row for row in json.loads(out)}
+    assert set(rows) == {"base", "openvino_int8"}
+    assert rows["openvino_int8"]["speedup_paired"] is True
+    assert rows["openvino_int8"]["speedup"] == pytest.approx(
+        benchmarks[1]["metrics"]["b1/speedup_vs_baseline"])
     code, _, err = cli("demo", str(tmp_path), "--epochs", "1")
     assert code == 2 and "not empty" in err

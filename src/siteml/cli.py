@@ -302,7 +302,8 @@ HEADLINE_FORMATS: dict[str, Callable[[float], str]] = {
     "delta/map50_95": lambda delta: f"({delta * 100:+.2f} pt)",
     "source/map50_95": "vs source {:.3f}".format,
     "speedup": "{:.2f}x vs PyTorch".format, "b1/latency_p50_ms": "p50 {:.2f} ms".format,
-    "b1/fps": "{:.0f} FPS".format, "accuracy/map50_95": "mAP50-95 {:.3f}".format}
+    "b1/fps": "{:.0f} FPS".format, "accuracy/map50_95": "mAP50-95 {:.3f}".format,
+    "b1/speedup_vs_baseline": "{:.2f}x vs baseline".format}
 
 
 def _headline(metrics: dict[str, str]) -> str:
@@ -446,6 +447,7 @@ def compare(
             delta = row["delta_map50_95"]
             shown = {**row, "delta_map50_95": None if delta is None else f"{delta * 100:+.2f}",
                      "speedup": None if row["speedup"] is None else f"{row['speedup']:.2f}x",
+                     "speedup_paired": "yes" if row["speedup_paired"] else "",
                      "pareto": "yes" if row["pareto"] else "",
                      "steady": {True: "yes", False: "NO"}.get(row["steady"])}
             table.add_row(*(cell(shown[c]) for c in COLUMNS[:-1]))
@@ -457,7 +459,7 @@ def compare(
 
 
 COMPARE_HEADERS = ("variant", "v", "device", "host", "batch", "MB", "mAP50-95", "Δ pt",
-                   "p50 ms", "p95 ms", "FPS", "speedup", "Pareto", "steady")
+                   "p50 ms", "p95 ms", "FPS", "speedup", "paired", "Pareto", "steady")
 
 
 @app.command()

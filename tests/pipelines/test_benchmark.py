@@ -145,6 +145,7 @@ def test_compare_lists_each_variant_with_its_latest_benchmark(variants, tmp_path
         assert row["device"] == "cpu"
         assert 0 < row["p50_ms"] <= row["p95_ms"]
         assert row["fps"] > 0 and row["size_mb"] > 0
+        assert row["speedup_paired"] is False  # these benchmarks timed no baseline
         assert row["speedup"] == pytest.approx(base["p50_ms"] / row["p50_ms"])
         assert row["benchmark_run_id"]
         drift = variants.client().get_run(row["benchmark_run_id"]).data.metrics[
@@ -174,6 +175,31 @@ def test_compare_lists_each_variant_with_its_latest_benchmark(variants, tmp_path
     code, out, _ = variants.invoke("compare", SITE_PATH, "--task", "ppe")
     # piped output keeps whole cells, whatever a terminal's width would be
     assert code == 0 and "…" not in out and f" {cell(base['p50_ms'])} " in out
+
+
+def test_baseline_is_timed_in_turns_and_gives_compare_a_paired_speedup(variants):
+    run = benchmark(variants, "v45", source=f"{SITE_PATH}/ppe__openvino_fp32@candidate",
+                    baseline=f"{SITE_PATH}/ppe@candidate", warmup=3, iterations=20)
+    metrics, tags = run.data.metrics, run.data.tags
+    assert tags["baseline.model_name"] == MODEL
+    assert tags["baseline.model_version"] == str(
+        variants.client().get_model_version_by_alias(MODEL, "candidate").version)
+    assert metrics["b1/iterations"] == 20
+    assert metrics["b1/speedup_vs_baseline"] == pytest.approx(
+        metrics["b1/baseline_latency_p50_ms"] / metrics["b1/latency_p50_ms"])
+    code, out, err = variants.invoke("compare", SITE_PATH, "--task", "ppe", "--json")
+    assert code == 0, err
+    [row] = [r for r in json.loads(out) if r["benchmark_run_id"] == run.info.run_id]
+    assert row["speedup_paired"] is True
+    assert row["speedup"] == pytest.approx(metrics["b1/speedup_vs_baseline"])
+
+
+def test_missing_baseline_model_is_refused_before_any_run(variants):
+    code, _, err = variants.run("infer", "v46", source=f"{SITE_PATH}/ppe__openvino_fp32@candidate",
+                                baseline=f"{SITE_PATH}/ppe/99", iterations=2)
+    assert code == 2
+    assert "benchmark.baseline: model" in err and "has no version 99" in err
+    assert not variants.runs_named("ppe-yolov11n-infer-v46")
 
 
 def test_compare_keeps_each_host_apart(variants, monkeypatch):

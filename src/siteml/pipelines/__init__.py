@@ -103,3 +103,15 @@ def check_source(scenario: BaseScenario, saved_for: str | None) -> tuple[str, st
         check_installed(module, extra)
     problem = device_problem(backend, scenario.environment.device)
     return ("environment.device", problem) if problem else check_device(scenario, backend)
+
+
+def check_baseline(scenario: BaseScenario, saved_for: str | None) -> tuple[str, str] | None:
+    """Whether the runtime of a benchmark's baseline model (saved for ``saved_for``) is installed
+    and has the scenario's device when it names one (it runs on the CPU otherwise)."""
+    if saved_for is None:
+        return None
+    for module, extra in TRAIN_MODULES if saved_for == "pytorch" else BACKEND_MODULES.get(
+            saved_for, ()):
+        check_installed(module, extra)
+    problem = check_device(scenario, saved_for)
+    return None if problem is None else ("benchmark.baseline", problem[1])

@@ -73,5 +73,6 @@ class Tracker(Protocol):
     def set_tags(self, tags: dict[str, str]) -> None:
         """Add run tags."""
 
-    def source_model(self) -> SourceModel:
-        """Download the scenario's source model (quant and infer scenarios)."""
+    def source_model(self, role: str = "source") -> SourceModel:
+        """Download a model the scenario reads: its ``source`` (quant and infer scenarios) or a
+        benchmark's ``baseline``."""

@@ -11,7 +11,9 @@ inference + NMS per image instead, as an application sees it. Logged per batch s
 the run: above ``DRIFT_WARNING`` the machine was not steady, a warning says so and the run is
 tagged ``benchmark.steady=false``); the raw
 latencies as CSV and a histogram PNG; the runtime's facts (executed precision, threads,
-compiled-model properties) and CPU flags as ``env.*`` tags.
+compiled-model properties) and CPU flags as ``env.*`` tags. With a ``baseline`` model, both are
+timed in alternating turns, and ``b{b}/baseline_latency_p50_ms`` and ``b{b}/speedup_vs_baseline``
+are logged too: a speedup that a change in the host's speed cannot bend.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from siteml.pipelines.runtimes import (
     LoadedModel,
     backend_of,
     find_model,
+    interleaved_latencies_ms,
     latencies_ms,
     load,
     model_size_mb,
@@ -64,6 +67,7 @@ def run(scenario: InferenceBenchmarkScenario, tracker: Tracker) -> PipelineResul
     metrics: dict[str, float] = {"model/size_mb": model_size_mb(model_path)}
     facts: dict[str, str] = {}
     steady = True
+    baseline = find_model(tracker.source_model("baseline").path) if params.baseline else None
     import numpy as np
 
     for batch in params.batch_sizes:
@@ -76,9 +80,14 @@ def run(scenario: InferenceBenchmarkScenario, tracker: Tracker) -> PipelineResul
         started = time.perf_counter()
         loaded.infer()
         metrics[f"b{batch}/first_inference_ms"] = (time.perf_counter() - started) * 1000
-        times, wall_s = _measure(loaded, scenario, images, batch)
+        paired = _load_baseline(baseline, frame, scenario, precision) if baseline else None
+        times, wall_s, baseline_times = _measure(loaded, scenario, images, batch, paired)
         stats = latency_stats(times, batch, wall_s)
         metrics.update({f"b{batch}/{k}": v for k, v in stats.items()})
+        if baseline_times:
+            metrics[f"b{batch}/baseline_latency_p50_ms"] = float(np.median(baseline_times))
+            metrics[f"b{batch}/speedup_vs_baseline"] = (
+                metrics[f"b{batch}/baseline_latency_p50_ms"] / stats["latency_p50_ms"])
         if stats["latency_drift"] > DRIFT_WARNING:
             steady = False
             note(f"[yellow]warning:[/yellow] batch {batch}: the median latency moved "
@@ -86,7 +95,7 @@ def run(scenario: InferenceBenchmarkScenario, tracker: Tracker) -> PipelineResul
                  "repeat the benchmark before trusting it")
         _log_latencies(tracker, times, batch)
         facts = loaded.facts
-        del loaded  # free its runtime before the next batch size compiles another
+        del loaded, paired  # free the runtimes before the next batch size compiles others
         gc.collect()
     if params.measure_accuracy:
         frames, truths = val_split(scenario.dataset.path, size)
@@ -114,21 +123,42 @@ def _check_device(backend: str, device: str) -> None:
         raise BackendMismatchError(f"environment.device: {problem}")
 
 
+def _load_baseline(path: Path, frame: Any, scenario: InferenceBenchmarkScenario,
+                   precision: str) -> LoadedModel:
+    """The baseline model on the scenario's device if its runtime names it, else the CPU."""
+    params, device = scenario.benchmark, scenario.environment.device
+    backend = backend_of(path)
+    return load(path, frame, backend=backend, precision=precision, threads=params.num_threads,
+                device=device if device_problem(backend, device) is None else "cpu",
+                hint=params.hint)
+
+
 def _measure(loaded: LoadedModel, scenario: InferenceBenchmarkScenario, images: list[Path],
-             batch: int) -> tuple[list[float], float]:
-    """Per-iteration latencies (ms) and the time (s) they took together, for the throughput."""
+             batch: int, paired: LoadedModel | None = None,
+             ) -> tuple[list[float], float, list[float] | None]:
+    """Per-iteration latencies (ms), the time (s) they took together (for the throughput), and
+    the latencies of the ``paired`` baseline, timed in alternating turns with them."""
     params = scenario.benchmark
     if params.hint == "throughput" and loaded.run_async is not None and not params.end_to_end:
         for _ in range(params.warmup):
             loaded.infer()
-        return loaded.run_async(params.iterations or _async_count(loaded, params.duration_s))
-    call = loaded.infer
-    if params.end_to_end:
-        call = _end_to_end(loaded, images, batch, scenario.model.input_size)
+        return (*loaded.run_async(params.iterations or _async_count(loaded, params.duration_s)),
+                None)
+
+    def call(model: LoadedModel) -> Any:
+        if params.end_to_end:
+            return _end_to_end(model, images, batch, scenario.model.input_size)
+        return model.infer
+
     amount = f"{params.iterations} iterations" if params.iterations else f"{params.duration_s} s"
-    note(f"timing batch {batch}: {params.warmup} warm-up, then {amount}")
-    times = latencies_ms(call, params.warmup, params.iterations, params.duration_s)
-    return times, sum(times) / 1000  # one request at a time: busy time is wall time
+    note(f"timing batch {batch}: {params.warmup} warm-up, then {amount}"
+         + (", in turns with the baseline" if paired else ""))
+    if paired is None:
+        times = latencies_ms(call(loaded), params.warmup, params.iterations, params.duration_s)
+        return times, sum(times) / 1000, None  # one request at a time: busy time is wall time
+    both = interleaved_latencies_ms({"source": call(loaded), "baseline": call(paired)},
+                                    params.warmup, params.iterations)
+    return both["source"], sum(both["source"]) / 1000, both["baseline"]
 
 
 def _async_count(loaded: LoadedModel, duration_s: float | None) -> int:

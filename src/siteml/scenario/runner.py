@@ -25,7 +25,13 @@ import yaml
 
 from siteml import __version__
 from siteml.errors import InvalidInputError, SitemlError
-from siteml.pipelines import check_device, check_extras, check_source, get_pipeline
+from siteml.pipelines import (
+    check_baseline,
+    check_device,
+    check_extras,
+    check_source,
+    get_pipeline,
+)
 from siteml.provenance import git_tags, host_tags
 from siteml.scenario.factory import load_scenario, scenario_problem
 from siteml.scenario.naming import registered_model_name, registry_path
@@ -111,9 +117,16 @@ def run_scenario(path: str | Path, overrides: Sequence[str] = (), *,
         raise InvalidInputError(
             f"{path}: run {run_name!r} already FINISHED in experiment {experiment_name!r} "
             f"(run id {finished[0].info.run_id}); bump 'version' for a new run, or pass --rerun")
-    source = _resolve_source(client, scenario)
-    if source is not None:
+    source = baseline = None
+    if _wants_source(scenario):
+        with _located(path, overrides, f"{scenario.params_key}.source"):
+            source = registry.resolve(client, scenario.params.source or registry.default_source(
+                client, scenario.get_experiment_name(), scenario.task.type))
         _refuse(path, overrides, check_source(scenario, source.tags.get("model.backend")))
+    if getattr(scenario.params, "baseline", None) is not None:
+        with _located(path, overrides, "benchmark.baseline"):
+            baseline = registry.resolve(client, scenario.params.baseline)
+        _refuse(path, overrides, check_baseline(scenario, baseline.tags.get("model.backend")))
 
     experiment_id = ensure_experiment(
         client, store, experiment_name, scenario.site.to_tags(),
@@ -122,9 +135,10 @@ def run_scenario(path: str | Path, overrides: Sequence[str] = (), *,
             "mlflow.user": getpass.getuser(), "mlflow.source.type": "LOCAL",
             "mlflow.source.name": str(Path(path).absolute()),
             **_bookkeeping_tags(scenario, len(previous) + 1, skip_data_check),
-            **_source_tags(source)}
+            **_model_tags("source", source), **_model_tags("baseline", baseline)}
     recorder = RunRecorder.start(client, store, experiment_id, run_name, tags,
-                                 scenario.to_all_params(), source)
+                                 scenario.to_all_params(),
+                                 {"source": source, "baseline": baseline})
     outcome = RunOutcome(experiment_name, experiment_id, run_name, recorder.run_id, "RUNNING")
     try:
         with _sigterm_raises():
@@ -168,21 +182,23 @@ def _wants_source(scenario: BaseScenario) -> bool:
     return hasattr(scenario.params, "source")
 
 
-def _resolve_source(client: Any, scenario: BaseScenario) -> Any:
-    """The registered version a quant/infer scenario consumes (default: @champion or @candidate)."""
-    if not _wants_source(scenario):
-        return None
-    ref = scenario.params.source or registry.default_source(
-        client, scenario.get_experiment_name(), scenario.task.type)
-    return registry.resolve(client, ref)
+@contextlib.contextmanager
+def _located(path: str | Path, overrides: Sequence[str], yaml_path: str) -> Iterator[None]:
+    """Report a missing registered model as an error at ``yaml_path`` of the scenario file
+    (a source defaults to the site/task's @champion, else @candidate)."""
+    try:
+        yield
+    except registry.ModelNotFoundError as exc:
+        raise scenario_problem(path, overrides, yaml_path, str(exc)) from None
 
 
-def _source_tags(source: Any) -> dict[str, str]:
-    if source is None:
+def _model_tags(role: str, version: Any) -> dict[str, str]:
+    """``{role}.model_name``, ``.model_version``, ``.model_path``, ``.run_id`` of a version read."""
+    if version is None:
         return {}
-    return {"source.model_name": source.name, "source.model_version": str(source.version),
-            "source.model_path": f"{registry_path(source.name)}/{source.version}",
-            "source.run_id": source.run_id or ""}
+    return {f"{role}.model_name": version.name, f"{role}.model_version": str(version.version),
+            f"{role}.model_path": f"{registry_path(version.name)}/{version.version}",
+            f"{role}.run_id": version.run_id or ""}
 
 
 def scenario_yaml(scenario: BaseScenario) -> str:
@@ -233,7 +249,7 @@ def _register(client: Any, recorder: RunRecorder, scenario: BaseScenario, result
         "model.format": model.format,
         "model.backend": model.backend,
         "model.precision": model.precision,
-        **_source_tags(source),
+        **_model_tags("source", source),
         **model.tags,
         **{f"{registry.METRIC_TAG_PREFIX}{k}": f"{result.metrics[k]:.6g}"
            for k in result.headline if k in result.metrics},

@@ -283,6 +283,10 @@ class InferenceBenchmarkParams(_Section):
         "environment.precision")
     end_to_end: bool = Field(False, description="Time preprocessing + inference + NMS together")
     measure_accuracy: bool = Field(False, description="Also measure mAP on the val split")
+    baseline: ModelRefField | None = Field(
+        None, description="Another registered model (e.g. the task's PyTorch model) timed in "
+        "alternating turns with the source in this run: speedup_vs_baseline under the same "
+        "host conditions (latency or none hint, iterations)")
 
     @field_validator("batch_sizes")
     @classmethod
@@ -298,6 +302,11 @@ class InferenceBenchmarkParams(_Section):
                                       "not both", {"field": "benchmark.duration_s"})
         if self.iterations is None and self.duration_s is None:
             self.iterations = 200
+        if self.baseline is not None and (self.hint == "throughput" or self.duration_s):
+            raise PydanticCustomError(
+                "baseline_turns", "a baseline is timed in alternating turns of single requests: "
+                "use iterations (not duration_s) and hint latency or none",
+                {"field": "benchmark.baseline"})
         return self
 
     def to_params(self) -> dict[str, str]:
@@ -501,6 +510,8 @@ class InferenceBenchmarkScenario(BaseScenario):
         tags = super().to_all_tags()
         if self.benchmark.source:
             tags["source.model_ref"] = str(self.benchmark.source)
+        if self.benchmark.baseline:
+            tags["baseline.model_ref"] = str(self.benchmark.baseline)
         return tags
 
 

@@ -19,15 +19,17 @@ from siteml.tracking.registry import METRIC_TAG_PREFIX, all_pages, like_pattern
 from siteml.tracking.runs import find_experiment_id
 
 COLUMNS = ("variant", "version", "device", "host", "batch", "size_mb", "map50_95",
-           "delta_map50_95",
-           "p50_ms", "p95_ms", "fps", "speedup", "pareto", "steady", "benchmark_run_id")
+           "delta_map50_95", "p50_ms", "p95_ms", "fps", "speedup", "speedup_paired", "pareto",
+           "steady", "benchmark_run_id")
 MAX_BENCHMARK_RUNS = 5000
 
 
 def compare_rows(client: MlflowClient, site: str, task: str) -> list[dict[str, Any]]:
     """One row per variant, device and host: the latest benchmark of that variant there, the
     variant's accuracy (its quant gate's, or the benchmark's own when it measured it) and its
-    speedup over the base (PyTorch FP32) model benchmarked on the same device of the same host;
+    speedup over the base (PyTorch FP32) model benchmarked on the same device of the same host
+    (``speedup_paired``: timed in turns with it in the variant's own benchmark run, else from
+    the base model's latest benchmark there);
     ``pareto`` says whether no other variant there is both faster and more accurate, and
     ``steady`` whether the host kept one speed during the benchmark (None: not recorded)."""
     experiment_id = find_experiment_id(client, site)
@@ -53,7 +55,10 @@ def compare_rows(client: MlflowClient, site: str, task: str) -> list[dict[str, A
     base_p50 = {_place(row): row["p50_ms"] for row in rows if row["variant"] == "base"}
     for row in rows:
         reference = base_p50.get(_place(row))
-        row["speedup"] = reference / row["p50_ms"] if reference else None
+        paired_with, paired = row.pop("paired_with"), row.pop("paired_speedup")
+        row["speedup_paired"] = paired_with == base_name and paired is not None
+        row["speedup"] = paired if row["speedup_paired"] else (
+            reference / row["p50_ms"] if reference else None)
     for place in {_place(row) for row in rows}:
         scored = [r for r in rows if _place(r) == place and r["map50_95"] is not None]
         for index in pareto_front([(r["p50_ms"], r["map50_95"]) for r in scored]):
@@ -94,6 +99,8 @@ def _row(name: str, run: Any, versions: dict[int, dict[str, str]]) -> dict | Non
         "p50_ms": metrics[f"b{batch}/latency_p50_ms"],
         "p95_ms": metrics.get(f"b{batch}/latency_p95_ms"), "fps": metrics.get(f"b{batch}/fps"),
         "speedup": None, "pareto": False,
+        "paired_with": run.data.tags.get("baseline.model_name"),
+        "paired_speedup": metrics.get(f"b{batch}/speedup_vs_baseline"),
         "steady": {"true": True, "false": False}.get(run.data.tags.get("benchmark.steady", "")),
         "benchmark_run_id": run.info.run_id,
         "model_name": name,

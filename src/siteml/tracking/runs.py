@@ -90,13 +90,13 @@ class RunRecorder:
     """One MLflow run: the ``Tracker`` a pipeline logs into, plus the runner's own calls."""
 
     def __init__(self, client: MlflowClient, store: Store, run_id: str, experiment_id: str,
-                 source: Any = None):
+                 models: dict[str, Any] | None = None):
         self.client = client
         self.store = store
         self.run_id = run_id
         self.experiment_id = experiment_id
-        self._source_version = source
-        self._source: SourceModel | None = None
+        self._versions = {role: v for role, v in (models or {}).items() if v is not None}
+        self._downloaded: dict[str, SourceModel] = {}
         self.last_step = 0
 
     @cached_property
@@ -106,10 +106,12 @@ class RunRecorder:
 
     @classmethod
     def start(cls, client: MlflowClient, store: Store, experiment_id: str, run_name: str,
-              tags: dict[str, str], params: dict[str, str], source: Any = None) -> RunRecorder:
-        """Create the run and write all its tags and params in batched calls."""
+              tags: dict[str, str], params: dict[str, str],
+              models: dict[str, Any] | None = None) -> RunRecorder:
+        """Create the run and write all its tags and params in batched calls; ``models`` are
+        the registered versions it reads, by role (``source``, ``baseline``)."""
         run = client.create_run(experiment_id, run_name=run_name)
-        recorder = cls(client, store, run.info.run_id, experiment_id, source)
+        recorder = cls(client, store, run.info.run_id, experiment_id, models)
         recorder.log_params(params)
         recorder.set_tags(tags)
         return recorder
@@ -149,16 +151,17 @@ class RunRecorder:
         tags = [InputTag("mlflow.data.context", context)]
         self.client.log_inputs(self.run_id, [DatasetInput(dataset, tags)])
 
-    def source_model(self) -> SourceModel:
-        """Download the scenario's source model version once, into the run's scratch folder."""
-        if self._source is None:
-            if self._source_version is None:
-                raise RuntimeError("this scenario has no source model")
+    def source_model(self, role: str = "source") -> SourceModel:
+        """Download the model version the scenario reads as ``role`` once, into the run's
+        scratch folder."""
+        if role not in self._downloaded:
+            if role not in self._versions:
+                raise RuntimeError(f"this scenario has no {role} model")
             from siteml.tracking.registry import download_version
 
-            self._source = download_version(self._source_version, self.workdir / "source",
-                                            self.store.tracking_uri)
-        return self._source
+            self._downloaded[role] = download_version(self._versions[role], self.workdir / role,
+                                                      self.store.tracking_uri)
+        return self._downloaded[role]
 
     def finish(self, status: str) -> None:
         """End the run as FINISHED, FAILED or KILLED."""
