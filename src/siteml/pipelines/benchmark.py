@@ -40,7 +40,12 @@ from siteml.pipelines.runtimes import (
 from siteml.pipelines.ultralytics_env import offline_ultralytics
 from siteml.progress import note
 from siteml.provenance import cpu_flags
-from siteml.scenario.schema import InferenceBenchmarkScenario, device_problem, runtime_for
+from siteml.scenario.schema import (
+    InferenceBenchmarkScenario,
+    device_or_cpu,
+    device_problem,
+    runtime_for,
+)
 
 PERCENTILES = (50, 90, 95, 99)
 DRIFT_PARTS = 10
@@ -129,7 +134,7 @@ def _load_baseline(path: Path, frame: Any, scenario: InferenceBenchmarkScenario,
     params, device = scenario.benchmark, scenario.environment.device
     backend = backend_of(path)
     return load(path, frame, backend=backend, precision=precision, threads=params.num_threads,
-                device=device if device_problem(backend, device) is None else "cpu",
+                device=device_or_cpu(backend, device),
                 hint=params.hint)
 
 

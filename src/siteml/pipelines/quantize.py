@@ -28,7 +28,7 @@ from siteml.pipelines.runtimes import (
     model_size_mb,
 )
 from siteml.pipelines.ultralytics_env import offline_ultralytics
-from siteml.scenario.schema import QuantizationScenario, device_problem
+from siteml.scenario.schema import QuantizationScenario, device_or_cpu
 
 HEADLINE = ("variant/map50_95", "delta/map50_95", "source/map50_95", "speedup")
 LATENCY_WARMUP = 10
@@ -93,7 +93,7 @@ def _score_and_time(scenario: QuantizationScenario, weights: Path, variant: Path
     for label, path, backend in (("source", weights, "pytorch"),
                                  ("variant", variant, params.backend)):
         loaded[label] = load(path, frames[0], precision=EXECUTION_PRECISION[params.precision],
-                             device=device if device_problem(backend, device) is None else "cpu")
+                             device=device_or_cpu(backend, device))
         metrics[f"{label}/map50"], metrics[f"{label}/map50_95"] = score(
             loaded[label].predict, frames, truths, f"scoring the {label} on val")
         metrics[f"{label}/size_mb"] = model_size_mb(path)

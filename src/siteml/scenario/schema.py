@@ -489,6 +489,12 @@ def device_problem(backend: str, device: str) -> str | None:
     return f"{backend} does not run on {device!r}: use {names}"
 
 
+def device_or_cpu(backend: str, device: str) -> str:
+    """``device`` if runtime ``backend`` names it, else the CPU: where a model that is not the
+    scenario's subject (a quant run's source, a benchmark's baseline) runs."""
+    return device if device_problem(backend, device) is None else "cpu"
+
+
 class InferenceBenchmarkScenario(BaseScenario):
     """Benchmark a registered model on a device; registers nothing."""
 
