@@ -10,7 +10,7 @@ from mlflow.entities import ViewType
 from siteml.tracking.runs import find_experiment_id
 
 KEY_METRICS = ("val/map50", "val/map50_95", "variant/map50_95", "delta/map50_95", "speedup",
-               "b1/latency_p50_ms", "b1/fps")
+               "b1/latency_p50_ms", "b1/fps", "b1/speedup_vs_baseline")
 
 
 def _site_experiments(client: MlflowClient, site: str | None) -> dict[str, str]:
