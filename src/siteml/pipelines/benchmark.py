@@ -9,11 +9,11 @@ inference + NMS per image instead, as an application sees it. Logged per batch s
 ``b{b}/latency_{p50,p90,p95,p99,mean,std,min,max}_ms``, ``b{b}/fps``, ``b{b}/first_inference_ms``,
 ``b{b}/load_ms``, ``b{b}/iterations``, ``b{b}/latency_drift`` (how far the median moved during
 the run: above ``DRIFT_WARNING`` the machine was not steady, a warning says so and the run is
-tagged ``benchmark.steady=false``); the raw
-latencies as CSV and a histogram PNG; the runtime's facts (executed precision, threads,
-compiled-model properties) and CPU flags as ``env.*`` tags. With a ``baseline`` model, both are
-timed in alternating turns, and ``b{b}/baseline_latency_p50_ms`` and ``b{b}/speedup_vs_baseline``
-are logged too: a speedup that a change in the host's speed cannot bend.
+tagged ``benchmark.steady=false``); the raw latencies as CSV and a histogram PNG; the runtime's
+facts (executed precision, threads, compiled-model properties) and CPU flags as ``env.*`` tags.
+With a ``baseline`` model, both are timed in alternating turns, so that a change in the host's
+speed hits both alike, and ``b{b}/baseline_latency_p50_ms`` and ``b{b}/speedup_vs_baseline`` are
+logged too.
 """
 
 from __future__ import annotations
@@ -134,8 +134,7 @@ def _load_baseline(path: Path, frame: Any, scenario: InferenceBenchmarkScenario,
     params, device = scenario.benchmark, scenario.environment.device
     backend = backend_of(path)
     return load(path, frame, backend=backend, precision=precision, threads=params.num_threads,
-                device=device_or_cpu(backend, device),
-                hint=params.hint)
+                device=device_or_cpu(backend, device), hint=params.hint)
 
 
 def _measure(loaded: LoadedModel, scenario: InferenceBenchmarkScenario, images: list[Path],
