@@ -4,12 +4,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
 from siteml.pipelines import PIPELINES
+from siteml.tracking.registry import set_alias
 from tests.scenario.test_runner import fake_train
 
 
@@ -134,3 +136,38 @@ def test_concurrent_registration_on_the_server(mlflow_server, tmp_path, site_sce
     assert int(candidate.version) in range(1, 21)
     aliases = client.get_registered_model(site_scenario.model_name).aliases
     assert {a: int(v) for a, v in aliases.items()} == {"candidate": int(candidate.version)}
+
+
+def set_alias_at_once(uri: str, name: str, versions: list[str]) -> list[Exception]:
+    """One thread (with its own client) per version sets ``candidate`` at the same moment;
+    returns what they raised."""
+    start, errors = threading.Barrier(len(versions)), []
+
+    def point(version: str) -> None:
+        own = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        start.wait()
+        try:
+            set_alias(own, name, "candidate", version)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=point, args=(v,)) for v in versions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def test_processes_setting_a_new_alias_at_once_all_succeed(tmp_path):
+    """MLflow reads an alias, then inserts or updates it: racing first inserts collide on the
+    unique key (about one round in three here without the retry)."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    for round_number in range(20):
+        name = f"race-{round_number}"
+        client.create_registered_model(name)
+        versions = [client.create_model_version(name, source="file:///nowhere").version
+                    for _ in range(4)]
+        assert set_alias_at_once(uri, name, versions) == []
+        assert client.get_registered_model(name).aliases["candidate"] in versions

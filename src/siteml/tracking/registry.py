@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,10 @@ from siteml.tracking.pyfunc import save_detector
 CANDIDATE = "candidate"
 CHAMPION = "champion"
 METRIC_TAG_PREFIX = "metrics."
+ALIAS_ATTEMPTS = 4
+UNIQUE_KEY_ERRORS = ("IntegrityError", "UniqueViolation", "UNIQUE constraint failed",
+                     "duplicate key", "sqlalche.me/e/21/gkpj")
+"""How a lost race on a unique key reads in MLflow's errors (SQLAlchemy, PostgreSQL, sqlite)."""
 
 
 class ModelNotFoundError(InvalidInputError):
@@ -128,14 +133,33 @@ def register(client: MlflowClient, *, experiment_id: str, run_id: str, model: Pr
     version = client.create_model_version(name, source=f"models:/{logged.model_id}",
                                           run_id=run_id, tags=version_tags,
                                           model_id=logged.model_id)
-    client.set_registered_model_alias(name, alias, version.version)
+    set_alias(client, name, alias, version.version)
     return version
+
+
+def set_alias(client: MlflowClient, name: str, alias: str, version: str) -> None:
+    """Point ``alias`` at ``version``.
+
+    MLflow's store sets an alias by reading it and then inserting or updating it, so two
+    processes that set a new alias at the same moment both insert, and one fails on the unique
+    key (seen with 4 processes on a PostgreSQL-backed server). The loser sets it again: the row
+    exists by then, and the retry updates it.
+    """
+    for attempt in range(ALIAS_ATTEMPTS):
+        try:
+            client.set_registered_model_alias(name, alias, version)
+            return
+        except MlflowException as exc:
+            if attempt == ALIAS_ATTEMPTS - 1 or not any(
+                    sign in str(exc) for sign in UNIQUE_KEY_ERRORS):
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def promote(client: MlflowClient, ref: ModelRef, alias: str) -> Any:
     """Point ``alias`` at the version ``ref`` resolves to; returns that version."""
     version = resolve(client, ref)
-    client.set_registered_model_alias(version.name, alias, version.version)
+    set_alias(client, version.name, alias, version.version)
     return version
 
 
