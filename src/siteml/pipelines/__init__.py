@@ -99,19 +99,20 @@ def check_source(scenario: BaseScenario, saved_for: str | None) -> tuple[str, st
         return "benchmark.backend", str(exc)
     if scenario.params.backend != "auto":
         return None  # its package and device were checked before the source was known
-    for module, extra in BACKEND_MODULES.get(backend, ()):
-        check_installed(module, extra)
     problem = device_problem(backend, scenario.environment.device)
-    return ("environment.device", problem) if problem else check_device(scenario, backend)
+    return ("environment.device", problem) if problem else _runtime_ready(scenario, backend)
 
 
 def check_baseline(scenario: BaseScenario, saved_for: str | None) -> tuple[str, str] | None:
     """Whether the runtime of a benchmark's baseline model (saved for ``saved_for``) is installed
     and has the scenario's device when it names one (it runs on the CPU otherwise)."""
-    if saved_for is None:
-        return None
-    for module, extra in TRAIN_MODULES if saved_for == "pytorch" else BACKEND_MODULES.get(
-            saved_for, ()):
-        check_installed(module, extra)
-    problem = check_device(scenario, saved_for)
+    problem = _runtime_ready(scenario, saved_for) if saved_for else None
     return None if problem is None else ("benchmark.baseline", problem[1])
+
+
+def _runtime_ready(scenario: BaseScenario, backend: str) -> tuple[str, str] | None:
+    """Check that runtime ``backend`` is installed (PyTorch always is: every scenario checks
+    it); return ``check_device``'s answer for it."""
+    for module, extra in BACKEND_MODULES.get(backend, ()):
+        check_installed(module, extra)
+    return check_device(scenario, backend)

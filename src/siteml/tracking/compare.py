@@ -48,8 +48,8 @@ def compare_rows(client: MlflowClient, site: str, task: str) -> list[dict[str, A
     latest: dict[tuple[str, str, str], Any] = {}
     for run in runs:
         name = run.data.tags.get("source.model_name")
-        if name in tags_of and (name, *_where(run)) not in latest:
-            latest[(name, *_where(run))] = run
+        if name in tags_of:
+            latest.setdefault((name, *_where(run)), run)  # runs come newest first
     rows = [_row(name, run, tags_of[name]) for (name, *_), run in latest.items()]
     rows = [row for row in rows if row is not None]
     base_p50 = {_place(row): row["p50_ms"] for row in rows if row["variant"] == "base"}
