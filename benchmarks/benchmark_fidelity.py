@@ -9,20 +9,22 @@ On the demo's OpenVINO INT8 variant (the demo folder from `quant_figures.py`, or
 benchmark_app runs with HOME pointed at a folder whose consent file declines OpenVINO telemetry.
 
     python benchmarks/benchmark_fidelity.py [--demo-dir /tmp/siteml-quant-bench] [--repeats 5]
+        [--iterations 1000]  (--demo-* options: see demo_store.py)
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-from demo_store import DEFAULT_DIR, demo_folder, write_scenario
+from demo_store import add_demo_options, demo_from_args, demo_imgsz, siteml_run, write_scenario
 
 MODEL = "acme-steel/ulsan-plant1/welding/ppe__openvino_int8@candidate"
 
@@ -38,9 +40,7 @@ def siteml_p50(folder: Path, number: int, iterations: int) -> tuple[float, float
         "name": "fidelity", "version": f"v{number}", "experiment_type": "infer",
         "benchmark": {"source": MODEL, "warmup": 50, "iterations": iterations,
                       "hint": "latency", "inference_precision": "f32"}})
-    result = subprocess.run(["siteml", "run", str(path), "--rerun",
-                             "--json"], cwd=folder, capture_output=True, text=True, check=True)
-    outcome = json.loads(result.stdout)
+    outcome = siteml_run(folder, path)
     tags = MlflowClient(resolve_store({}, cwd=folder).tracking_uri).get_run(
         outcome["run_id"]).data.tags
     metrics = outcome["metrics"]
@@ -51,7 +51,7 @@ def model_ir(folder: Path) -> Path:
     """The IR files of the registered variant siteml measures."""
     import mlflow.artifacts
 
-    from siteml.scenario.naming import ModelRef
+    from siteml.core.naming import ModelRef
     from siteml.tracking.runs import open_client
     from siteml.tracking.store import resolve_store
 
@@ -61,12 +61,14 @@ def model_ir(folder: Path) -> Path:
     return next(local.rglob("*.xml"))
 
 
-def benchmark_app_p50(xml: Path, iterations: int, home: Path) -> float:
+def benchmark_app_p50(xml: Path, iterations: int, home: Path, imgsz: int) -> float:
     """Median latency (ms) benchmark_app reports for the same configuration (both leave the
     thread count to the latency hint: benchmark_app refuses -nthreads with a hint)."""
+    beside = Path(sys.executable).parent / "benchmark_app"  # OpenVINO's, of this environment
     result = subprocess.run(
-        ["benchmark_app", "-m", str(xml), "-d", "CPU", "-hint", "latency", "-infer_precision",
-         "f32", "-niter", str(iterations), "-shape", "[1,3,320,320]"],
+        [str(beside) if beside.exists() else shutil.which("benchmark_app") or "benchmark_app",
+         "-m", str(xml), "-d", "CPU", "-hint", "latency", "-infer_precision",
+         "f32", "-niter", str(iterations), "-shape", f"[1,3,{imgsz},{imgsz}]"],
         capture_output=True, text=True, check=True, env={**os.environ, "HOME": str(home)})
     found = re.search(r"Median:\s+([\d.]+) ms", result.stdout + result.stderr)
     if not found:
@@ -76,23 +78,25 @@ def benchmark_app_p50(xml: Path, iterations: int, home: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--demo-dir", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--iterations", type=int, default=1000)
+    add_demo_options(parser)
     args = parser.parse_args()
-    folder = demo_folder(args.demo_dir)
-    home = Path(tempfile.mkdtemp(prefix="siteml-bench-home-"))
-    (home / "intel").mkdir()
-    (home / "intel" / "openvino_telemetry").write_text("0")
+    folder = demo_from_args(args)
+    imgsz = demo_imgsz(folder)
     xml = model_ir(folder)
     ours, theirs = [], []
-    for repeat in range(args.repeats):
-        p50, drift, threads = siteml_p50(folder, 100 + repeat, args.iterations)
-        ours.append(p50)
-        theirs.append(benchmark_app_p50(xml, args.iterations, home))
-        print(f"repeat {repeat + 1}: siteml p50 {ours[-1]:.3f} ms, benchmark_app median "
-              f"{theirs[-1]:.3f} ms ({threads} threads; siteml's drift within the run "
-              f"{drift:.2f}x)", flush=True)
+    with tempfile.TemporaryDirectory(prefix="siteml-bench-home-") as tmp:
+        home = Path(tmp)
+        (home / "intel").mkdir()
+        (home / "intel" / "openvino_telemetry").write_text("0")
+        for repeat in range(args.repeats):
+            p50, drift, threads = siteml_p50(folder, 100 + repeat, args.iterations)
+            ours.append(p50)
+            theirs.append(benchmark_app_p50(xml, args.iterations, home, imgsz))
+            print(f"repeat {repeat + 1}: siteml p50 {ours[-1]:.3f} ms, benchmark_app median "
+                  f"{theirs[-1]:.3f} ms ({threads} threads; siteml's drift within the run "
+                  f"{drift:.2f}x)", flush=True)
     ratio = statistics.median(ours) / statistics.median(theirs)
     spread = max(ours) / min(ours)
     print(f"\nfidelity: siteml p50 / benchmark_app median = {ratio:.3f} "

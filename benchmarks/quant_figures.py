@@ -1,16 +1,17 @@
 """Quantization figures (issue 5): every variant of the demo model, side by side.
 
-Runs the demo (15 epochs, 320 px) into DIR unless DIR already holds it, quantizes its model to
-each backend x precision through `siteml run` (which scores each variant against the PyTorch
-source on the val split), then times every model at batch 1 on one real val image, round-robin
-over several rounds so that the shared machine's noise hits all of them alike. OpenVINO's FP32
-IR is timed twice: in true f32 (the reference) and with bf16 execution, which is what OpenVINO
-picks by itself on a CPU with bf16.
+Runs the demo (15 epochs, 320 px; see demo_store.py) into DIR unless DIR already holds it,
+quantizes its model to each backend x precision through `siteml run` (which scores each variant
+against the PyTorch source on the val split), then times every model at batch 1 on one real val
+image, round-robin over several rounds so that the shared machine's noise hits all of them
+alike. OpenVINO's FP32 IR is timed twice: in true f32 (the reference) and with bf16 execution,
+which is what OpenVINO picks by itself on a CPU with bf16.
 
 Goals: OpenVINO INT8 >= 5x PyTorch FP32 and >= 1.7x OpenVINO f32 at p50, mAP50-95 drop <= 0.5 pt;
 ONNX Runtime INT8 faster than ONNX Runtime FP32 with a drop <= 2 pt.
 
     python benchmarks/quant_figures.py [--demo-dir /tmp/siteml-quant-bench] [--rounds 5]
+        [--iterations 100]  (--demo-* options: see demo_store.py)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from demo_store import DEFAULT_DIR, demo_folder, write_scenario
+from demo_store import add_demo_options, demo_from_args, demo_imgsz, write_scenario
 
 TARGETS = [("openvino", "fp32"), ("openvino", "fp16"), ("openvino", "int8"),
            ("onnxruntime", "fp32"), ("onnxruntime", "int8")]
@@ -29,7 +30,8 @@ def quantize_all(folder: Path) -> dict[str, dict]:
     """Run one quant scenario per target on the demo store; return metrics and model files."""
     import mlflow.artifacts
 
-    from siteml.scenario.runner import run_scenario
+    from siteml.backends.registry import find_model
+    from siteml.lifecycle.run import run_scenario
     from siteml.tracking.store import resolve_store
 
     store = resolve_store({}, cwd=folder)
@@ -43,9 +45,8 @@ def quantize_all(folder: Path) -> dict[str, dict]:
         files = Path(mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{outcome.registered_model}/{outcome.model_version}",
             tracking_uri=store.tracking_uri, dst_path=str(folder / "bench-models" / path.stem)))
-        model = next(p for p in (files / "artifacts").iterdir()
-                     if p.suffix in (".onnx", ".pt") or p.is_dir())
-        results[f"{backend}_{precision}"] = {"metrics": outcome.metrics, "files": model}
+        results[f"{backend}_{precision}"] = {"metrics": outcome.metrics,
+                                             "files": find_model(files)}
     return results
 
 
@@ -57,9 +58,11 @@ def time_round_robin(models: dict[str, tuple[Path, str]], frame, rounds: int,
                      iterations: int) -> tuple[dict[str, list[float]], dict[str, str]]:
     """Per-iteration latencies (ms) of each model, interleaved over ``rounds``, and the
     precision each runtime reports it executed."""
-    from siteml.pipelines.runtimes import interleaved_latencies_ms, load
+    from siteml.backends.base import LoadOptions
+    from siteml.backends.registry import load
+    from siteml.pipelines.timing import interleaved_latencies_ms
 
-    loaded = {label: load(path, frame, precision=precision)
+    loaded = {label: load(path, frame, LoadOptions(precision=precision))
               for label, (path, precision) in models.items()}
     times = interleaved_latencies_ms({label: model.infer for label, model in loaded.items()},
                                      20, rounds * iterations, rounds)
@@ -68,16 +71,17 @@ def time_round_robin(models: dict[str, tuple[Path, str]], frame, rounds: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--demo-dir", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--iterations", type=int, default=100)
+    add_demo_options(parser)
     args = parser.parse_args()
-    folder = demo_folder(args.demo_dir)
+    folder = demo_from_args(args)
+    imgsz = demo_imgsz(folder)
     variants = quantize_all(folder)
+    from siteml.backends.ultralytics import letterbox
     from siteml.data.layout import split_images
-    from siteml.pipelines.images import letterbox
 
-    frame = letterbox(split_images(folder / "data" / "ppe-synth", "val")[0], 320)
+    frame = letterbox(split_images(folder / "data" / "ppe-synth", "val")[0], imgsz)
     models = {"pytorch_fp32": (source_weights(folder), "f32"),
               "openvino_fp32 (bf16 exec)": (variants["openvino_fp32"]["files"], "bf16")}
     models.update({label: (v["files"], "f16" if label.endswith("fp16") else "f32")
@@ -86,8 +90,8 @@ def main() -> None:
     p50 = {label: statistics.median(values) for label, values in times.items()}
 
     source = next(iter(variants.values()))["metrics"]
-    print(f"\nyolov11n demo model, 320 px, batch 1, p50 of {args.rounds} x {args.iterations} "
-          "iterations interleaved")
+    print(f"\nyolov11n demo model, {imgsz} px, batch 1, p50 of {args.rounds} x "
+          f"{args.iterations} iterations interleaved")
     print(f"{'variant':<26}{'size MB':>8}{'mAP50':>8}{'mAP50-95':>10}{'delta pt':>10}"
           f"{'p50 ms':>8}  {'exec':<9}{'x PyTorch':>10}{'x OV f32':>9}")
     print(f"{'pytorch_fp32 (source)':<26}{source['source/size_mb']:>8.2f}"

@@ -7,7 +7,8 @@ run: the `best_run` and `compare_rows` queries in-process (median of 20), and co
 `siteml models --site`, `siteml models` and `siteml compare` processes. Goal (issue 3): the
 best query <= 0.5 s.
 
-    python benchmarks/registry_queries.py [--runs 10000] [--sites 50] [--store-dir DIR]
+    python benchmarks/registry_queries.py [--runs 10000] [--sites 50] [--repeats 5]
+        [--store-dir DIR]
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def populate(uri: str, runs: int, sites: int) -> None:
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
 
-    from siteml.scenario.naming import registered_model_name
+    from siteml.core.naming import registered_model_name
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     rng = random.Random(0)
@@ -100,7 +101,8 @@ def main() -> None:
     from siteml.tracking.store import resolve_store
 
     client = open_client(resolve_store({"MLFLOW_TRACKING_URI": uri}))
-    site = site_path(8)  # even sites hold the ppe runs
+    # an even site (they hold the ppe runs when --sites is even): the 9th, or the first of few
+    site = site_path(min(8, max(0, (args.sites - 1) // 2 * 2)))
     best_run(client, site, "ppe")  # connect, warm caches
     query = []
     for _ in range(20):

@@ -7,28 +7,28 @@ interleaved turns) and the spread (max / min). The same variant quantized again 
 also runs another siteml source tree (e.g. a `git worktree` of an older commit), alternating.
 
     python benchmarks/speed_check_spread.py [--demo-dir /tmp/siteml-quant-bench] [--repeats 5]
-        [--baseline-src /tmp/old/src]
+        [--baseline-src /tmp/old/src]  (--demo-* options: see demo_store.py)
+
+Without ``--baseline-src`` it measures this tree alone.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 from pathlib import Path
 
-from demo_store import DEFAULT_DIR, demo_folder, write_scenario
+from demo_store import add_demo_options, demo_from_args, siteml_run, write_scenario
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--demo-dir", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--precision", default="fp32")
-    parser.add_argument("--baseline-src", type=Path, default=None)
+    parser.add_argument("--baseline-src", type=Path, default=None,
+                        help="another siteml source tree (its src/), run in turns with this one")
+    add_demo_options(parser)
     args = parser.parse_args()
-    folder = demo_folder(args.demo_dir)
+    folder = demo_from_args(args)
     path = write_scenario(folder, f"speed-check-{args.precision}", {
         "name": "speed-check", "version": "v1",
         "quantization": {"backend": "openvino", "precision": args.precision,
@@ -39,11 +39,7 @@ def main() -> None:
     speedups: dict[str, list[float]] = {name: [] for name in sources}
     for repeat in range(args.repeats):
         for name, src in sources.items():
-            env = {**os.environ, **({"PYTHONPATH": src} if src else {})}
-            result = subprocess.run(["siteml", "run", str(path), "--rerun", "--json"],
-                                    cwd=folder, env=env, capture_output=True, text=True,
-                                    check=True)
-            metrics = json.loads(result.stdout)["metrics"]
+            metrics = siteml_run(folder, path, src)["metrics"]
             speedups[name].append(metrics["speedup"])
             print(f"repeat {repeat + 1}, {name}: speedup {speedups[name][-1]:.2f}x (PyTorch "
                   f"p50 {metrics['latency/source_p50_ms']:.2f} ms, variant p50 "

@@ -5,13 +5,20 @@ from __future__ import annotations
 import statistics
 import subprocess
 import time
+from pathlib import Path
 
 
-def wall(cmd: list[str], env: dict[str, str] | None = None) -> float:
-    """Seconds one command takes, start to exit (it must succeed)."""
+def wall(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
+    """Seconds one command takes, start to exit. Its output is dropped; if it fails, its
+    standard error is raised."""
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    result = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"exit {result.returncode}: {' '.join(cmd)[:300]}\n"
+                           f"{result.stderr[-3000:]}")
+    return elapsed
 
 
 def report(times: dict[str, list[float]], unit: str = "s") -> dict[str, float]:

@@ -8,6 +8,7 @@ Ultralytics with that same thread setting: siteml / that one is the wrapper's ow
 Goal (issue 4): <= 1.05.
 
     python benchmarks/train_overhead.py [--epochs 3] [--repeats 3]
+        [--train-images 200 --val-images 50 --imgsz 320]  (the published figure's sizes)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ BARE = """
 import sys, yaml
 from pathlib import Path
 from siteml.data.layout import training_view
-from siteml.pipelines.ultralytics_env import offline_ultralytics
+from siteml.backends.ultralytics import offline_ultralytics
 scenario = yaml.safe_load(Path(sys.argv[1]).read_text())
 work = Path(sys.argv[2])
 offline_ultralytics(work)
@@ -33,8 +34,8 @@ from ultralytics import YOLO
 data = training_view(Path(scenario["dataset"]["path"]), scenario["task"]["classes"], work / "view")
 model = YOLO("yolo11n.yaml")
 if sys.argv[3] == "all-cores":
-    from siteml.pipelines.train import _use_all_cores
-    model.add_callback("on_pretrain_routine_start", _use_all_cores)
+    from siteml.backends.ultralytics import use_all_cores
+    model.add_callback("on_pretrain_routine_start", use_all_cores)
 model.train(data=str(data), imgsz=scenario["model"]["input_size"], device="cpu",
                            seed=0, pretrained=False, project=str(work / "runs"), name="train",
                            exist_ok=True, plots=True, verbose=False, val=True,
@@ -49,22 +50,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--train-images", type=int, default=200)
+    parser.add_argument("--val-images", type=int, default=50)
+    parser.add_argument("--imgsz", type=int, default=320, help="a multiple of 32")
     args = parser.parse_args()
+    images = args.train_images + args.val_images
     from siteml.data.synth import synthesize
     from siteml.scenario.factory import load_scenario
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         found = synthesize(root / "data", ["helmet", "vest", "person"],
-                           {"train": 200, "val": 50}, imgsz=320, seed=0)
+                           {"train": args.train_images, "val": args.val_images},
+                           imgsz=args.imgsz, seed=0)
         scenario = {
             "name": "overhead", "version": "v1", "experiment_type": "train",
             "site": {"customer": "bench", "region": "r", "plant": "p", "zone": "z"},
             "task": {"type": "ppe", "classes": ["helmet", "vest", "person"]},
-            "model": {"architecture": "yolov11n", "input_size": 320, "num_classes": 3},
+            "model": {"architecture": "yolov11n", "input_size": args.imgsz, "num_classes": 3},
             "environment": {"device": "cpu", "seed": 0},
             "dataset": {"version": "synth", "dvc_hash": found.md5, "path": str(root / "data"),
-                        "image_count": 250},
+                        "image_count": images},
             "training": {"epochs": args.epochs, "batch": 16, "workers": 0},
         }
         path = root / "scenario.yaml"
@@ -77,15 +83,15 @@ def main() -> None:
         for i in range(args.repeats):
             times["siteml run"].append(wall(
                 [sys.executable, "-m", "siteml", "run", str(path), "--set", f"version=v{i + 1}"],
-                env))
+                env, root))
             for name, threads in BARE_VARIANTS:
                 times[name].append(wall([sys.executable, "-c", BARE, str(root / "bare.yaml"),
-                                         str(root / f"{threads}{i}"), threads], env))
+                                         str(root / f"{threads}{i}"), threads], env, root))
     med = report(times)
     print(f"ratio siteml / bare Ultralytics defaults: "
           f"{med['siteml run'] / med['bare Ultralytics']:.3f}")
-    verdict(f"wrapper overhead, siteml / bare all cores ({args.epochs} epochs, 250 images, "
-            "320 px)", med["siteml run"] / med["bare, all cores"], 1.05)
+    verdict(f"wrapper overhead, siteml / bare all cores ({args.epochs} epochs, {images} images, "
+            f"{args.imgsz} px)", med["siteml run"] / med["bare, all cores"], 1.05)
 
 
 if __name__ == "__main__":

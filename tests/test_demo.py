@@ -8,6 +8,7 @@ from mlflow import MlflowClient
 from siteml.scenario.factory import find_yaml_files, load_any
 from tests.conftest import needs
 
+pytestmark = pytest.mark.slow  # trains, quantizes, benchmarks or starts a server
 needs("ultralytics", "train")
 needs("nncf", "quantize")
 

@@ -10,15 +10,15 @@ import yaml
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
+from siteml.core.naming import site_path
 from siteml.data.dvc_hash import dir_hash
 from siteml.data.synth import synthesize
-from siteml.scenario.naming import site_path
+from siteml.scenario.types import EXPERIMENT_TYPES
 from tests.conftest import NetworkBlocked
 
 SITE = {"customer": "acme-steel", "region": "ulsan", "plant": "plant2", "zone": "quant"}
 SITE_PATH = "acme-steel/ulsan-plant2/quant"
 MODEL = "acme-steel.ulsan-plant2.quant.ppe"
-SECTIONS = {"train": "training", "quant": "quantization", "infer": "benchmark"}
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -49,7 +49,7 @@ class TinyStore:
             "environment": {"device": "cpu", "seed": 0},
             "dataset": {"version": "tiny", "dvc_hash": dir_hash(self.dataset).md5,
                         "path": str(self.dataset), "image_count": 144},
-            SECTIONS[experiment_type]: section,
+            EXPERIMENT_TYPES[experiment_type].section: section,
         }, sort_keys=False))
         return path
 
@@ -103,3 +103,17 @@ def trained_store(root: Path, uri: str, site: dict, epochs: int) -> TinyStore:
     code, _, err = store.invoke("run", str(path), "--json")
     assert code == 0, err
     return store
+
+
+def openvino_executes(hint: str) -> str:
+    """The precision OpenVINO's CPU plugin executes for an ``INFERENCE_PRECISION_HINT`` on this
+    machine, read back from a one-op model: what a test must expect here. It differs by CPU:
+    bf16 runs on AVX-512 CPUs without native bf16 (not in OPTIMIZATION_CAPABILITIES) but not on
+    AVX2-only ones; f16 falls back to bf16 or f32 without native f16."""
+    import numpy as np
+    import openvino as ov
+
+    parameter = ov.opset13.parameter([1, 3, 8, 8], np.float32)
+    model = ov.Model([ov.opset13.relu(parameter)], [parameter])
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
+    return compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()

@@ -8,11 +8,13 @@ import sys
 import mlflow.artifacts
 import pytest
 
-from siteml.pipelines.benchmark import DRIFT_WARNING, latency_drift
-from siteml.tables import cell
+from siteml.backends.openvino import cpu_capabilities
+from siteml.core.tables import cell
+from siteml.pipelines.timing import DRIFT_WARNING
 from tests.conftest import needs
-from tests.pipelines.conftest import MODEL, SITE_PATH
+from tests.pipelines.conftest import MODEL, SITE_PATH, openvino_executes
 
+pytestmark = pytest.mark.slow  # trains, quantizes, benchmarks or starts a server
 needs("ultralytics", "train")
 needs("openvino", "quantize")
 needs("onnxruntime", "quantize")
@@ -58,6 +60,8 @@ def test_benchmark_logs_sane_statistics_per_runtime(variants, source, backend, v
     assert m["fps"] == pytest.approx(1000 / m["latency_mean_ms"], rel=0.1)
     assert tags["benchmark.backend"] == backend
     assert tags["env.runtime"] == backend
+    history = variants.client().get_metric_history(run.info.run_id, "b1/latency_p50_ms")
+    assert len(history) == 1, "final figures are logged once"
     assert tags["env.executed_precision"] == "f32"
     assert tags["env.cpu_flags"]
     assert tags["env.threads"]
@@ -90,7 +94,10 @@ def test_openvino_batches_throughput_hint_and_precision(variants):
         assert metrics[f"b{batch}/iterations"] == 30
         assert metrics[f"b{batch}/latency_p50_ms"] > 0 and metrics[f"b{batch}/fps"] > 0
     assert tags["env.ov.performance_hint"] == "THROUGHPUT"
-    assert tags["env.executed_precision"] == "bf16"
+    # the run records this CPU's capabilities and what OpenVINO executes for a bf16 hint here
+    # (bf16 on an AVX-512 or bf16 CPU, f32 on an AVX2-only one)
+    assert tags["env.ov.cpu_capabilities"] == ",".join(cpu_capabilities())
+    assert tags["env.executed_precision"] == openvino_executes("bf16")
     assert int(tags["env.ov.infer_requests"]) >= 1
 
 
@@ -122,14 +129,6 @@ def test_device_that_the_source_runtime_lacks_is_refused_before_any_run(variants
     assert not variants.runs_named("ppe-yolov11n-infer-v38")
 
 
-def test_drift_is_the_spread_of_medians_over_consecutive_parts_of_the_run():
-    assert latency_drift([4.0] * 100) == 1.0
-    assert latency_drift([4.0] * 50 + [5.0] * 50) == pytest.approx(1.25)
-    # one slow outlier per part moves no median
-    assert latency_drift(([4.0] * 9 + [40.0]) * 10) == 1.0
-    assert latency_drift([3.0, 6.0]) == 1.0  # too short to split: one part
-
-
 def test_compare_lists_each_variant_with_its_latest_benchmark(variants, tmp_path, monkeypatch):
     for number, name in ((41, "ppe"), (42, "ppe__openvino_fp32"), (43, "ppe__onnxruntime_fp32")):
         benchmark(variants, f"v{number}", source=f"{SITE_PATH}/{name}@candidate", iterations=20)
@@ -137,7 +136,8 @@ def test_compare_lists_each_variant_with_its_latest_benchmark(variants, tmp_path
     code, out, err = variants.invoke("compare", SITE_PATH, "--task", "ppe", "--json",
                                       "--plot", str(plot))
     assert code == 0, err
-    rows = {row["variant"]: row for row in json.loads(out)}
+    listed = json.loads(out)  # other tests may have benchmarked on other (fake) hosts
+    rows = {row["variant"]: row for row in listed if row["host"] == platform.node()}
     assert {"base", "openvino_fp32", "onnxruntime_fp32"} <= set(rows)
     base = rows["base"]
     assert base["speedup"] == pytest.approx(1.0)
@@ -168,9 +168,9 @@ def test_compare_lists_each_variant_with_its_latest_benchmark(variants, tmp_path
         "compare/pareto.png", "compare/variants.csv"}
     code, out, _ = variants.invoke("compare", SITE_PATH, "--task", "ppe", "--md")
     assert code == 0 and out.splitlines()[0].startswith("| variant")
-    assert sum(line.startswith("| ") for line in out.splitlines()) == len(rows) + 1
+    assert sum(line.startswith("| ") for line in out.splitlines()) == len(listed) + 1
     code, out, _ = variants.invoke("compare", SITE_PATH, "--task", "ppe", "--csv")
-    assert code == 0 and len(list(csv.reader(out.splitlines()))) == len(rows) + 1
+    assert code == 0 and len(list(csv.reader(out.splitlines()))) == len(listed) + 1
     monkeypatch.delenv("COLUMNS", raising=False)
     code, out, _ = variants.invoke("compare", SITE_PATH, "--task", "ppe")
     # piped output keeps whole cells, whatever a terminal's width would be
@@ -204,6 +204,7 @@ def test_missing_baseline_model_is_refused_before_any_run(variants):
 
 def test_compare_keeps_each_host_apart(variants, monkeypatch):
     here = platform.node()
+    benchmark(variants, "v47", source=f"{SITE_PATH}/ppe__openvino_fp32@candidate", iterations=10)
     with monkeypatch.context() as box:  # the same benchmark, as recorded on a site's edge box
         box.setattr(platform, "node", lambda: "edge-box-2")
         benchmark(variants, "v44", source=f"{SITE_PATH}/ppe__openvino_fp32@candidate",
@@ -216,7 +217,6 @@ def test_compare_keeps_each_host_apart(variants, monkeypatch):
     assert edge["speedup"] is None  # no PyTorch baseline was measured on that box
     assert edge["pareto"] is True  # alone on its box
     local = {row["variant"]: row for row in rows if row["host"] == here}
-    assert {"base", "openvino_fp32"} <= set(local)
     assert local["openvino_fp32"]["benchmark_run_id"] != edge["benchmark_run_id"]
 
 

@@ -5,10 +5,12 @@ import json
 import uuid
 
 import mlflow.pyfunc
+import pytest
 
 from tests.conftest import needs
 from tests.pipelines.conftest import trained_store
 
+pytestmark = pytest.mark.slow  # trains, quantizes, benchmarks or starts a server
 needs("ultralytics", "train")
 needs("openvino", "quantize")
 needs("nncf", "quantize")

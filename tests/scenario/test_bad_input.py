@@ -2,6 +2,7 @@
 
 import pytest
 
+from siteml.scenario.types import EXPERIMENT_TYPES
 from siteml.scenario.yaml_loader import MAX_FILE_BYTES
 from tests.conftest import VALID_SCENARIO, line_of, with_site
 
@@ -19,7 +20,7 @@ MUTATIONS = [
     ("unknown-task", "  type: ppe", "  type: smoke", "task.type",
      "'ppe', 'fall', 'fire', 'collision' or 'stuck'"),
     ("unknown-experiment-type", "experiment_type: train", "experiment_type: eval",
-     "experiment_type", "valid: train, infer, quant"),
+     "experiment_type", f"valid: {', '.join(EXPERIMENT_TYPES)}"),
     ("missing-experiment-type", "experiment_type: train\n", "", "experiment_type",
      "required key missing"),
     ("params-mismatch", "training:\n  epochs: 5\n  batch: 8",
@@ -103,9 +104,13 @@ def test_alias_bomb_is_rejected_not_expanded(cli, write):
 
 
 def test_deep_nesting_is_rejected(cli, write):
-    code, _, err = cli("validate", str(write("a: " + "[" * 100_000 + "]" * 100_000 + "\n")))
+    # siteml's promise: invalid input, located in the file, no traceback; the words may come
+    # from siteml's own depth limit or from PyYAML's (6.0.4 refuses deep nesting itself)
+    file = write("a: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    code, _, err = cli("validate", str(file))
     assert code == 2
-    assert "nesting deeper than" in err
+    assert err.startswith(f"{file}:1:")
+    assert "Traceback" not in err
 
 
 def test_huge_file_is_rejected_before_parsing(cli, write):

@@ -8,9 +8,11 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+import siteml.pipelines.quantize
+import siteml.pipelines.train
+from siteml.core.models import PipelineResult, ProducedModel
 from siteml.data.dvc_hash import dir_hash
-from siteml.pipelines import PIPELINES
-from siteml.pipelines.base import PipelineResult, ProducedModel
+from tests.conftest import line_of
 
 
 def fake_train(scenario, tracker):
@@ -47,9 +49,8 @@ def interrupt(scenario, tracker):
 
 @pytest.fixture
 def pipelines(monkeypatch):
-    monkeypatch.setitem(PIPELINES, "train", fake_train)
-    monkeypatch.setitem(PIPELINES, "quant", fake_quant)
-    return PIPELINES
+    monkeypatch.setattr(siteml.pipelines.train, "run", fake_train)
+    monkeypatch.setattr(siteml.pipelines.quantize, "run", fake_quant)
 
 
 def as_quant(train_text, source=None):
@@ -139,7 +140,7 @@ def test_same_run_name_is_refused_unless_rerun(cli, store_uri, site_scenario, pi
 
 def test_pipeline_failure_marks_failed_and_registers_nothing(cli, store_uri, site_scenario,
                                                              pipelines, monkeypatch):
-    monkeypatch.setitem(PIPELINES, "train", explode)
+    monkeypatch.setattr(siteml.pipelines.train, "run", explode)
     code, _, err = cli("run", str(site_scenario.path))
     assert code == 1
     assert "label file 17.txt is corrupt" in err
@@ -154,7 +155,7 @@ def test_pipeline_failure_marks_failed_and_registers_nothing(cli, store_uri, sit
 
 
 def test_ctrl_c_marks_killed(cli, store_uri, site_scenario, pipelines, monkeypatch):
-    monkeypatch.setitem(PIPELINES, "train", interrupt)
+    monkeypatch.setattr(siteml.pipelines.train, "run", interrupt)
     code, _, err = cli("run", str(site_scenario.path))
     assert code == 130
     assert "marked KILLED" in err
@@ -192,12 +193,19 @@ def test_quant_resolves_source_and_records_lineage(cli, store_uri, site_scenario
 
 
 def test_missing_source_model_is_exit_2_and_writes_nothing(cli, store_uri, site_scenario,
-                                                           pipelines):
+                                                           pipelines, monkeypatch):
     site_scenario.path.write_text(as_quant(site_scenario.path.read_text(),
                                            f"{site_scenario.site}/ppe@champion"))
-    code, _, err = cli("run", str(site_scenario.path))
-    assert code == 2
-    assert "ppe" in err and ("no registered model" in err or "no registered models yet" in err)
+    line = line_of(site_scenario.path.read_text(), "  source:")
+    missing = site_scenario.path.parent / "none-yet" / "mlflow.db"
+    # located the same way whether the store exists or not yet (then it is not created)
+    for uri in (store_uri, f"sqlite:///{missing}"):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        code, _, err = cli("run", str(site_scenario.path))
+        assert code == 2
+        assert err.startswith(f"error: {site_scenario.path}:{line}: quantization.source: "), err
+        assert "no registered model" in err and f"{site_scenario.site}/ppe" in err
+    assert not missing.exists()
     assert_site_untouched(store_uri, site_scenario)
 
 

@@ -109,7 +109,7 @@ def test_cross_field_rules(cls, changes, fragment):
 
 
 def test_schema_module_is_pure():
-    code = ("import sys, siteml.scenario.schema, siteml.scenario.naming; "
+    code = ("import sys, siteml.scenario.schema, siteml.core.naming; "
             "bad = [m for m in ('mlflow', 'torch', 'ultralytics', 'openvino', 'yaml') "
             "if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -4,7 +4,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from siteml.pipelines.base import ProducedModel
+from siteml.core.models import ProducedModel
 from siteml.tracking import registry
 from siteml.tracking.runs import RunRecorder, ensure_experiment, open_client
 from siteml.tracking.store import resolve_store

@@ -3,8 +3,8 @@
 import sys
 import time
 
+import siteml.pipelines.train
 from siteml.cli import main
-from siteml.pipelines import PIPELINES
 
 
 def slow(scenario, tracker):
@@ -14,6 +14,6 @@ def slow(scenario, tracker):
     raise AssertionError("was not terminated")
 
 
-PIPELINES["train"] = slow
+siteml.pipelines.train.run = slow
 sys.argv = ["siteml", "run", *sys.argv[1:]]
 main()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from siteml.pipelines import PIPELINES
+import siteml.pipelines.train
 from siteml.tracking.registry import set_alias
 from tests.scenario.test_runner import fake_train
 
@@ -18,7 +18,7 @@ from tests.scenario.test_runner import fake_train
 @pytest.fixture
 def trained(cli, store_uri, site_scenario, monkeypatch):
     """Two training runs (v2, v3) of one site: versions 1 and 2 of its ppe model."""
-    monkeypatch.setitem(PIPELINES, "train", fake_train)
+    monkeypatch.setattr(siteml.pipelines.train, "run", fake_train)
     for version in ("v2", "v3"):
         code, _, err = cli("run", str(site_scenario.path), "--set", f"version={version}")
         assert code == 0, err
@@ -118,6 +118,7 @@ def test_read_commands_do_not_create_a_store(cli, tmp_path, monkeypatch):
     assert not database.exists()
 
 
+@pytest.mark.slow
 def test_concurrent_registration_on_the_server(mlflow_server, tmp_path, site_scenario):
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
     helper = Path(__file__).with_name("register_many.py")
@@ -159,10 +160,10 @@ def set_alias_at_once(uri: str, name: str, versions: list[str]) -> list[Exceptio
     return errors
 
 
-def test_processes_setting_a_new_alias_at_once_all_succeed(tmp_path):
+def test_processes_setting_a_new_alias_at_once_all_succeed(sqlite_uri):
     """MLflow reads an alias, then inserts or updates it: racing first inserts collide on the
     unique key (about one round in three here without the retry)."""
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = sqlite_uri
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     for round_number in range(20):
         name = f"race-{round_number}"
@@ -171,3 +172,12 @@ def test_processes_setting_a_new_alias_at_once_all_succeed(tmp_path):
                     for _ in range(4)]
         assert set_alias_at_once(uri, name, versions) == []
         assert client.get_registered_model(name).aliases["candidate"] in versions
+
+
+def test_mlflow_errors_are_one_clear_line_on_every_store(cli, trained):
+    # a tracking server answers with RestException (a subclass of MlflowException): it must be
+    # reported like the embedded store's error, not escape as a traceback
+    code, out, err = cli("best", trained.site, "--task", "ppe", "--metric", "a`b")
+    assert code == 1, out
+    assert err.startswith("error: MLflow: ")
+    assert "Traceback" not in err

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from siteml.pipelines import PIPELINES
+import siteml.pipelines.train
 from siteml.tracking.store import redact, resolve_store
 from tests.conftest import free_port, stop_process_group, wait_healthy
 from tests.scenario.test_runner import fake_train
@@ -22,7 +22,7 @@ HERE = Path(__file__).parent
 
 def test_default_store_is_sqlite_in_cwd_with_artifacts_beside_it(cli, site_scenario, tmp_path,
                                                                   monkeypatch):
-    monkeypatch.setitem(PIPELINES, "train", fake_train)
+    monkeypatch.setattr(siteml.pipelines.train, "run", fake_train)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     work = tmp_path / "work"
     work.mkdir()
@@ -45,8 +45,8 @@ def test_dead_server_fails_fast_and_writes_nothing(site_scenario, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
-    code = ("import sys; from siteml.pipelines import PIPELINES; "
-            "from tests.scenario.test_runner import fake_train; PIPELINES['train'] = fake_train; "
+    code = ("import sys; import siteml.pipelines.train as pipeline; "
+            "from tests.scenario.test_runner import fake_train; pipeline.run = fake_train; "
             f"sys.argv = ['siteml', 'run', {str(site_scenario.path)!r}]; "
             "from siteml.cli import main; main()")
     result = subprocess.run([sys.executable, "-c", code], cwd=work, env={
@@ -57,9 +57,10 @@ def test_dead_server_fails_fast_and_writes_nothing(site_scenario, tmp_path):
     assert list(work.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_credentials_and_environment_never_reach_the_store(cli, mlflow_server, site_scenario,
                                                            monkeypatch, tmp_path, capsys):
-    monkeypatch.setitem(PIPELINES, "train", fake_train)
+    monkeypatch.setattr(siteml.pipelines.train, "run", fake_train)
     parts = urllib.parse.urlsplit(mlflow_server)
     secret_uri = f"{parts.scheme}://alice:s3cret-pw@{parts.netloc}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", secret_uri)
@@ -78,6 +79,7 @@ def test_credentials_and_environment_never_reach_the_store(cli, mlflow_server, s
     assert redact(secret_uri) == f"http://***@{parts.netloc}"
 
 
+@pytest.mark.slow
 def test_sigterm_marks_the_run_killed(store_uri, site_scenario):
     env = {**os.environ, "PYTHONPATH": str(HERE.parents[1])}
     proc = subprocess.Popen([sys.executable, str(HERE / "slow_run.py"), str(site_scenario.path)],
@@ -93,9 +95,10 @@ def test_sigterm_marks_the_run_killed(store_uri, site_scenario):
     assert run.info.status == "KILLED"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
 def test_ui_serves_the_store_and_its_artifacts(cli, store_uri, site_scenario, monkeypatch):
-    monkeypatch.setitem(PIPELINES, "train", fake_train)
+    monkeypatch.setattr(siteml.pipelines.train, "run", fake_train)
     code, out, err = cli("run", str(site_scenario.path), "--json")
     assert code == 0, err
     run_id = json.loads(out)["run_id"]

@@ -17,14 +17,6 @@ from PIL import Image, ImageDraw
 
 from siteml.data.dvc_hash import DirHash, dir_hash, write_dvc_file
 
-TASK_CLASSES: dict[str, tuple[str, ...]] = {
-    "ppe": ("helmet", "vest", "person"),
-    "fall": ("person-standing", "person-fallen"),
-    "fire": ("fire", "smoke"),
-    "collision": ("forklift", "person", "pallet"),
-    "stuck": ("stone", "blocked-chute", "belt-spill"),
-}
-
 Box = tuple[float, float, float, float]
 Rgb = tuple[int, int, int]
 

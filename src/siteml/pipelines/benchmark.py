@@ -20,83 +20,105 @@ from __future__ import annotations
 
 import csv
 import gc
+import statistics
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from siteml.pipelines.base import PipelineResult, Tracker
+from siteml.backends import registry as backends
+from siteml.backends import ultralytics
+from siteml.backends.base import LoadedModel, LoadOptions, model_size_mb
+from siteml.core import keys
+from siteml.core.models import PipelineResult, Tracker
+from siteml.core.progress import note
+from siteml.core.provenance import cpu_flags
+from siteml.pipelines.checks import Problem, runtime_ready
 from siteml.pipelines.detection_map import score, val_split
-from siteml.pipelines.images import letterbox, sample_images
-from siteml.pipelines.runtimes import (
-    EXECUTION_PRECISION,
-    LoadedModel,
-    backend_of,
-    find_model,
+from siteml.pipelines.images import sample_images
+from siteml.pipelines.timing import (
+    DRIFT_WARNING,
     interleaved_latencies_ms,
     latencies_ms,
-    load,
-    model_size_mb,
+    latency_stats,
 )
-from siteml.pipelines.ultralytics_env import offline_ultralytics
-from siteml.progress import note
-from siteml.provenance import cpu_flags
-from siteml.scenario.schema import (
-    InferenceBenchmarkScenario,
-    device_or_cpu,
-    device_problem,
-    runtime_for,
-)
-
-PERCENTILES = (50, 90, 95, 99)
-DRIFT_PARTS = 10
-DRIFT_WARNING = 1.10
+from siteml.scenario.schema import InferenceBenchmarkScenario
 
 
 class BackendMismatchError(ValueError):
     """The scenario's backend or device cannot run the source model's files."""
 
 
+def check(scenario: InferenceBenchmarkScenario) -> Problem:
+    """PyTorch and Ultralytics (preprocessing, NMS) are installed, and so is a named backend,
+    with the device (``auto`` is checked once the source says which runtime it needs)."""
+    backends.check_installed_for(backends.SOURCE_BACKEND)
+    backend = scenario.benchmark.backend
+    return None if backend == "auto" else runtime_ready(scenario, backend)
+
+
+def check_models(scenario: InferenceBenchmarkScenario,
+                 saved_for: Mapping[str, str | None]) -> Problem:
+    """The backend can run the source's files (``auto``: the source's runtime is installed and
+    has the device); the baseline's runtime is installed and has the device when it names it."""
+    source, baseline = saved_for.get("source"), saved_for.get("baseline")
+    if source is not None:
+        requested = scenario.benchmark.backend
+        try:
+            backend = backends.runtime_for(requested, source)
+        except ValueError as exc:
+            return "benchmark.backend", str(exc)
+        if requested == "auto":
+            problem = backends.device_problem(backend, scenario.environment.device)
+            problem_at = ("environment.device", problem) if problem else runtime_ready(
+                scenario, backend)
+            if problem_at:
+                return problem_at
+    problem_at = runtime_ready(scenario, baseline) if baseline else None
+    return None if problem_at is None else ("benchmark.baseline", problem_at[1])
+
+
 def run(scenario: InferenceBenchmarkScenario, tracker: Tracker) -> PipelineResult:
     """Measure the source model at each batch size; return the statistics as metrics."""
     params = scenario.benchmark
-    offline_ultralytics(tracker.workdir)
+    ultralytics.offline_ultralytics(tracker.workdir)
     source = tracker.source_model()
-    model_path = find_model(source.path)
+    model_path = backends.find_model(source.path)
     backend = _backend(params.backend, model_path)
     _check_device(backend, scenario.environment.device)
-    precision = params.inference_precision or EXECUTION_PRECISION[
+    precision = params.inference_precision or backends.EXECUTION_PRECISION[
         scenario.environment.precision]
     size = scenario.model.input_size
     images = sample_images(scenario.dataset.path, "val", max(params.batch_sizes),
                            scenario.environment.seed)
-    metrics: dict[str, float] = {"model/size_mb": model_size_mb(model_path)}
+    metrics: dict[str, float] = {keys.MODEL_SIZE_MB: model_size_mb(model_path)}
     facts: dict[str, str] = {}
     steady = True
-    baseline = find_model(tracker.source_model("baseline").path) if params.baseline else None
+    baseline = (backends.find_model(tracker.source_model("baseline").path) if params.baseline
+                else None)
+    options = LoadOptions(precision=precision, threads=params.num_threads,
+                          device=scenario.environment.device, hint=params.hint,
+                          streams=params.num_streams, requests=params.num_requests)
     import numpy as np
 
     for batch in params.batch_sizes:
-        frame = np.concatenate([letterbox(images[k % len(images)], size) for k in range(batch)])
+        frame = np.concatenate([ultralytics.letterbox(images[k % len(images)], size)
+                                for k in range(batch)])
         started = time.perf_counter()
-        loaded = load(model_path, frame, backend=backend, precision=precision,
-                      threads=params.num_threads, device=scenario.environment.device,
-                      hint=params.hint, streams=params.num_streams, requests=params.num_requests)
-        metrics[f"b{batch}/load_ms"] = (time.perf_counter() - started) * 1000
+        loaded = backends.load(model_path, frame, options, backend)
+        metrics[keys.batch_metric(batch, keys.LOAD_MS)] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
         loaded.infer()
-        metrics[f"b{batch}/first_inference_ms"] = (time.perf_counter() - started) * 1000
-        paired = _load_baseline(baseline, frame, scenario, precision) if baseline else None
+        metrics[keys.batch_metric(batch, keys.FIRST_INFERENCE_MS)] = (
+            time.perf_counter() - started) * 1000
+        paired = _load_baseline(baseline, frame, scenario, options) if baseline else None
         times, wall_s, baseline_times = _measure(loaded, scenario, images, batch, paired)
-        stats = latency_stats(times, batch, wall_s)
-        metrics.update({f"b{batch}/{k}": v for k, v in stats.items()})
-        if baseline_times:
-            metrics[f"b{batch}/baseline_latency_p50_ms"] = float(np.median(baseline_times))
-            metrics[f"b{batch}/speedup_vs_baseline"] = (
-                metrics[f"b{batch}/baseline_latency_p50_ms"] / stats["latency_p50_ms"])
-        if stats["latency_drift"] > DRIFT_WARNING:
+        metrics.update(batch_figures(batch, times, wall_s, baseline_times))
+        drift = metrics[keys.batch_metric(batch, keys.LATENCY_DRIFT)]
+        if drift > DRIFT_WARNING:
             steady = False
             note(f"[yellow]warning:[/yellow] batch {batch}: the median latency moved "
-                 f"{stats['latency_drift']:.2f}x during the run: the machine was not steady, "
+                 f"{drift:.2f}x during the run: the machine was not steady, "
                  "repeat the benchmark before trusting it")
         _log_latencies(tracker, times, batch)
         facts = loaded.facts
@@ -104,37 +126,58 @@ def run(scenario: InferenceBenchmarkScenario, tracker: Tracker) -> PipelineResul
         gc.collect()
     if params.measure_accuracy:
         frames, truths = val_split(scenario.dataset.path, size)
-        loaded = load(model_path, frames[0], backend=backend, precision=precision,
-                      device=scenario.environment.device)
-        metrics["accuracy/map50"], metrics["accuracy/map50_95"] = score(
+        loaded = backends.load(model_path, frames[0], LoadOptions(
+            precision=precision, device=scenario.environment.device), backend)
+        metrics[keys.ACCURACY_MAP50], metrics[keys.ACCURACY_MAP50_95] = score(
             loaded.predict, frames, truths, "measuring accuracy on val")
-    tracker.set_tags({**{f"env.{k}": v for k, v in facts.items()}, **cpu_flags(),
-                      "benchmark.backend": backend, "benchmark.model_file": model_path.name,
-                      "benchmark.steady": str(steady).lower()})
-    tracker.log_metrics(metrics)
+    tracker.set_tags(run_tags(facts, backend, model_path.name, steady))
     return PipelineResult(metrics=metrics)
+
+
+def batch_figures(batch: int, times: list[float], wall_s: float,
+                  baseline_times: list[float] | None = None) -> dict[str, float]:
+    """What a benchmark logs for one batch size: the latency statistics, throughput and drift
+    of ``times`` (ms), and with a baseline timed in turns, its p50 and the speedup over it."""
+    stats = latency_stats(times, batch, wall_s)
+    figures = {keys.batch_metric(batch, name): value for name, value in stats.items()}
+    if baseline_times:
+        baseline_p50 = statistics.median(baseline_times)
+        figures[keys.batch_metric(batch, keys.BASELINE_P50)] = baseline_p50
+        figures[keys.batch_metric(batch, keys.SPEEDUP_VS_BASELINE)] = (
+            baseline_p50 / stats[keys.LATENCY_P50])
+    return figures
+
+
+def run_tags(facts: dict[str, str], backend: str, model_file: str,
+             steady: bool) -> dict[str, str]:
+    """A benchmark run's tags: the runtime's facts and the CPU's flags as ``env.*``, the backend
+    and file timed, and whether the host kept one speed throughout."""
+    return {**{f"{keys.ENV_PREFIX}{k}": v for k, v in facts.items()}, **cpu_flags(),
+            keys.BENCHMARK_BACKEND: backend, keys.BENCHMARK_MODEL_FILE: model_file,
+            keys.BENCHMARK_STEADY: str(steady).lower()}
 
 
 def _backend(requested: str, model_path: Path) -> str:
     try:
-        return runtime_for(requested, backend_of(model_path))
+        return backends.runtime_for(requested, backends.backend_of(model_path))
     except ValueError as exc:
         raise BackendMismatchError(f"{model_path.name}: {exc}") from None
 
 
 def _check_device(backend: str, device: str) -> None:
-    problem = device_problem(backend, device)
+    problem = backends.device_problem(backend, device)
     if problem:
         raise BackendMismatchError(f"environment.device: {problem}")
 
 
 def _load_baseline(path: Path, frame: Any, scenario: InferenceBenchmarkScenario,
-                   precision: str) -> LoadedModel:
+                   options: LoadOptions) -> LoadedModel:
     """The baseline model on the scenario's device if its runtime names it, else the CPU."""
-    params, device = scenario.benchmark, scenario.environment.device
-    backend = backend_of(path)
-    return load(path, frame, backend=backend, precision=precision, threads=params.num_threads,
-                device=device_or_cpu(backend, device), hint=params.hint)
+    backend = backends.backend_of(path)
+    device = backends.device_or_cpu(backend, scenario.environment.device)
+    return backends.load(path, frame, LoadOptions(
+        precision=options.precision, threads=options.threads, device=device, hint=options.hint),
+        backend)
 
 
 def _measure(loaded: LoadedModel, scenario: InferenceBenchmarkScenario, images: list[Path],
@@ -175,41 +218,16 @@ def _async_count(loaded: LoadedModel, duration_s: float | None) -> int:
 def _end_to_end(loaded: LoadedModel, images: list[Path], batch: int, size: int) -> Any:
     """One iteration as an application sees it: read, letterbox, infer, NMS."""
     import numpy as np
-    import torch
-    from ultralytics.utils.nms import non_max_suppression
 
     position = [0]
 
     def call() -> None:
         picked = [images[(position[0] + k) % len(images)] for k in range(batch)]
         position[0] += batch
-        output = loaded.predict(np.concatenate([letterbox(p, size) for p in picked]))
-        non_max_suppression(torch.as_tensor(np.asarray(output)), conf_thres=0.25, iou_thres=0.7)
+        output = loaded.predict(np.concatenate([ultralytics.letterbox(p, size) for p in picked]))
+        ultralytics.nms(output, conf=0.25, iou=0.7)
 
     return call
-
-
-def latency_stats(times: list[float], batch: int, wall_s: float) -> dict[str, float]:
-    """Latency percentiles, mean, std, min, max (ms), throughput (images/s), count, drift."""
-    import numpy as np
-
-    values = np.asarray(times)
-    stats = {f"latency_p{q}_ms": float(np.percentile(values, q)) for q in PERCENTILES}
-    stats.update({"latency_mean_ms": float(values.mean()), "latency_std_ms": float(values.std()),
-                  "latency_min_ms": float(values.min()), "latency_max_ms": float(values.max()),
-                  "fps": batch * len(values) / wall_s, "iterations": float(len(values)),
-                  "latency_drift": latency_drift(times)})
-    return stats
-
-
-def latency_drift(times: list[float]) -> float:
-    """Highest over lowest median of up to ``DRIFT_PARTS`` consecutive parts of the run (at
-    least 10 iterations each): 1.0 when the machine ran at one speed throughout."""
-    import numpy as np
-
-    parts = np.array_split(np.asarray(times), max(1, min(DRIFT_PARTS, len(times) // 10)))
-    medians = [float(np.median(part)) for part in parts]
-    return max(medians) / min(medians)
 
 
 def _log_latencies(tracker: Tracker, times: list[float], batch: int) -> None:

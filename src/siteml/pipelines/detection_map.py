@@ -14,9 +14,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from siteml.backends import ultralytics
+from siteml.core.progress import progress_bar
 from siteml.data.layout import split_images
 from siteml.pipelines.images import Letterboxed
-from siteml.progress import progress_bar
 
 IOU_THRESHOLDS = tuple(0.5 + 0.05 * k for k in range(10))
 
@@ -63,24 +64,19 @@ def mean_ap(outputs: list[Any], truths: list[Any]) -> tuple[float, float]:
     """mAP50 and mAP50-95 of raw ``(1, 4 + nc, anchors)`` outputs against
     ``letterboxed_labels`` rows."""
     import numpy as np
-    import torch
-    from ultralytics.utils.metrics import ap_per_class, box_iou
-    from ultralytics.utils.nms import non_max_suppression
 
     correct, scores, predicted, targets = [], [], [], []
     for output, truth in zip(outputs, truths, strict=True):
-        [detections] = non_max_suppression(torch.as_tensor(output), conf_thres=0.001,
-                                           iou_thres=0.7, multi_label=True, max_det=300)
-        detections = detections.numpy()
+        detections = ultralytics.nms(output, conf=0.001, iou=0.7, multi_label=True, max_det=300)
         targets.append(truth[:, 0])
         scores.append(detections[:, 4])
         predicted.append(detections[:, 5])
-        iou = box_iou(torch.as_tensor(truth[:, 1:]), torch.as_tensor(detections[:, :4])).numpy()
+        iou = ultralytics.box_iou(truth[:, 1:], detections[:, :4])
         correct.append(_matches(iou * (truth[:, :1] == detections[None, :, 5]), len(detections)))
     if not sum(len(t) for t in targets):
         return 0.0, 0.0
-    ap = ap_per_class(np.concatenate(correct), np.concatenate(scores),
-                      np.concatenate(predicted), np.concatenate(targets))[5]
+    ap = ultralytics.average_precision(np.concatenate(correct), np.concatenate(scores),
+                                       np.concatenate(predicted), np.concatenate(targets))
     return (float(ap[:, 0].mean()), float(ap.mean())) if len(ap) else (0.0, 0.0)
 
 

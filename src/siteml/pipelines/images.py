@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from siteml.backends.ultralytics import letterbox
 from siteml.data.layout import split_images
 
 
@@ -20,19 +21,6 @@ def sample_images(dataset: Path, split: str, count: int, seed: int) -> list[Path
     if not images:
         raise FileNotFoundError(f"no images in split {split!r} of {dataset}")
     return sorted(random.Random(seed).sample(images, min(count, len(images))))
-
-
-def letterbox(image: Path, size: int) -> Any:
-    """Letterboxed, RGB, 0-1 float32 NCHW batch of one: what Ultralytics' exports expect."""
-    import cv2
-    import numpy as np
-    from ultralytics.data.augment import LetterBox
-
-    frame = cv2.imread(str(image))
-    if frame is None:
-        raise ValueError(f"cannot read image {image}")
-    frame = LetterBox((size, size), auto=False)(image=frame)
-    return np.ascontiguousarray(frame[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255
 
 
 class Letterboxed(Sequence[Any]):

@@ -12,27 +12,40 @@ from __future__ import annotations
 
 import shutil
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from siteml.pipelines import onnx_variant, openvino_variant
-from siteml.pipelines.base import PipelineResult, ProducedModel, Tracker
+from siteml.backends import registry as backends
+from siteml.backends.base import LoadOptions, VariantRequest, model_size_mb
+from siteml.backends.ultralytics import offline_ultralytics
+from siteml.core import keys
+from siteml.core.models import PipelineResult, ProducedModel, Tracker
+from siteml.pipelines.checks import Problem, runtime_ready
 from siteml.pipelines.detection_map import mean_ap, score, val_split
 from siteml.pipelines.images import Letterboxed, sample_images
-from siteml.pipelines.runtimes import (
-    EXECUTION_PRECISION,
-    interleaved_latencies_ms,
-    load,
-    model_size_mb,
-)
-from siteml.pipelines.ultralytics_env import offline_ultralytics
-from siteml.scenario.schema import QuantizationScenario, device_or_cpu
+from siteml.pipelines.timing import interleaved_latencies_ms
+from siteml.scenario.schema import QuantizationScenario
 
-HEADLINE = ("variant/map50_95", "delta/map50_95", "source/map50_95", "speedup")
 LATENCY_WARMUP = 10
-TOOLKITS = {"openvino": ("openvino",), "onnxruntime": ("onnxruntime", "onnx")}
+
+
+def check(scenario: QuantizationScenario) -> Problem:
+    """PyTorch (the source), the target runtime and its INT8 toolkit are installed, and the
+    device is there for the target runtime (it times on the CPU a device it does not name)."""
+    params = scenario.quantization
+    backends.check_installed_for(backends.SOURCE_BACKEND)
+    return runtime_ready(scenario, params.backend, int8=params.precision == "int8")
+
+
+def check_models(scenario: QuantizationScenario, saved_for: Mapping[str, str | None]) -> Problem:
+    """Quantization starts from PyTorch weights."""
+    source = saved_for.get("source")
+    if source is None or source == backends.SOURCE_BACKEND:
+        return None
+    return ("quantization.source", f"the source is saved for {source}; quantization starts "
+            f"from the task's {backends.SOURCE_BACKEND} model (its base variant)")
 
 
 class AccuracyGateError(Exception):
@@ -49,26 +62,29 @@ def run(scenario: QuantizationScenario, tracker: Tracker) -> PipelineResult:
     metrics, facts = _score_and_time(scenario, weights, variant, frames, truths)
     tags = {**_lineage_tags(scenario, calibrated), **facts}
     tracker.set_tags(tags)
-    tracker.log_metrics(metrics)
-    drop = -metrics["delta/map50_95"]
+    drop = -metrics[keys.DELTA_MAP50_95]
     if drop > params.max_accuracy_drop:
-        tracker.set_tags({"siteml.gate": "refused"})
+        tracker.log_metrics(metrics)  # a refused variant's figures are kept for inspection
+        tracker.set_tags({keys.GATE: keys.GATE_REFUSED})
         raise AccuracyGateError(
-            f"{params.variant} loses {drop:.4f} mAP50-95 ({metrics['source/map50_95']:.4f} -> "
-            f"{metrics['variant/map50_95']:.4f}), more than max_accuracy_drop "
+            f"{params.variant} loses {drop:.4f} mAP50-95 ({metrics[keys.SOURCE_MAP50_95]:.4f} -> "
+            f"{metrics[keys.VARIANT_MAP50_95]:.4f}), more than max_accuracy_drop "
             f"{params.max_accuracy_drop}; not registered")
-    tracker.set_tags({"siteml.gate": "passed"})
-    produced = ProducedModel(variant, format="openvino" if params.backend == "openvino"
-                             else "onnx", backend=params.backend, precision=params.precision,
+    tracker.set_tags({keys.GATE: keys.GATE_PASSED})
+    produced = ProducedModel(variant, format=backends.get(params.backend).model_format,
+                             backend=params.backend, precision=params.precision,
                              variant=params.variant, tags=tags)
-    return PipelineResult(metrics=metrics, model=produced, headline=HEADLINE)
+    return PipelineResult(metrics=metrics, model=produced,
+                          headline=keys.HEADLINE[scenario.experiment_type])
 
 
 def _lineage_tags(scenario: QuantizationScenario, calibrated: int) -> dict[str, str]:
     """How the variant was made: method, calibration data, toolkit versions."""
     params = scenario.quantization
-    tags = {"quant.method": params.method if params.precision == "int8" else "convert",
-            **{f"toolkit.{name}": version(name) for name in TOOLKITS[params.backend]}}
+    backend = backends.get(params.backend)
+    toolkits = (*backend.toolkits, *(backend.int8_modules if params.precision == "int8" else ()))
+    tags = {f"{keys.QUANT_PREFIX}method": params.method if params.precision == "int8"
+            else "convert", **{f"{keys.TOOLKIT_PREFIX}{name}": version(name) for name in toolkits}}
     if params.precision == "int8":
         tags.update({"quant.preset": params.preset,
                      "quant.bias_correction": params.bias_correction,
@@ -76,8 +92,6 @@ def _lineage_tags(scenario: QuantizationScenario, calibrated: int) -> dict[str, 
                      "quant.calibration_size": str(calibrated),
                      "quant.calibration_dvc_hash": scenario.dataset.dvc_hash,
                      "quant.ignore_head_postprocessing": str(params.ignore_head_postprocessing)})
-        if params.backend == "openvino":
-            tags["toolkit.nncf"] = version("nncf")
     return tags
 
 
@@ -87,28 +101,38 @@ def _score_and_time(scenario: QuantizationScenario, weights: Path, variant: Path
     """mAP50 / mAP50-95, size and batch-1 p50 of source and variant, their deltas and the
     speedup; and the precision and device the variant really ran on."""
     params, device = scenario.quantization, scenario.environment.device
-    metrics: dict[str, float] = {}
-    facts: dict[str, str] = {}
-    loaded = {}
-    for label, path, backend in (("source", weights, "pytorch"),
+    scores, sizes, facts, loaded = {}, {}, {}, {}
+    for label, path, backend in (("source", weights, backends.SOURCE_BACKEND),
                                  ("variant", variant, params.backend)):
-        loaded[label] = load(path, frames[0], precision=EXECUTION_PRECISION[params.precision],
-                             device=device_or_cpu(backend, device))
-        metrics[f"{label}/map50"], metrics[f"{label}/map50_95"] = score(
-            loaded[label].predict, frames, truths, f"scoring the {label} on val")
-        metrics[f"{label}/size_mb"] = model_size_mb(path)
-        facts[f"quant.{label}_device"] = loaded[label].facts["device"]
+        options = LoadOptions(precision=backends.EXECUTION_PRECISION[params.precision],
+                              device=backends.device_or_cpu(backend, device))
+        loaded[label] = backends.load(path, frames[0], options, backend)
+        scores[label] = score(loaded[label].predict, frames, truths, f"scoring the {label} on val")
+        sizes[label] = model_size_mb(path)
+        facts[f"{keys.QUANT_PREFIX}{label}_device"] = loaded[label].facts["device"]
     times = interleaved_latencies_ms({label: model.infer for label, model in loaded.items()},
                                      LATENCY_WARMUP, params.latency_iterations)
-    for label, values in times.items():
-        metrics[f"latency/{label}_p50_ms"] = statistics.median(values)
     executed = loaded["variant"].facts["executed_precision"]
-    facts["quant.executed_precision"] = (f"int8+{executed}" if params.precision == "int8"
-                                         else executed)
-    metrics["delta/map50"] = metrics["variant/map50"] - metrics["source/map50"]
-    metrics["delta/map50_95"] = metrics["variant/map50_95"] - metrics["source/map50_95"]
-    metrics["speedup"] = metrics["latency/source_p50_ms"] / metrics["latency/variant_p50_ms"]
-    return metrics, facts
+    facts[keys.QUANT_EXECUTED_PRECISION] = (f"int8+{executed}" if params.precision == "int8"
+                                            else executed)
+    p50_ms = {label: statistics.median(values) for label, values in times.items()}
+    return figures(scores, sizes, p50_ms), facts
+
+
+def figures(scores: dict[str, tuple[float, float]], sizes: dict[str, float],
+            p50_ms: dict[str, float]) -> dict[str, float]:
+    """What a quant run logs: mAP50 and mAP50-95, size (MiB) and batch-1 p50 (ms) of the
+    ``source`` and the ``variant``, the mAP deltas and the speedup."""
+    metrics: dict[str, float] = {}
+    for label in ("source", "variant"):
+        metrics[keys.quant_metric(label, "map50")], metrics[keys.quant_metric(
+            label, "map50_95")] = scores[label]
+        metrics[keys.quant_metric(label, "size_mb")] = sizes[label]
+        metrics[keys.quant_latency(label)] = p50_ms[label]
+    metrics[keys.DELTA_MAP50] = metrics[keys.VARIANT_MAP50] - metrics[keys.SOURCE_MAP50]
+    metrics[keys.DELTA_MAP50_95] = metrics[keys.VARIANT_MAP50_95] - metrics[keys.SOURCE_MAP50_95]
+    metrics[keys.SPEEDUP] = p50_ms["source"] / p50_ms["variant"]
+    return metrics
 
 
 def _source_weights(source: Path, workdir: Path) -> Path:
@@ -124,35 +148,20 @@ def _source_weights(source: Path, workdir: Path) -> Path:
 
 def _build_variant(scenario: QuantizationScenario, weights: Path, workdir: Path,
                    frames: Sequence[Any], truths: list[Any]) -> tuple[Path, int]:
-    """Write the variant under ``workdir/variant``; return its path and calibration size
-    (``frames`` and ``truths``, the val split, drive NNCF's accuracy control)."""
-    params, size = scenario.quantization, scenario.model.input_size
-    target = workdir / "variant" / f"{weights.stem}_{params.variant}"
-    if params.backend == "onnxruntime":
-        fp32 = onnx_variant.export_onnx(weights, size)
-        target = target.with_suffix(".onnx")
-        if params.precision == "fp32":
-            onnx_variant.copy_fp32(fp32, target)
-            return target, 0
-        calibration = _calibration(scenario)
-        onnx_variant.quantize_int8(fp32, target, calibration, params.per_channel)
-        return target, len(calibration)
-    fp32 = openvino_variant.export_ir(weights, size)
-    target = target.with_name(f"{target.name}_openvino_model")
-    if params.precision == "fp32":
-        openvino_variant.copy_fp32(fp32, target)
-        return target, 0
-    if params.precision == "fp16":
-        openvino_variant.compress_fp16(fp32, target)
-        return target, 0
-    calibration = _calibration(scenario)
-    if params.method == "ptq":
-        openvino_variant.quantize_int8(fp32, target, calibration, params)
-    else:
-        openvino_variant.quantize_int8_accuracy_control(
-            fp32, target, calibration, params, frames,
-            lambda outputs: mean_ap(outputs, truths)[1])
-    return target, len(calibration)
+    """Have the target backend write the variant under ``workdir/variant``; return its path
+    and calibration size (``frames`` and ``truths``, the val split, drive accuracy control)."""
+    params = scenario.quantization
+    options = params.model_dump(include={"preset", "bias_correction", "per_channel",
+                                         "ignore_head_postprocessing", "max_accuracy_drop"})
+    request = VariantRequest(
+        weights=weights, size=scenario.model.input_size, precision=params.precision,
+        target=workdir / "variant" / f"{weights.stem}_{params.variant}",
+        calibration=lambda: _calibration(scenario), method=params.method, options=options,
+        validation=frames, score=lambda outputs: mean_ap(outputs, truths)[1])
+    make_variant = backends.get(params.backend).make_variant
+    if make_variant is None:
+        raise ValueError(f"backend {params.backend} makes no variants")
+    return make_variant(request)
 
 
 def _calibration(scenario: QuantizationScenario) -> Letterboxed:

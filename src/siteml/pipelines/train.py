@@ -8,26 +8,37 @@ register. Ultralytics writes only under the run's scratch folder.
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from siteml.backends import ultralytics
+from siteml.backends.registry import SOURCE_BACKEND, get
+from siteml.core import keys
+from siteml.core.models import PipelineResult, ProducedModel, Tracker
+from siteml.core.progress import progress_bar
 from siteml.data.layout import DatasetError, check_detection_dataset, training_view
-from siteml.pipelines.base import PipelineResult, ProducedModel, Tracker
-from siteml.pipelines.ultralytics_env import offline_ultralytics
-from siteml.progress import progress_bar
+from siteml.pipelines.checks import Problem, runtime_ready
 from siteml.scenario.schema import TrainingScenario
 
 METRIC_NAMES = {
-    "metrics/precision(B)": "val/precision",
-    "metrics/recall(B)": "val/recall",
-    "metrics/mAP50(B)": "val/map50",
-    "metrics/mAP50-95(B)": "val/map50_95",
+    "metrics/precision(B)": keys.VAL_PRECISION,
+    "metrics/recall(B)": keys.VAL_RECALL,
+    "metrics/mAP50(B)": keys.VAL_MAP50,
+    "metrics/mAP50-95(B)": keys.VAL_MAP50_95,
 }
-HEADLINE = ("val/map50", "val/map50_95")
 ARTIFACT_SUFFIXES = (".csv", ".png", ".jpg", ".yaml", ".log")
+
+
+def check(scenario: TrainingScenario) -> Problem:
+    """PyTorch and Ultralytics are installed, and the device is there."""
+    return runtime_ready(scenario, SOURCE_BACKEND)
+
+
+def check_models(scenario: TrainingScenario, saved_for: Mapping[str, str | None]) -> Problem:
+    """Training reads no registered model."""
+    return None
 
 
 def ultralytics_device(device: str) -> str:
@@ -42,6 +53,12 @@ def clean_metrics(raw: dict[str, Any]) -> dict[str, float]:
     return {METRIC_NAMES.get(k, k): float(v) for k, v in raw.items() if k != "fitness"}
 
 
+def final_metrics(raw: dict[str, Any], epochs_run: int) -> dict[str, float]:
+    """What a training run ends with: the final validation (Ultralytics' names or siteml's)
+    and the number of epochs run."""
+    return {**clean_metrics(raw), keys.EPOCHS_RUN: float(epochs_run)}
+
+
 def run(scenario: TrainingScenario, tracker: Tracker) -> PipelineResult:
     """Train, log every epoch, and return the final metrics and the best weights."""
     dataset = scenario.dataset.path
@@ -51,11 +68,8 @@ def run(scenario: TrainingScenario, tracker: Tracker) -> PipelineResult:
         raise DatasetError(f"dataset {scenario.dataset.version}: {exc}") from None
     tracker.set_tags({f"data.images_{split}": str(n) for split, n in counts.items()})
     data_yaml = training_view(dataset, scenario.task.classes, tracker.workdir / "dataset")
-    ultralytics = offline_ultralytics(tracker.workdir)
-    from ultralytics import YOLO
-
+    framework = ultralytics.offline_ultralytics(tracker.workdir)
     weights = scenario.model.weights_path
-    model = YOLO(str(weights) if weights else f"{scenario.model.ultralytics_name}.yaml")
     epochs = scenario.training.epochs
     final: dict[str, float] = {}
     with progress_bar(f"training {scenario.get_run_name()}", epochs) as advance, \
@@ -69,43 +83,34 @@ def run(scenario: TrainingScenario, tracker: Tracker) -> PipelineResult:
             if stopped:  # Ultralytics' final validation of best.pt
                 final.update({k: v for k, v in metrics.items() if k.startswith("val/")})
                 return
-            metrics["time/epoch_s"] = float(trainer.epoch_time or 0.0)
+            metrics[keys.EPOCH_TIME] = float(trainer.epoch_time or 0.0)
             tracker.log_metrics(metrics, step=trainer.epoch + 1)
-            advance(f"mAP50 {metrics.get('val/map50', 0):.3f}  "
-                    f"mAP50-95 {metrics.get('val/map50_95', 0):.3f}")
+            advance(f"mAP50 {metrics.get(keys.VAL_MAP50, 0):.3f}  "
+                    f"mAP50-95 {metrics.get(keys.VAL_MAP50_95, 0):.3f}")
             stopped = bool(trainer.stop)
 
-        model.add_callback("on_fit_epoch_end", on_fit_epoch_end)
-        if scenario.environment.device == "cpu":
-            model.add_callback("on_pretrain_routine_start", _use_all_cores)
-        model.train(
+        trainer = ultralytics.train(
+            str(weights) if weights else f"{scenario.model.ultralytics_name}.yaml",
+            {"on_fit_epoch_end": on_fit_epoch_end},
+            all_cores=scenario.environment.device == "cpu",
             data=str(data_yaml), imgsz=scenario.model.input_size,
             device=ultralytics_device(scenario.environment.device),
             seed=scenario.environment.seed, pretrained=weights is not None,
             project=str(tracker.workdir / "runs"), name="train", exist_ok=True,
             plots=True, verbose=False, val=True, **scenario.training.model_dump())
-    trainer = model.trainer
     run_dir = Path(trainer.save_dir)
     for path in sorted(run_dir.iterdir()):
         if path.is_file() and path.suffix in ARTIFACT_SUFFIXES:
             tracker.log_artifact(path, "ultralytics")
     tracker.log_artifact(tracker.workdir / "ultralytics.log", "ultralytics")
     best = trainer.best if Path(trainer.best).exists() else trainer.last
-    produced = ProducedModel(Path(best), format="ultralytics", backend="pytorch", precision="fp32",
-                             tags={"ultralytics.version": ultralytics.__version__,
-                                   "model.classes": ",".join(scenario.task.classes)})
-    metrics = final or clean_metrics(trainer.metrics)
-    metrics["train/epochs_run"] = float(trainer.epoch + 1)
-    return PipelineResult(metrics=metrics, model=produced, headline=HEADLINE)
-
-
-def _use_all_cores(trainer: Any) -> None:
-    """Ultralytics computes on ``cores - 1`` threads; on a small CPU box that halves the speed
-    (measured on 2 cores, yolo11n at 320 px: 21 s per epoch on 1 thread, 12.5 s on 2 threads with
-    2 loader workers), so compute on every core."""
-    import torch
-
-    torch.set_num_threads(os.cpu_count() or 1)
+    produced = ProducedModel(Path(best), format=get(SOURCE_BACKEND).model_format,
+                             backend=SOURCE_BACKEND, precision="fp32",
+                             tags={"ultralytics.version": framework.__version__,
+                                   keys.MODEL_CLASSES: ",".join(scenario.task.classes)})
+    metrics = final_metrics(final or trainer.metrics, trainer.epoch + 1)
+    return PipelineResult(metrics=metrics, model=produced,
+                          headline=keys.HEADLINE[scenario.experiment_type])
 
 
 @contextmanager

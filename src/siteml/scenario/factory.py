@@ -16,9 +16,10 @@ from typing import Any, TypeVar, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from siteml.errors import Problem, ScenarioError
-from siteml.scenario.naming import slug_problem
-from siteml.scenario.schema import SCENARIO_TYPES, BaseScenario, SiteConfig
+from siteml.core.errors import Problem, ScenarioError
+from siteml.core.naming import slug_problem
+from siteml.scenario.schema import BaseScenario, SiteConfig
+from siteml.scenario.types import SCENARIO_TYPES
 from siteml.scenario.yaml_loader import YamlDocument, YamlPath, load_yaml
 
 SITES_DIR = Path("configs", "sites")
@@ -112,9 +113,9 @@ def find_yaml_files(paths: Iterable[str | Path]) -> list[Path]:
 def _check_dataset(scenario: BaseScenario, doc: YamlDocument) -> list[Problem]:
     """The folder exists, holds ``image_count`` images, and hashes to ``dvc_hash`` (which a
     ``DIR.dvc`` beside it, when present, must also record)."""
+    from siteml.core.progress import progress_bar
     from siteml.data.dvc_hash import dir_hash, dvc_file, list_files, read_dvc_file
     from siteml.data.layout import count_images
-    from siteml.progress import progress_bar
 
     dataset = scenario.dataset
     if not dataset.path.is_dir():

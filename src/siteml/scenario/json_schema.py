@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter
 
-from siteml.scenario.schema import (
-    InferenceBenchmarkScenario,
-    QuantizationScenario,
-    TrainingScenario,
-)
+from siteml.scenario.types import SCENARIO_TYPES
 
 SITE_ID_SCHEMA = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$",
                   "description": "Site id: the name of configs/sites/<id>.yaml"}
@@ -21,7 +17,7 @@ def scenario_json_schema() -> dict[str, Any]:
 
     ``site`` accepts the inline mapping or a site id, as the factory does.
     """
-    union = Annotated[TrainingScenario | InferenceBenchmarkScenario | QuantizationScenario,
+    union = Annotated[Union[tuple(SCENARIO_TYPES.values())],  # noqa: UP007 - built at run time
                       Field(discriminator="experiment_type")]
     schema = TypeAdapter(union).json_schema(mode="validation")
     for definition in schema["$defs"].values():

@@ -26,24 +26,29 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from siteml.scenario.naming import (
+from siteml.backends import registry as backends
+from siteml.core import keys
+from siteml.core.naming import (
     SLUG_MAX,
-    TASK_TYPES,
     ModelRef,
     registered_model_name,
     site_path,
     slug_problem,
 )
+from siteml.core.tasks import TASK_TYPES
 
-ExperimentType = Literal["train", "infer", "quant"]
-TaskType = Literal["ppe", "fall", "fire", "collision", "stuck"]
+TaskType = Literal[TASK_TYPES]  # type: ignore[valid-type]
 Precision = Literal["fp32", "fp16", "int8"]
+BenchmarkBackend = Literal[("auto", *backends.BACKENDS)]  # type: ignore[valid-type]
+QuantBackend = Literal[backends.quantizing()]  # type: ignore[valid-type]
 Architecture = Literal[
     "yolov8n", "yolov8s", "yolov8m", "yolov8l", "yolov8x",
     "yolov11n", "yolov11s", "yolov11m", "yolov11l", "yolov11x",
 ]
-RESERVED_TAG_PREFIXES = ("site.", "task.", "data.", "model.", "env.", "git.", "siteml.", "mlflow.",
-                         "source.", "quant.", "benchmark.")
+RESERVED_TAG_PREFIXES = (keys.SITE_PREFIX, keys.TASK_PREFIX, keys.DATA_PREFIX, keys.MODEL_PREFIX,
+                         keys.ENV_PREFIX, keys.GIT_PREFIX, keys.SITEML_PREFIX, keys.MLFLOW_PREFIX,
+                         *(f"{role}." for role in keys.MODEL_ROLES), keys.QUANT_PREFIX,
+                         keys.BENCHMARK_PREFIX)
 
 
 def _check_slug(value: str) -> str:
@@ -111,13 +116,19 @@ def _csv(values: list[Any]) -> str:
     return ",".join(str(v) for v in values)
 
 
+def _words(items: Any, last: str = "and") -> str:
+    """``a, b and c``."""
+    items = list(items)
+    return ", ".join(items[:-1]) + f" {last} " + items[-1] if len(items) > 1 else "".join(items)
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
-    def _prefixed(self, prefix: str) -> dict[str, str]:
+    def _prefixed(self, prefix: str, exclude: tuple[str, ...] = ()) -> dict[str, str]:
         """Every set field as ``{prefix}.{field}`` -> string (lists comma-joined, None left out)."""
         out = {}
-        for key, value in self.model_dump(mode="json").items():
+        for key, value in self.model_dump(mode="json", exclude=set(exclude)).items():
             if value is not None:
                 out[f"{prefix}.{key}"] = _csv(value) if isinstance(value, list) else str(value)
         return out
@@ -139,9 +150,8 @@ class SiteConfig(_Section):
 
     def to_tags(self) -> dict[str, str]:
         """``site.customer``, ``site.region``, ``site.plant``, ``site.zone``, ``site.path``."""
-        return {"site.customer": self.customer, "site.region": self.region,
-                "site.plant": self.plant, "site.zone": self.zone,
-                "site.path": self.to_experiment_name()}
+        return {**self._prefixed(keys.SITE_PREFIX.rstrip("."), ("description",)),
+                keys.SITE_PATH: self.to_experiment_name()}
 
 
 class TaskConfig(_Section):
@@ -162,8 +172,8 @@ class TaskConfig(_Section):
 
     def to_tags(self) -> dict[str, str]:
         """``task.type``, ``task.classes`` (comma-joined), ``task.num_classes``."""
-        return {"task.type": self.type, "task.classes": _csv(self.classes),
-                "task.num_classes": str(len(self.classes))}
+        return {keys.TASK_TYPE: self.type, f"{keys.TASK_PREFIX}classes": _csv(self.classes),
+                f"{keys.TASK_PREFIX}num_classes": str(len(self.classes))}
 
 
 class DatasetConfig(_Section):
@@ -261,7 +271,7 @@ class InferenceBenchmarkParams(_Section):
 
     source: ModelRefField | None = Field(None, description="Model to benchmark (any variant); "
                                          "default: this site/task @champion, else @candidate")
-    backend: Literal["auto", "pytorch", "onnxruntime", "openvino"] = Field(
+    backend: BenchmarkBackend = Field(
         "auto", description="Runtime; 'auto' follows the model files")
     batch_sizes: list[Annotated[int, Field(ge=1, le=256)]] = Field(
         [1], min_length=1, max_length=16, description="Batch sizes to measure, each separately")
@@ -318,7 +328,7 @@ class QuantizationParams(_Section):
 
     source: ModelRefField | None = Field(None, description="Model to quantize; default: this "
                                          "site/task @champion, else @candidate")
-    backend: Literal["openvino", "onnxruntime"] = Field(description="Target runtime")
+    backend: QuantBackend = Field(description="Target runtime")
     precision: Precision = Field(description="Target precision: fp32, fp16 (OpenVINO) or int8")
     method: Literal["ptq", "accuracy_control"] = Field(
         "ptq", description="INT8 method: plain PTQ, or NNCF accuracy-aware (OpenVINO)")
@@ -340,15 +350,22 @@ class QuantizationParams(_Section):
 
     @model_validator(mode="after")
     def _supported(self) -> QuantizationParams:
-        if self.backend == "onnxruntime" and self.precision == "fp16":
-            raise PydanticCustomError("unsupported_target", "onnxruntime supports fp32 and int8; "
-                                      "use backend openvino for fp16",
-                                      {"field": "quantization.precision"})
-        if self.method == "accuracy_control" and (self.backend, self.precision) != ("openvino",
-                                                                                     "int8"):
+        backend = backends.get(self.backend)
+        if self.precision not in backend.precisions:
+            others = [b for b in backends.quantizing()
+                      if self.precision in backends.get(b).precisions]
+            raise PydanticCustomError(
+                "unsupported_target", "{backend} supports {precisions}; use backend {others} for "
+                "{precision}", {"backend": self.backend, "precision": self.precision,
+                                "precisions": _words(backend.precisions),
+                                "others": _words(others, "or"), "field": "quantization.precision"})
+        if self.method == "accuracy_control" and not (backend.accuracy_control
+                                                      and self.precision == "int8"):
+            able = [b for b in backends.quantizing() if backends.get(b).accuracy_control]
             raise PydanticCustomError("unsupported_method", "method accuracy_control needs "
-                                      "backend openvino and precision int8",
-                                      {"field": "quantization.method"})
+                                      "backend {able} and precision int8",
+                                      {"able": _words(able, "or"),
+                                       "field": "quantization.method"})
         return self
 
     @property
@@ -366,8 +383,7 @@ class BaseScenario(_Section):
     params_key: ClassVar[str]
     registers_model: ClassVar[bool] = True
 
-    experiment_type: ExperimentType = Field(description="train, infer or quant; picks the "
-                                            "parameter section")
+    experiment_type: str = Field(description="The experiment type; picks the parameter section")
     name: ScenarioName = Field(description="Scenario name, a slug (underscores allowed)")
     version: Version = Field(description="Scenario version 'v<N>'; bump it for every new run")
     description: str | None = Field(None, max_length=5000, description="What this run is for")
@@ -423,11 +439,11 @@ class BaseScenario(_Section):
     def to_all_tags(self) -> dict[str, str]:
         """Every run tag the scenario defines (site, task, dataset, siteml bookkeeping, user)."""
         tags = {**self.site.to_tags(), **self.task.to_tags(), **self.dataset.to_tags(),
-                "siteml.experiment_type": self.experiment_type,
-                "siteml.scenario": self.name, "siteml.scenario_version": self.version}
+                keys.EXPERIMENT_TYPE: self.experiment_type,
+                keys.SCENARIO: self.name, keys.SCENARIO_VERSION: self.version}
         output = self.output_model_name()
         if output:
-            tags["siteml.registered_model"] = output
+            tags[keys.REGISTERED_MODEL] = output
         return {**tags, **self.tags}
 
     def to_all_params(self) -> dict[str, str]:
@@ -457,44 +473,6 @@ class TrainingScenario(BaseScenario):
         return self
 
 
-RUNTIME_DEVICES = {"openvino": (r"CPU|GPU(\.\d+)?|NPU|AUTO|cpu", "CPU, GPU, GPU.N, NPU or AUTO"),
-                   "onnxruntime": (r"cpu|CPU|cuda(:\d+)?", "cpu or cuda[:N]"),
-                   "pytorch": (r"cpu|CPU|cuda(:\d+)?", "cpu or cuda[:N]")}
-
-
-ALSO_RUNS = {"openvino": ("onnxruntime",)}
-"""Runtimes that also run models saved for another runtime (OpenVINO reads ONNX files)."""
-
-
-def runtime_for(requested: str, saved_for: str) -> str:
-    """The runtime that runs a model saved for ``saved_for`` when ``requested`` (a benchmark's
-    ``backend``, or ``auto``) is asked for.
-
-    Raises:
-        ValueError: ``requested`` cannot run that model.
-    """
-    if requested in ("auto", saved_for):
-        return saved_for
-    if saved_for in ALSO_RUNS.get(requested, ()):
-        return requested
-    raise ValueError(f"backend {requested} cannot run models saved for {saved_for}; use backend "
-                     f"auto or {saved_for}")
-
-
-def device_problem(backend: str, device: str) -> str | None:
-    """Why ``device`` is not a device of runtime ``backend``, or None when it is."""
-    pattern, names = RUNTIME_DEVICES[backend]
-    if re.fullmatch(pattern, device):
-        return None
-    return f"{backend} does not run on {device!r}: use {names}"
-
-
-def device_or_cpu(backend: str, device: str) -> str:
-    """``device`` if runtime ``backend`` names it, else the CPU: where a model that is not the
-    scenario's subject (a quant run's source, a benchmark's baseline) runs."""
-    return device if device_problem(backend, device) is None else "cpu"
-
-
 class InferenceBenchmarkScenario(BaseScenario):
     """Benchmark a registered model on a device; registers nothing."""
 
@@ -506,7 +484,8 @@ class InferenceBenchmarkScenario(BaseScenario):
     @model_validator(mode="after")
     def _device_of_backend(self) -> InferenceBenchmarkScenario:
         backend = self.benchmark.backend
-        problem = None if backend == "auto" else device_problem(backend, self.environment.device)
+        problem = None if backend == "auto" else backends.device_problem(
+            backend, self.environment.device)
         if problem:
             raise PydanticCustomError("benchmark_device", problem,
                                       {"field": "environment.device"})
@@ -514,10 +493,9 @@ class InferenceBenchmarkScenario(BaseScenario):
 
     def to_all_tags(self) -> dict[str, str]:
         tags = super().to_all_tags()
-        if self.benchmark.source:
-            tags["source.model_ref"] = str(self.benchmark.source)
-        if self.benchmark.baseline:
-            tags["baseline.model_ref"] = str(self.benchmark.baseline)
+        for role in ("source", "baseline"):
+            if getattr(self.benchmark, role):
+                tags[keys.role_tag(role, "model_ref")] = str(getattr(self.benchmark, role))
         return tags
 
 
@@ -533,14 +511,7 @@ class QuantizationScenario(BaseScenario):
         return super().get_registered_model_name(variant or self.quantization.variant)
 
     def to_all_tags(self) -> dict[str, str]:
-        tags = {**super().to_all_tags(), "siteml.variant": self.quantization.variant}
+        tags = {**super().to_all_tags(), keys.VARIANT: self.quantization.variant}
         if self.quantization.source:
-            tags["source.model_ref"] = str(self.quantization.source)
+            tags[keys.role_tag("source", "model_ref")] = str(self.quantization.source)
         return tags
-
-
-SCENARIO_TYPES: dict[str, type[BaseScenario]] = {
-    "train": TrainingScenario,
-    "infer": InferenceBenchmarkScenario,
-    "quant": QuantizationScenario,
-}

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from siteml.errors import Problem, ScenarioError
+from siteml.core.errors import Problem, ScenarioError
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 20_000

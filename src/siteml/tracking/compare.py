@@ -13,14 +13,12 @@ from typing import Any
 
 from mlflow import MlflowClient
 
-from siteml.pareto import pareto_front
-from siteml.scenario.naming import ModelRef
-from siteml.tracking.registry import METRIC_TAG_PREFIX, all_pages, like_pattern
+from siteml.core import keys
+from siteml.core.naming import ModelRef, registered_model_name
+from siteml.core.pareto import pareto_front
+from siteml.tracking.registry import all_pages, headline_metrics, like_pattern
 from siteml.tracking.runs import find_experiment_id
 
-COLUMNS = ("variant", "version", "device", "host", "batch", "size_mb", "map50_95",
-           "delta_map50_95", "p50_ms", "p95_ms", "fps", "speedup", "speedup_paired", "pareto",
-           "steady", "benchmark_run_id")
 MAX_BENCHMARK_RUNS = 5000
 
 
@@ -35,19 +33,19 @@ def compare_rows(client: MlflowClient, site: str, task: str) -> list[dict[str, A
     experiment_id = find_experiment_id(client, site)
     if experiment_id is None:
         return []
-    base_name = f"{site.replace('/', '.')}.{task}"
+    base_name = registered_model_name(site, task)
     tags_of: dict[str, dict[int, dict[str, str]]] = {}
     for version in all_pages(lambda token: client.search_model_versions(
             f"name LIKE '{like_pattern(base_name)}%'", max_results=10_000, page_token=token)):
         if version.name == base_name or version.name.startswith(f"{base_name}__"):
             tags_of.setdefault(version.name, {})[int(version.version)] = version.tags
     runs = client.search_runs(
-        [experiment_id], f"tags.`siteml.experiment_type` = 'infer' and tags.`task.type` = "
+        [experiment_id], f"tags.`{keys.EXPERIMENT_TYPE}` = 'infer' and tags.`{keys.TASK_TYPE}` = "
         f"'{task}' and attributes.status = 'FINISHED'",
         max_results=MAX_BENCHMARK_RUNS, order_by=["attributes.start_time DESC"])
     latest: dict[tuple[str, str, str], Any] = {}
     for run in runs:
-        name = run.data.tags.get("source.model_name")
+        name = run.data.tags.get(keys.SOURCE_MODEL_NAME)
         if name in tags_of:
             latest.setdefault((name, *_where(run)), run)  # runs come newest first
     rows = [_row(name, run, tags_of[name]) for (name, *_), run in latest.items()]
@@ -68,8 +66,8 @@ def compare_rows(client: MlflowClient, site: str, task: str) -> list[dict[str, A
 
 def _where(run: Any) -> tuple[str, str]:
     """The device and host a benchmark run measured on."""
-    return (run.data.params.get("environment.device", "cpu").lower(),
-            run.data.tags.get("env.hostname", ""))
+    return (run.data.params.get(keys.DEVICE_PARAM, "cpu").lower(),
+            run.data.tags.get(keys.ENV_HOSTNAME, ""))
 
 
 def _place(row: dict[str, Any]) -> tuple[str, str]:
@@ -80,28 +78,29 @@ def _place(row: dict[str, Any]) -> tuple[str, str]:
 def _row(name: str, run: Any, versions: dict[int, dict[str, str]]) -> dict | None:
     """A benchmark run as a table row at its smallest batch size (None if it logged none)."""
     metrics = run.data.metrics
-    batches = sorted(int(k[1:].split("/")[0]) for k in metrics if k.endswith("/latency_p50_ms"))
+    batches = keys.batch_sizes(metrics)
     if not batches:
         return None
     batch = batches[0]
-    number = int(run.data.tags.get("source.model_version", "0"))
-    tags = {k.removeprefix(METRIC_TAG_PREFIX): float(v)
-            for k, v in versions.get(number, {}).items() if k.startswith(METRIC_TAG_PREFIX)}
+    number = int(run.data.tags.get(keys.SOURCE_MODEL_VERSION, "0"))
+    tags = {k: float(v) for k, v in headline_metrics(versions.get(number, {})).items()}
     variant = ModelRef(name=name, version=number or 1).variant
     device, host = _where(run)
-    accuracy = metrics.get("accuracy/map50_95", tags.get("variant/map50_95",
-                                                         tags.get("val/map50_95")))
+    accuracy = metrics.get(keys.ACCURACY_MAP50_95, tags.get(keys.VARIANT_MAP50_95,
+                                                            tags.get(keys.VAL_MAP50_95)))
     return {
         "variant": variant or "base", "version": number,
-        "device": device, "host": host, "cpu": run.data.tags.get("env.cpu"), "batch": batch,
-        "size_mb": metrics.get("model/size_mb"), "map50_95": accuracy,
-        "delta_map50_95": tags.get("delta/map50_95", 0.0 if variant is None else None),
-        "p50_ms": metrics[f"b{batch}/latency_p50_ms"],
-        "p95_ms": metrics.get(f"b{batch}/latency_p95_ms"), "fps": metrics.get(f"b{batch}/fps"),
+        "device": device, "host": host, "cpu": run.data.tags.get(keys.ENV_CPU), "batch": batch,
+        "size_mb": metrics.get(keys.MODEL_SIZE_MB), "map50_95": accuracy,
+        "delta_map50_95": tags.get(keys.DELTA_MAP50_95, 0.0 if variant is None else None),
+        "p50_ms": metrics[keys.batch_metric(batch, keys.LATENCY_P50)],
+        "p95_ms": metrics.get(keys.batch_metric(batch, keys.LATENCY_P95)),
+        "fps": metrics.get(keys.batch_metric(batch, keys.FPS)),
         "speedup": None, "pareto": False,
-        "paired_with": run.data.tags.get("baseline.model_name"),
-        "paired_speedup": metrics.get(f"b{batch}/speedup_vs_baseline"),
-        "steady": {"true": True, "false": False}.get(run.data.tags.get("benchmark.steady", "")),
+        "paired_with": run.data.tags.get(keys.BASELINE_MODEL_NAME),
+        "paired_speedup": metrics.get(keys.batch_metric(batch, keys.SPEEDUP_VS_BASELINE)),
+        "steady": {"true": True, "false": False}.get(run.data.tags.get(keys.BENCHMARK_STEADY,
+                                                                       "")),
         "benchmark_run_id": run.info.run_id,
         "model_name": name,
     }
@@ -114,7 +113,7 @@ def log_comparison(client: MlflowClient, site: str, task: str, plot: Path,
     experiment_id = find_experiment_id(client, site)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run = client.create_run(experiment_id, run_name=f"{task}-compare-{stamp}",
-                            tags={"siteml.experiment_type": "compare", "task.type": task})
+                            tags={keys.EXPERIMENT_TYPE: "compare", keys.TASK_TYPE: task})
     client.log_artifact(run.info.run_id, str(plot), "compare")
     client.log_text(run.info.run_id, table_csv, "compare/variants.csv")
     client.set_terminated(run.info.run_id, "FINISHED")

@@ -14,14 +14,12 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from siteml.errors import InvalidInputError
-from siteml.pipelines.base import ProducedModel, SourceModel
-from siteml.scenario.naming import ModelRef, registered_model_name, registry_path
+from siteml.core import keys
+from siteml.core.errors import InvalidInputError
+from siteml.core.models import FILES, ProducedModel, SourceModel
+from siteml.core.naming import CANDIDATE, CHAMPION, ModelRef, registered_model_name, registry_path
 from siteml.tracking.pyfunc import save_detector
 
-CANDIDATE = "candidate"
-CHAMPION = "champion"
-METRIC_TAG_PREFIX = "metrics."
 ALIAS_ATTEMPTS = 4
 UNIQUE_KEY_ERRORS = ("IntegrityError", "UniqueViolation", "UNIQUE constraint failed",
                      "duplicate key", "sqlalche.me/e/21/gkpj")
@@ -115,12 +113,12 @@ def register(client: MlflowClient, *, experiment_id: str, run_id: str, model: Pr
     """
     _ensure_registered_model(client, name, model_tags, description)
     logged = client.create_logged_model(experiment_id, name=logged_name, source_run_id=run_id,
-                                        tags={"siteml.format": model.format},
+                                        tags={keys.FORMAT: model.format},
                                         model_type=model.format)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             folder = model.path
-            if model.format != "files":
+            if model.format != FILES:
                 folder = save_detector(model, Path(tmp) / "model", model_config or {})
             elif model.path.is_file():
                 folder = Path(tmp)
@@ -175,6 +173,12 @@ def all_pages(fetch: Any) -> list[Any]:
             return items
 
 
+def headline_metrics(version_tags: dict[str, str]) -> dict[str, str]:
+    """A version's headline metrics, from its ``metrics.*`` tags."""
+    return {k.removeprefix(keys.METRIC_TAG_PREFIX): v for k, v in version_tags.items()
+            if k.startswith(keys.METRIC_TAG_PREFIX)}
+
+
 def like_pattern(prefix: str) -> str:
     """``prefix`` escaped for a ``LIKE`` filter (quotes dropped, ``%`` and ``_`` literal)."""
     return prefix.replace("'", "").replace("%", "\\%").replace("_", "\\_")
@@ -208,8 +212,7 @@ def model_tree(client: MlflowClient, site: str | None = None,
                 "version": int(v.version), "run_id": v.run_id, "status": v.status,
                 "created": v.creation_timestamp,
                 "aliases": [a for a, n in model.aliases.items() if str(n) == str(v.version)],
-                "metrics": {k.removeprefix(METRIC_TAG_PREFIX): val for k, val in v.tags.items()
-                            if k.startswith(METRIC_TAG_PREFIX)},
+                "metrics": headline_metrics(v.tags),
             } for v in sorted(versions, key=lambda v: int(v.version), reverse=True)],
         })
     return entries

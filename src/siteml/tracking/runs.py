@@ -26,7 +26,8 @@ from mlflow.entities import (
     ViewType,
 )
 
-from siteml.pipelines.base import SourceModel
+from siteml.core import keys
+from siteml.core.models import SourceModel
 from siteml.tracking.store import Store
 
 MAX_BATCH = {"params": 100, "tags": 100, "metrics": 1000}  # MLflow's log_batch limits
@@ -64,7 +65,8 @@ def ensure_experiment(client: MlflowClient, store: Store, name: str, tags: dict[
     if found:
         return found
     location = (store.artifact_root / name).as_uri() if store.artifact_root else None
-    all_tags = {**tags, "mlflow.note.content": description}
+    all_tags = {**tags, keys.NOTE: description,
+                keys.EXPERIMENT_KIND: keys.EXPERIMENT_KIND_MODELS}
     try:
         return client.create_experiment(name, artifact_location=location, tags=all_tags)
     except Exception:  # another process created it first

@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from siteml.errors import SitemlError
+from siteml.core.errors import SitemlError
 
 DEFAULT_DB = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
@@ -101,6 +101,7 @@ def redact(uri: str) -> str:
 def _host_port(parts: urllib.parse.SplitResult) -> str:
     """``host`` or ``host:port`` of a URI, without any user or password."""
     host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host  # IPv6
     return f"{host}:{parts.port}" if parts.port else host
 
 
@@ -144,3 +145,34 @@ def ui_command(store: Store, host: str, port: int) -> list[str]:
             "--backend-store-uri", store.tracking_uri,
             "--default-artifact-root", store.artifact_root.as_uri(),
             "--host", host, "--port", str(port), "--workers", "1"]
+
+
+def browser_url(url: str) -> str:
+    """A server's URL without credentials, query or trailing slash: it is printed, and a
+    browser asks for the credentials itself."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(
+        parts._replace(netloc=_host_port(parts), query="", fragment="")).rstrip("/")
+
+
+ML_VIEW = "workflowType=machine_learning"
+"""The query that puts MLflow's UI in its machine-learning view. MLflow 3.17 opens in its GenAI
+view (traces, latency, "Detect issues in your traces") unless the URL (or a choice the browser
+remembers) says otherwise, whatever an experiment's ``mlflow.experimentKind`` tag says."""
+
+
+def ui_links(base_url: str, experiment_id: str | None = None) -> dict[str, str]:
+    """Links into MLflow's UI in its machine-learning view: the store's experiments, one
+    experiment's runs table (datasets, durations) when ``experiment_id`` is given, and the model
+    registry.
+
+    The UI routes with the URL fragment (``#/experiments/1/runs?…``), so the view goes after the
+    route. The registry page rewrites its own query and so keeps the view the browser last
+    chose; it lists the registered models in either.
+    """
+    base = browser_url(base_url)
+    links = {"experiments": f"{base}/#/experiments?{ML_VIEW}"}
+    if experiment_id is not None:
+        links["runs"] = f"{base}/#/experiments/{experiment_id}/runs?{ML_VIEW}"
+    links["models"] = f"{base}/#/models?{ML_VIEW}"
+    return links

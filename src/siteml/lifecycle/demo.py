@@ -11,12 +11,13 @@ from pathlib import Path
 
 import yaml
 
+from siteml.core.errors import InvalidInputError
+from siteml.core.naming import site_path
+from siteml.core.progress import progress_bar
+from siteml.core.tasks import TASK_CLASSES
 from siteml.data.dvc_hash import dvc_file, read_dvc_file
-from siteml.data.synth import TASK_CLASSES, synthesize
-from siteml.errors import InvalidInputError
-from siteml.progress import progress_bar
-from siteml.scenario.naming import site_path
-from siteml.scenario.runner import RunOutcome, run_scenario
+from siteml.data.synth import synthesize
+from siteml.lifecycle.run import RunOutcome, run_scenario
 from siteml.tracking.store import resolve_store
 
 SITE_ID = "acme-ulsan-welding"

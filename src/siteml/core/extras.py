@@ -6,7 +6,7 @@ import importlib
 import importlib.util
 from types import ModuleType
 
-from siteml.errors import SitemlError
+from siteml.core.errors import SitemlError
 
 
 class MissingExtraError(SitemlError):

@@ -1,12 +1,16 @@
-"""What a pipeline receives and returns. No MLflow here: the tracker hides it."""
+"""What a pipeline receives and returns: the produced and source model types, the result, and
+the tracker protocol. No MLflow here: the tracker hides it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
-ModelFormat = Literal["files", "ultralytics", "openvino", "onnx"]
+FILES = "files"
+ModelFormat = str
+"""How MLflow clients load a registered model: ``files`` (no loader, just the files) or a
+backend's ``model_format`` (saved as a pyfunc model that runs on that backend)."""
 
 
 @dataclass
@@ -23,7 +27,7 @@ class ProducedModel:
     """
 
     path: Path
-    format: ModelFormat = "files"
+    format: ModelFormat = FILES
     backend: str = "pytorch"
     precision: str = "fp32"
     variant: str | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from siteml.extras import require
+from siteml.core.extras import require
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:

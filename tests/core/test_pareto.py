@@ -1,6 +1,6 @@
 """The Pareto front of latency against accuracy, and its plot."""
 
-from siteml.pareto import pareto_front, plot_pareto
+from siteml.core.pareto import pareto_front, plot_pareto
 from tests.conftest import needs
 
 

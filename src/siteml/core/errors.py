@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-EXIT_OK = 0
 EXIT_PIPELINE_FAILURE = 1
 EXIT_INVALID_INPUT = 2
 

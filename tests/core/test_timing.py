@@ -1,6 +1,9 @@
-"""Timing helpers shared by the quantization speed check and the figure scripts."""
+"""Timing loops and latency statistics: pure, so tested without any optional extra."""
 
-from siteml.pipelines.runtimes import REWARM, interleaved_latencies_ms
+import pytest
+
+from siteml.core import keys
+from siteml.pipelines.timing import REWARM, interleaved_latencies_ms, latency_drift, latency_stats
 
 
 def test_interleaved_timing_takes_turns_so_that_noise_hits_every_model():
@@ -22,3 +25,19 @@ def test_fewer_iterations_than_rounds_leave_out_the_empty_turns():
     times = interleaved_latencies_ms(calls, warmup=0, iterations=2, rounds=5)
     assert [len(times["source"]), len(times["variant"])] == [2, 2]
     assert "".join(order) == "sv" + "s" * (REWARM + 1) + "v" * (REWARM + 1)
+
+
+def test_drift_is_the_spread_of_medians_over_consecutive_parts_of_the_run():
+    assert latency_drift([4.0] * 100) == 1.0
+    assert latency_drift([4.0] * 50 + [5.0] * 50) == pytest.approx(1.25)
+    # one slow outlier per part moves no median
+    assert latency_drift(([4.0] * 9 + [40.0]) * 10) == 1.0
+    assert latency_drift([3.0, 6.0]) == 1.0  # too short to split: one part
+
+
+def test_stats_name_every_figure_with_the_shared_keys():
+    stats = latency_stats([2.0] * 10 + [4.0] * 10, batch=2, wall_s=0.06)
+    assert stats[keys.LATENCY_P50] == 3.0
+    assert stats[keys.FPS] == pytest.approx(2 * 20 / 0.06)
+    assert stats[keys.LATENCY_DRIFT] == 2.0
+    assert {keys.latency_percentile(q) for q in (50, 90, 95, 99)} <= set(stats)

@@ -12,12 +12,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from siteml.core.tasks import TASK_TYPES
+
 SLUG_MAX = 63
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]*")
-TASK_TYPES = ("ppe", "fall", "fire", "collision", "stuck")
 VARIANT_RE = re.compile(r"[a-z0-9]+_[a-z0-9]+")
 ALIAS_RE = re.compile(r"[a-z][a-z0-9_-]{0,254}")
 MODELS_SCHEME = "models:/"
+CANDIDATE = "candidate"
+"""The alias a fresh version gets."""
+CHAMPION = "champion"
+"""The alias of the version in service."""
 
 
 def slug_problem(value: str) -> str | None:

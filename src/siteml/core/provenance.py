@@ -11,10 +11,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-KEY_PACKAGES = ("mlflow", "pydantic", "ultralytics", "torch", "torchvision", "openvino", "nncf",
-                "onnx", "onnxruntime", "numpy")
-
-
+KEY_PACKAGES = ("mlflow", "pydantic", "ultralytics", "numpy")
+"""Packages every run records the version of, beside those of the runtimes."""
 INFERENCE_CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
                        "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16", "neon", "asimd")
 
@@ -47,7 +45,7 @@ def _memory_gib() -> str:
         return "unknown"
 
 
-def package_versions(names: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]:
+def package_versions(names: tuple[str, ...]) -> dict[str, str]:
     """Installed versions of ``names`` (without importing them); missing ones are left out."""
     versions = {}
     for name in names:
@@ -58,8 +56,9 @@ def package_versions(names: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str]:
     return versions
 
 
-def host_tags() -> dict[str, str]:
-    """``env.*`` tags: OS, CPU, cores, memory, Python and key package versions."""
+def host_tags(runtimes: tuple[str, ...] = ()) -> dict[str, str]:
+    """``env.*`` tags: OS, CPU, cores, memory, Python and the versions of key packages and of
+    the ``runtimes`` packages."""
     tags = {
         "env.os": platform.platform(),
         "env.hostname": platform.node(),
@@ -68,7 +67,8 @@ def host_tags() -> dict[str, str]:
         "env.memory_gib": _memory_gib(),
         "env.python": platform.python_version(),
     }
-    tags.update({f"env.{name}": version for name, version in package_versions().items()})
+    tags.update({f"env.{name}": version
+                 for name, version in package_versions((*KEY_PACKAGES, *runtimes)).items()})
     return tags
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from siteml.scenario.naming import ModelRef, registered_model_name, registry_path, slug_problem
+from siteml.core.naming import ModelRef, registered_model_name, registry_path, slug_problem
 
 BASE = "donghwa-entec.busan-plant1.welding.ppe"
 

@@ -1,0 +1,237 @@
+"""OpenVINO: IR (or ONNX) models on CPU, GPU or NPU, and the variants it makes from PyTorch
+weights: FP32 export, FP16 weights, NNCF INT8 (plain or accuracy-controlled) with the detection
+head's box decode kept in float.
+
+Telemetry: OpenVINO's model converter and NNCF report usage through ``openvino_telemetry``
+unless the user ran ``opt_in_out --opt_out``, which writes ``~/intel/openvino_telemetry``.
+siteml declines for its own process instead, without writing the user's home: the consent check
+answers "declined", so neither tool sends anything or writes its statistics file. NNCF's INFO
+log lines go to stdout, which carries ``--json`` output, so its level is raised to WARNING.
+
+Precision: OpenVINO runs FP32 IRs in bf16 on CPUs that have it unless
+``INFERENCE_PRECISION_HINT`` says otherwise, so every load sets it and reads it back.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from siteml.backends.base import Backend, LoadedModel, LoadOptions, VariantRequest
+from siteml.backends.ultralytics import export
+from siteml.core.extras import require
+
+PROPERTIES = ("PERFORMANCE_HINT", "NUM_STREAMS", "INFERENCE_NUM_THREADS",
+              "INFERENCE_PRECISION_HINT", "OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+"""Compiled-model properties recorded as ``env.ov.*`` facts."""
+
+
+def offline_openvino() -> ModuleType:
+    """Import OpenVINO with its telemetry declined for this process; return the module.
+
+    The decline comes first: importing ``openvino`` imports its converter, which sends an event.
+    """
+    try:
+        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+    except ImportError:  # no telemetry package, nothing to decline
+        pass
+    else:
+        OptInChecker.check = lambda self, *args, **kwargs: ConsentCheckResult.DECLINED
+    return require("openvino", "quantize")
+
+
+def quiet_nncf() -> ModuleType:
+    """Import NNCF (telemetry declined) with its log at WARNING; return the module."""
+    offline_openvino()
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "no CUDA runtime"
+    nncf = require("nncf", "quantize")
+    nncf.set_log_level(logging.WARNING)
+    return nncf
+
+
+def load(path: Path, frame: Any, options: LoadOptions) -> LoadedModel:
+    """Compile for the device with the precision hint set; one infer request with ``frame`` set,
+    and an async queue for throughput mode."""
+    precision, threads, device, hint = (options.precision, options.threads, options.device,
+                                        options.hint)
+    streams, requests = options.streams, options.requests
+    ov = offline_openvino()
+    core = ov.Core()
+    model = core.read_model(path if path.is_file() else next(path.glob("*.xml")))
+    if list(model.inputs[0].get_partial_shape()) != list(frame.shape):
+        model.reshape({model.inputs[0]: ov.PartialShape(list(frame.shape))})
+    target = "CPU" if device.lower() == "cpu" else device
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision}
+    if hint != "none":
+        config["PERFORMANCE_HINT"] = hint.upper()
+    if target == "CPU" and threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    if streams:
+        config["NUM_STREAMS"] = streams
+    compiled = core.compile_model(model, target, config)
+    request = compiled.create_infer_request()
+    request.set_input_tensor(ov.Tensor(frame))
+    facts = {"runtime": "openvino", "runtime_version": ov.get_version(), "device": target,
+             "executed_precision": compiled.get_property("INFERENCE_PRECISION_HINT")
+             .get_type_name()}
+    if target == "CPU":
+        facts["ov.cpu_capabilities"] = ",".join(cpu_capabilities())
+    for name in PROPERTIES:
+        try:
+            facts[f"ov.{name.lower()}"] = str(compiled.get_property(name))
+        except RuntimeError:  # not every device reports every property
+            continue
+    facts["threads"] = facts.get("ov.inference_num_threads", "")
+    jobs = requests or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+
+    def run_async(count: int) -> tuple[list[float], float]:
+        queue = ov.AsyncInferQueue(compiled, jobs)
+        latencies: list[float] = []
+        queue.set_callback(lambda _request, started: latencies.append(
+            (time.perf_counter() - started) * 1000))
+        for index in range(jobs):
+            queue[index].set_input_tensor(ov.Tensor(frame))
+        start = time.perf_counter()
+        for _ in range(count):
+            queue.start_async(userdata=time.perf_counter())
+        queue.wait_all()
+        return latencies, time.perf_counter() - start
+
+    facts["ov.infer_requests"] = str(jobs)
+    return LoadedModel(request.infer, lambda batch: compiled(batch)[0], facts, run_async)
+
+
+def cpu_capabilities() -> tuple[str, ...]:
+    """The precisions and features OpenVINO finds this CPU able to execute (``FP32``, ``INT8``,
+    ``BF16``, ``FP16`` ...): a precision hint the CPU lacks runs in another precision."""
+    return tuple(offline_openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def missing_device(device: str) -> str | None:
+    """OpenVINO's ``available_devices`` decide (``GPU`` matches ``GPU.0``)."""
+    available = offline_openvino().Core().available_devices
+    if device in available or any(name.split(".")[0] == device for name in available):
+        return None
+    return f"OpenVINO finds no {device} on this machine (it has: {', '.join(available)})"
+
+
+def make_variant(request: VariantRequest) -> tuple[Path, int]:
+    """The variant as an IR folder ``<target>_openvino_model``; the calibration images used."""
+    fp32 = export_ir(request.weights, request.size)
+    target = request.target.with_name(f"{request.target.name}_openvino_model")
+    if request.precision == "fp32":
+        shutil.copytree(fp32, target)
+        return target, 0
+    if request.precision == "fp16":
+        compress_fp16(fp32, target)
+        return target, 0
+    calibration = request.calibration()
+    if request.method == "accuracy_control":
+        quantize_int8_accuracy_control(fp32, target, calibration, request)
+    else:
+        quantize_int8(fp32, target, calibration, request)
+    return target, len(calibration)
+
+
+def export_ir(weights: Path, size: int) -> Path:
+    """Ultralytics' FP32 OpenVINO export of ``weights``: a folder with ``.xml``, ``.bin`` and
+    ``metadata.yaml`` (class names, input size) beside the weights."""
+    offline_openvino()
+    return export(weights, format="openvino", imgsz=size, dynamic=False)
+
+
+def _xml(folder: Path) -> Path:
+    return next(folder.glob("*.xml"))
+
+
+def _save(model: Any, source: Path, target: Path, compress_to_fp16: bool) -> None:
+    """Write ``model`` under ``target`` with the same file names and metadata as ``source``."""
+    import openvino as ov
+
+    target.mkdir(parents=True)
+    ov.save_model(model, target / _xml(source).name, compress_to_fp16=compress_to_fp16)
+    shutil.copy2(source / "metadata.yaml", target / "metadata.yaml")
+
+
+def compress_fp16(fp32: Path, target: Path) -> None:
+    """FP16 weights (the runtime still picks its execution precision: set it explicitly)."""
+    import openvino as ov
+
+    _save(ov.Core().read_model(_xml(fp32)), fp32, target, compress_to_fp16=True)
+
+
+def quantize_int8(fp32: Path, target: Path, calibration: Sequence[Any],
+                  request: VariantRequest) -> None:
+    """NNCF post-training INT8 quantization, calibrated on ``calibration`` input batches."""
+    import openvino as ov
+
+    nncf = quiet_nncf()
+    model = ov.Core().read_model(_xml(fp32))
+    quantized = nncf.quantize(model, nncf.Dataset(calibration),
+                              **_options(nncf, model, request, len(calibration)))
+    _save(quantized, fp32, target, compress_to_fp16=False)
+
+
+def quantize_int8_accuracy_control(fp32: Path, target: Path, calibration: Sequence[Any],
+                                   request: VariantRequest) -> None:
+    """NNCF accuracy-aware INT8: quantize, then return the layers that cost most accuracy to
+    float until the drop of the request's ``score`` (mAP50-95 of raw outputs on its
+    ``validation`` batches) is within ``max_accuracy_drop`` (absolute)."""
+    import openvino as ov
+
+    nncf = quiet_nncf()
+    model = ov.Core().read_model(_xml(fp32))
+
+    score: Callable[[list[Any]], float] = request.score  # type: ignore[assignment]
+
+    def validate(compiled: Any, items: Any) -> float:
+        return score([compiled(item)[0] for item in items])
+
+    quantized = nncf.quantize_with_accuracy_control(
+        model, nncf.Dataset(calibration), nncf.Dataset(request.validation),
+        validation_fn=validate, max_drop=request.options["max_accuracy_drop"],
+        drop_type=nncf.DropType.ABSOLUTE, **_options(nncf, model, request, len(calibration)))
+    _save(quantized, fp32, target, compress_to_fp16=False)
+
+
+def _options(nncf: ModuleType, model: Any, request: VariantRequest,
+             subset_size: int) -> dict[str, Any]:
+    """NNCF arguments from the scenario: preset, bias correction, the head's ignored scope."""
+    options = request.options
+    return {"subset_size": subset_size,
+            "preset": {"mixed": nncf.QuantizationPreset.MIXED,
+                       "performance": nncf.QuantizationPreset.PERFORMANCE}[options["preset"]],
+            "fast_bias_correction": options["bias_correction"] == "fast",
+            "ignored_scope": head_scope(model) if options["ignore_head_postprocessing"]
+            else None}
+
+
+def head_scope(model: Any) -> Any:
+    """The detection head's box decode (DFL, sigmoid and the arithmetic after it) as an NNCF
+    ignored scope, as Ultralytics' and NNCF's YOLO examples keep it."""
+    import nncf
+
+    operations = model.get_ordered_ops()
+    sigmoids = [op.get_friendly_name() for op in operations if op.get_type_name() == "Sigmoid"]
+    if not sigmoids:
+        return None
+    head = sigmoids[-1].split("/", 1)[0]
+    return nncf.IgnoredScope(names=[
+        op.get_friendly_name() for op in operations
+        if op.get_type_name() == "Sigmoid"
+        or op.get_friendly_name().startswith((f"{head}/", f"{head}.dfl"))])
+
+
+BACKEND = Backend(
+    name="openvino", extra="quantize", modules=("openvino",), packages=("openvino",),
+    devices=r"CPU|GPU(\.\d+)?|NPU|AUTO|cpu", device_names="CPU, GPU, GPU.N, NPU or AUTO",
+    model_format="openvino",
+    owns=lambda path: (path.is_dir() and any(path.glob("*.xml"))) or path.suffix == ".xml",
+    globs=("*.xml",), load=load, missing_device=missing_device,
+    precisions=("fp32", "fp16", "int8"), make_variant=make_variant, int8_modules=("nncf",),
+    toolkits=("openvino",), also_runs=("onnxruntime",), accuracy_control=True)

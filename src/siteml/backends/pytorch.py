@@ -1,0 +1,53 @@
+"""PyTorch: the runtime that trains (through Ultralytics) and that every variant starts from.
+Its registered models are Ultralytics ``.pt`` weights; it makes no variants."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from siteml.backends.base import Backend, LoadedModel, LoadOptions, on_cpu
+from siteml.core.extras import require
+
+
+def load(path: Path, frame: Any, options: LoadOptions) -> LoadedModel:
+    """The fused network in inference mode, on every core unless told otherwise."""
+    torch = require("torch", "train")
+    from ultralytics import YOLO
+
+    threads = options.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    target = "cpu" if on_cpu(options.device) else options.device
+    net = YOLO(str(path)).model.fuse().eval().to(target)
+    tensor = torch.from_numpy(frame).to(target)
+    synchronize = torch.cuda.synchronize if target.startswith("cuda") else (lambda: None)
+
+    def infer() -> None:
+        with torch.inference_mode():
+            net(tensor)
+        synchronize()
+
+    def predict(batch: Any) -> Any:
+        with torch.inference_mode():
+            return net(torch.from_numpy(batch).to(target))[0].cpu().numpy()
+
+    return LoadedModel(infer, predict, {"runtime": "pytorch", "runtime_version": torch.__version__,
+                                        "executed_precision": "f32", "threads": str(threads),
+                                        "device": target})
+
+
+def missing_device(device: str) -> str | None:
+    """PyTorch's CUDA device count decides."""
+    count = require("torch", "train").cuda.device_count()
+    if int(device.partition(":")[2] or 0) < count:
+        return None
+    return f"PyTorch finds {count} CUDA device(s) on this machine, so no {device}"
+
+
+BACKEND = Backend(
+    name="pytorch", extra="train", modules=("torch", "ultralytics"),
+    packages=("torch", "torchvision"), devices=r"cpu|CPU|cuda(:\d+)?",
+    device_names="cpu or cuda[:N]", model_format="ultralytics",
+    owns=lambda path: path.suffix == ".pt", globs=("*.pt",), load=load,
+    missing_device=missing_device)

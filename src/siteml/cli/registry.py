@@ -1,0 +1,130 @@
+"""Commands that read and move the registry and the runs: ``models``, ``promote``, ``runs``,
+``best``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from siteml.cli.app import (
+    JsonOption,
+    RequiredTaskOption,
+    SiteArgument,
+    SiteOption,
+    TaskOption,
+    app,
+    choice,
+    fail,
+    print_json,
+    read_client,
+    reporting_errors,
+    site_option,
+    task_option,
+)
+from siteml.cli.render import RUNS_COLUMNS, print_model_tree, print_table
+from siteml.core import keys
+from siteml.core.errors import InvalidInputError
+from siteml.scenario.types import EXPERIMENT_TYPES
+
+RUN_TYPES = (*EXPERIMENT_TYPES, "compare")
+RUN_STATES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
+
+
+@app.command()
+def models(site: SiteOption = None, task: TaskOption = None, as_json: JsonOption = False) -> None:
+    """Registered models as a tree: site, task, variants, versions with aliases and metrics."""
+    site, task = site_option(site), task_option(task)
+    client = read_client(as_json, [])
+    from siteml.tracking.registry import model_tree
+
+    with reporting_errors():
+        tree = model_tree(client, site, task)
+    if as_json:
+        print_json(tree)
+    elif not tree:
+        typer.echo("no registered models" + (f" for site {site}" if site else ""))
+    else:
+        print_model_tree(tree)
+
+
+@app.command()
+def promote(
+    model_ref: Annotated[str, typer.Argument(help="Model reference, e.g. "
+                                             "customer/region-plant/zone/ppe/3 or ...@candidate.")],
+    alias: Annotated[str, typer.Argument(help="Alias to set, e.g. champion.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Point an alias (e.g. champion) at a registered model version."""
+    from siteml.core.naming import ALIAS_RE, ModelRef, registry_path
+
+    try:
+        ref = ModelRef.parse(model_ref)
+    except ValueError as exc:
+        raise fail(InvalidInputError(f"model reference: {exc}")) from None
+    if not ALIAS_RE.fullmatch(alias):
+        raise fail(InvalidInputError(f"alias {alias!r}: use lowercase letters, digits, '_', '-'"))
+    from siteml.tracking.registry import ModelNotFoundError
+    from siteml.tracking.registry import promote as promote_version
+    from siteml.tracking.runs import open_client
+    from siteml.tracking.store import resolve_store
+
+    with reporting_errors():
+        store = resolve_store()
+        if not store.exists():
+            raise ModelNotFoundError(f"no registered models yet in {store.display}")
+        version = promote_version(open_client(store), ref, alias)
+    result = {"name": version.name, "path": registry_path(version.name),
+              "version": int(version.version), "alias": alias}
+    if as_json:
+        print_json(result)
+    else:
+        typer.echo(f"{result['path']}@{alias} -> version {result['version']}")
+
+
+@app.command()
+def runs(
+    site: SiteOption = None,
+    task: TaskOption = None,
+    kind: Annotated[str | None, typer.Option(
+        "--type", help=f"Only this run type: {', '.join(RUN_TYPES)}.")] = None,
+    status: Annotated[str | None, typer.Option(
+        help=f"Only runs in this state: {', '.join(RUN_STATES)}.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many runs.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Runs of a site (or of every site), newest first, with status and key metrics."""
+    site, task = site_option(site), task_option(task)
+    kind, status = choice("--type", kind, RUN_TYPES), choice("--status", status, RUN_STATES)
+    client = read_client(as_json, [])
+    from siteml.tracking.queries import site_runs
+
+    with reporting_errors():
+        rows = site_runs(client, site, limit, task=task, kind=kind, status=status)
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(rows, RUNS_COLUMNS)
+
+
+@app.command()
+def best(
+    site: SiteArgument,
+    task: RequiredTaskOption,
+    metric: Annotated[str, typer.Option(help="Metric to maximise.")] = keys.VAL_MAP50_95,
+    as_json: JsonOption = False,
+) -> None:
+    """The finished training run of a task at a site with the best metric, and its model."""
+    site, task = site_option(site), task_option(task)
+    client = read_client(as_json, None)
+    from siteml.tracking.queries import best_run
+
+    with reporting_errors():
+        found = best_run(client, site, task, metric)
+    if as_json:
+        print_json(found)
+    elif found is None:
+        typer.echo(f"no finished {task} training run with {metric} at {site}")
+    else:
+        typer.echo(f"{found['run_name']}  {metric}={found['value']:.4g}  "
+                   f"model {found['model_version'] or '-'}  (run {found['run_id']})")

@@ -1,0 +1,118 @@
+"""How results look: tables whose columns are declared once as (key, header, formatter), the
+model tree, headline metrics, and the plan."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from siteml.cli.app import console
+from siteml.core import keys
+from siteml.core.tables import cell
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table: the row key (also the CSV / Markdown header), the header shown
+    on a terminal, and how a value is shown there (default: ``cell``)."""
+
+    key: str
+    header: str
+    show: Callable[[Any], str] = cell
+
+
+def print_table(rows: list[dict[str, Any]], columns: Sequence[Column], **options: Any) -> None:
+    """``rows`` as a rich table on stdout."""
+    from rich.table import Table
+
+    table = Table(*(c.header for c in columns), box=None, **options)
+    table.columns[0].no_wrap = True
+    for row in rows:
+        table.add_row(*(column.show(row.get(column.key)) for column in columns))
+    console().print(table)
+
+
+def _yes(value: Any) -> str:
+    return "yes" if value else ""
+
+
+COMPARE_COLUMNS = (
+    Column("variant", "variant"), Column("version", "v"), Column("device", "device"),
+    Column("host", "host"), Column("batch", "batch"), Column("size_mb", "MB"),
+    Column("map50_95", "mAP50-95"),
+    Column("delta_map50_95", "Δ pt", lambda d: "" if d is None else f"{d * 100:+.2f}"),
+    Column("p50_ms", "p50 ms"), Column("p95_ms", "p95 ms"), Column("fps", "FPS"),
+    Column("speedup", "speedup", lambda s: "" if s is None else f"{s:.2f}x"),
+    Column("speedup_paired", "paired", _yes), Column("pareto", "Pareto", _yes),
+    Column("steady", "steady", lambda s: {True: "yes", False: "NO"}.get(s, "")),
+)
+COMPARE_EXPORT = (*COMPARE_COLUMNS, Column("benchmark_run_id", "run"))
+"""What ``compare --csv / --md`` and the logged comparison hold: the table plus the run id."""
+
+
+def _metrics(metrics: dict[str, float]) -> str:
+    return "  ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
+
+
+RUNS_COLUMNS = (
+    Column("site", "site"), Column("run_name", "run"), Column("type", "type"),
+    Column("status", "status"), Column("metrics", "key metrics", _metrics),
+    Column("source_model", "source model"), Column("model_version", "model version"),
+)
+
+HEADLINE_FORMATS: dict[str, Callable[[float], str]] = {
+    keys.VAL_MAP50: "mAP50 {:.3f}".format, keys.VAL_MAP50_95: "mAP50-95 {:.3f}".format,
+    keys.VARIANT_MAP50_95: "mAP50-95 {:.3f}".format,
+    keys.DELTA_MAP50_95: lambda delta: f"({delta * 100:+.2f} pt)",
+    keys.SOURCE_MAP50_95: "vs source {:.3f}".format,
+    keys.SPEEDUP: "{:.2f}x vs PyTorch".format,
+    keys.batch_metric(1, keys.LATENCY_P50): "p50 {:.2f} ms".format,
+    keys.batch_metric(1, keys.FPS): "{:.0f} FPS".format,
+    keys.ACCURACY_MAP50_95: "mAP50-95 {:.3f}".format,
+    keys.batch_metric(1, keys.SPEEDUP_VS_BASELINE): "{:.2f}x vs baseline".format}
+
+
+def headline(metrics: dict[str, Any]) -> str:
+    """A version's headline metrics, e.g.
+    ``mAP50-95 0.730  (-0.10 pt)  vs source 0.731  4.85x vs PyTorch``."""
+    shown = [show(float(metrics[k])) for k, show in HEADLINE_FORMATS.items() if k in metrics]
+    shown += [f"{k}={v}" for k, v in sorted(metrics.items()) if k not in HEADLINE_FORMATS]
+    return "  ".join(shown)
+
+
+def print_model_tree(entries: list[dict[str, Any]]) -> None:
+    """Registered models as site -> task -> variant -> versions with aliases and headlines."""
+    from rich.tree import Tree
+
+    root = Tree("registered models")
+    sites: dict[str, Any] = {}
+    tasks: dict[tuple[str, str], Any] = {}
+    for entry in entries:
+        site_node = sites.get(entry["site"]) or sites.setdefault(
+            entry["site"], root.add(f"[bold]{entry['site']}[/bold]"))
+        key = (entry["site"], entry["task"])
+        task_node = tasks.get(key) or tasks.setdefault(key, site_node.add(entry["task"]))
+        model_node = task_node.add(f"{entry['variant'] or 'base'}  [dim]{entry['name']}[/dim]")
+        for version in entry["versions"]:
+            aliases = " ".join(f"[cyan]@{a}[/cyan]" for a in version["aliases"])
+            model_node.add(f"v{version['version']} {aliases} "
+                           f"{headline(version['metrics'])}".rstrip())
+    console().print(root)
+
+
+def print_plan(result: dict[str, Any]) -> None:
+    """The MLflow names a scenario produces, then its tags and params."""
+    from rich.table import Table
+
+    out = console()
+    out.print(f"[bold]experiment[/bold]        {result['experiment_name']}")
+    out.print(f"[bold]run[/bold]               {result['run_name']}")
+    out.print(f"[bold]registered model[/bold]  {result['registered_model_name'] or '-'}")
+    for title in ("tags", "params"):
+        table = Table(title=title, title_justify="left", show_header=False, box=None)
+        table.add_column(style="cyan", no_wrap=True)
+        table.add_column(overflow="fold")
+        for key, value in result[title].items():
+            table.add_row(key, value)
+        out.print(table)

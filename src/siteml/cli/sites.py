@@ -1,0 +1,212 @@
+"""Commands about one site's models side by side and the whole lifecycle: ``compare``, ``ui``,
+``demo``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from siteml.cli.app import (
+    JsonOption,
+    RequiredTaskOption,
+    SiteArgument,
+    SiteOption,
+    app,
+    console,
+    fail,
+    print_json,
+    read_client,
+    reporting_errors,
+    site_option,
+    task_option,
+)
+from siteml.cli.render import COMPARE_COLUMNS, COMPARE_EXPORT, headline, print_table
+from siteml.core.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from siteml.tracking.store import Store
+
+
+@app.command()
+def compare(
+    site: SiteArgument,
+    task: RequiredTaskOption,
+    as_json: JsonOption = False,
+    as_md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    plot: Annotated[Path | None, typer.Option(
+        help="Write the latency / mAP Pareto plot here (PNG) and log it to MLflow.")] = None,
+) -> None:
+    """Every variant of a task at a site with its latest benchmark per device and host, side by
+    side (speedups and the Pareto front are taken within one device of one host)."""
+    if as_json + as_md + as_csv > 1:
+        raise fail(InvalidInputError("choose one of --json, --md, --csv"))
+    site, task = site_option(site), task_option(task)
+    client = read_client(as_json, [])
+    from siteml.core.tables import to_csv, to_markdown
+    from siteml.tracking.compare import compare_rows, log_comparison
+
+    export = [column.key for column in COMPARE_EXPORT]
+    with reporting_errors():
+        rows = compare_rows(client, site, task)
+        if plot is not None and rows:
+            from siteml.core.pareto import plot_pareto
+
+            plot_pareto(rows, plot, f"{site} / {task}")
+            log_comparison(client, site, task, plot, to_csv(rows, export))
+    if as_json:
+        print_json(rows)
+    elif as_md or as_csv:
+        typer.echo((to_markdown if as_md else to_csv)(rows, export), nl=False)
+    elif not rows:
+        typer.echo(f"no benchmarked {task} models at {site}: run an infer scenario first")
+    else:
+        print_table(rows, COMPARE_COLUMNS)
+        if any(row["steady"] is False for row in rows):
+            console().print("steady NO: the host changed speed during that benchmark (see its "
+                            "latency_drift); repeat it before trusting its latency")
+
+
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 5000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    site: SiteOption = None,
+    open_browser: Annotated[bool, typer.Option(
+        "--open", help="Open the site's runs (else the experiments) in a browser.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Start the MLflow UI on siteml's store (the embedded database and its artifacts) and print
+    links into its machine-learning view: the experiments, the model registry and, with --site,
+    that site's runs. For a tracking server, print the links on it instead."""
+    from siteml.tracking.store import (
+        browser_url,
+        check_reachable,
+        resolve_store,
+        ui_command,
+        ui_links,
+    )
+
+    site = site_option(site)
+    with reporting_errors():
+        store = resolve_store()
+        if store.is_server:
+            check_reachable(store)
+        experiment_id = _experiment_of(store, site) if site else None
+    if store.is_server:
+        typer.echo(f"the store is the tracking server {store.display}", err=True)
+        url = browser_url(store.tracking_uri)
+        _show_links(url, ui_links(url, experiment_id), site, as_json, open_browser)
+        return
+    browse = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # a browser needs an address
+    url = f"http://[{browse}]:{port}" if ":" in browse else f"http://{browse}:{port}"
+    if _answers(browse, port):
+        raise fail(InvalidInputError(f"--port {port}: something already listens on {url}"))
+    typer.echo(f"starting the MLflow UI on {url} (store {store.display}); Ctrl-C stops it",
+               err=True)
+    code = _serve(ui_command(store, host, port), url, lambda: _show_links(
+        url, ui_links(url, experiment_id), site, as_json, open_browser))
+    raise typer.Exit(code if code >= 0 else 128 - code)
+
+
+def _experiment_of(store: Store, site: str) -> str:
+    """The experiment id of a site; looking must not create the embedded database."""
+    from siteml.tracking.runs import find_experiment_id, open_client
+
+    found = find_experiment_id(open_client(store), site) if store.exists() else None
+    if found is None:
+        raise InvalidInputError(f"--site {site!r}: no such site in the store {store.display}")
+    return found
+
+
+def _show_links(url: str, links: dict[str, str], site: str | None, as_json: bool,
+                open_browser: bool) -> None:
+    if as_json:
+        print_json({"url": url, "links": links})
+    else:
+        labels = {"experiments": "experiments", "runs": f"{site} runs",
+                  "models": "model registry"}
+        width = max(len(labels[k]) for k in links)
+        for key, link in links.items():
+            typer.echo(f"{labels[key]:<{width}}  {link}")
+    if open_browser:
+        import webbrowser
+
+        if not webbrowser.open(links.get("runs", links["experiments"])):
+            typer.echo("no browser found: open a link above", err=True)
+
+
+def _answers(host: str, port: int) -> bool:
+    """Whether something already listens there: siteml would otherwise take that server's
+    health for its own and print links into another store."""
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def _serve(command: list[str], url: str, ready: Callable[[], None]) -> int:
+    """Run ``mlflow server`` as a child, rather than exec it, so that siteml can call ``ready``
+    once it answers (print the links, open a browser); return its exit code.
+
+    Its output goes to stderr: stdout carries the links. Ctrl-C reaches both processes (one
+    process group) and a SIGTERM to siteml is passed on; either way siteml waits for it to stop.
+    """
+    import signal
+    import subprocess
+    import time
+
+    from siteml.tracking.store import Store, TrackingUnavailableError, check_reachable
+
+    proc = subprocess.Popen(command, stdout=2)
+    signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
+    try:
+        while proc.poll() is None:
+            try:
+                check_reachable(Store(url), timeout=2)
+            except TrackingUnavailableError:
+                time.sleep(0.5)
+                continue
+            ready()
+            break
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        return proc.wait()
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Argument(help="Empty or new folder for the demo.")] = Path(
+        "siteml-demo"),
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 15,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the whole lifecycle for one demo site on an embedded store in FOLDER."""
+    from siteml.cli.render import HEADLINE_FORMATS
+    from siteml.lifecycle.demo import TASK, run_demo
+
+    with reporting_errors():
+        steps = run_demo(folder, epochs)
+    if as_json:
+        print_json([{"scenario": str(s.scenario), **s.outcome.to_dict()} for s in steps])
+        return
+    from rich.table import Table
+
+    table = Table("run", "status", "result", box=None)
+    table.add_column("registered", overflow="fold")
+    for step in steps:
+        o = step.outcome
+        shown = {k: v for k, v in o.metrics.items() if k in HEADLINE_FORMATS}
+        table.add_row(o.run_name, o.status, headline(shown), o.registered_path or "-")
+    out = console()
+    out.print(table)
+    out.print(f"compare the variants: cd {folder} && siteml compare "
+              f"{steps[0].outcome.experiment_name} --task {TASK} --plot pareto.png")
+    out.print(f"browse it: cd {folder} && siteml ui")

@@ -1,0 +1,144 @@
+"""Every MLflow key siteml writes or reads: tags, params prefixes and metric names.
+
+Writers (the lifecycle, the pipelines) and readers (``models``, ``runs``, ``best``,
+``compare``) use these names, never string literals of their own, so that a renamed key
+cannot leave a reader looking for the old one. Pure: imports nothing.
+"""
+
+from __future__ import annotations
+
+import re
+
+# --- Run tags: bookkeeping --------------------------------------------------------------------
+EXPERIMENT_TYPE = "siteml.experiment_type"
+SCENARIO = "siteml.scenario"
+SCENARIO_VERSION = "siteml.scenario_version"
+SCENARIO_SHA256 = "siteml.scenario_sha256"
+REGISTERED_MODEL = "siteml.registered_model"
+MODEL_VERSION = "siteml.model_version"
+"""``name/version`` a run registered."""
+VARIANT = "siteml.variant"
+SITEML_VERSION = "siteml.version"
+ATTEMPT = "siteml.attempt"
+DATA_CHECK = "siteml.data_check"
+ERROR = "siteml.error"
+GATE = "siteml.gate"
+GATE_PASSED, GATE_REFUSED = "passed", "refused"
+RUN_ID = "siteml.run_id"
+"""On a registered version: the run that produced it."""
+FORMAT = "siteml.format"
+
+# --- Run tags: where and what (prefixes of the scenario's sections) ----------------------------
+SITE_PREFIX, TASK_PREFIX, DATA_PREFIX, MODEL_PREFIX = "site.", "task.", "data.", "model."
+ENV_PREFIX, GIT_PREFIX, SITEML_PREFIX, MLFLOW_PREFIX = "env.", "git.", "siteml.", "mlflow."
+QUANT_PREFIX, BENCHMARK_PREFIX, TOOLKIT_PREFIX = "quant.", "benchmark.", "toolkit."
+SITE_PATH = "site.path"
+TASK_TYPE = "task.type"
+DATA_DVC_HASH = "data.dvc_hash"
+DATA_VERSION = "data.version"
+ENV_HOSTNAME = "env.hostname"
+ENV_CPU = "env.cpu"
+ENV_CPU_FLAGS = "env.cpu_flags"
+DEVICE_PARAM = "environment.device"
+"""A run param (the scenario's ``environment.device``)."""
+
+# --- Run tags: MLflow's own --------------------------------------------------------------------
+NOTE = "mlflow.note.content"
+USER = "mlflow.user"
+SOURCE_TYPE = "mlflow.source.type"
+SOURCE_NAME = "mlflow.source.name"
+GIT_COMMIT = "mlflow.source.git.commit"
+EXPERIMENT_KIND = "mlflow.experimentKind"
+"""The kind of work an experiment holds, as MLflow's UI knows it."""
+EXPERIMENT_KIND_MODELS = "custom_model_development"
+
+# --- Models a run reads (``source``, ``baseline``) ---------------------------------------------
+MODEL_ROLES = ("source", "baseline")
+ROLE_FIELDS = ("model_name", "model_version", "model_path", "run_id")
+
+
+def role_tag(role: str, field: str) -> str:
+    """``{role}.{field}``: e.g. ``source.model_name`` of the model a quant or infer run read."""
+    if role not in MODEL_ROLES or field not in (*ROLE_FIELDS, "model_ref"):
+        raise KeyError(f"no tag {role}.{field}")
+    return f"{role}.{field}"
+
+
+SOURCE_MODEL_NAME = role_tag("source", "model_name")
+SOURCE_MODEL_VERSION = role_tag("source", "model_version")
+BASELINE_MODEL_NAME = role_tag("baseline", "model_name")
+
+# --- Registered version tags -------------------------------------------------------------------
+MODEL_BACKEND = "model.backend"
+MODEL_FORMAT = "model.format"
+MODEL_PRECISION = "model.precision"
+MODEL_ARCHITECTURE = "model.architecture"
+MODEL_INPUT_SIZE = "model.input_size"
+MODEL_CLASSES = "model.classes"
+METRIC_TAG_PREFIX = "metrics."
+"""A version's headline metrics, copied as ``metrics.<name>`` tags so readers skip the runs."""
+
+# --- Benchmark and quantization tags ----------------------------------------------------------
+BENCHMARK_BACKEND = "benchmark.backend"
+BENCHMARK_MODEL_FILE = "benchmark.model_file"
+BENCHMARK_STEADY = "benchmark.steady"
+QUANT_EXECUTED_PRECISION = "quant.executed_precision"
+
+# --- Metrics -----------------------------------------------------------------------------------
+VAL_PRECISION, VAL_RECALL = "val/precision", "val/recall"
+VAL_MAP50, VAL_MAP50_95 = "val/map50", "val/map50_95"
+EPOCHS_RUN, EPOCH_TIME = "train/epochs_run", "time/epoch_s"
+SOURCE_MAP50, SOURCE_MAP50_95 = "source/map50", "source/map50_95"
+VARIANT_MAP50, VARIANT_MAP50_95 = "variant/map50", "variant/map50_95"
+DELTA_MAP50, DELTA_MAP50_95 = "delta/map50", "delta/map50_95"
+SPEEDUP = "speedup"
+ACCURACY_MAP50, ACCURACY_MAP50_95 = "accuracy/map50", "accuracy/map50_95"
+MODEL_SIZE_MB = "model/size_mb"
+
+
+def quant_metric(label: str, name: str) -> str:
+    """A quant run's figure of ``source`` or ``variant``: ``source/map50``, ``variant/size_mb``."""
+    return f"{label}/{name}"
+
+
+def quant_latency(label: str) -> str:
+    """Batch-1 p50 of the quant run's speed check: ``latency/source_p50_ms``."""
+    return f"latency/{label}_p50_ms"
+
+
+
+
+def latency_percentile(q: int) -> str:
+    """A latency percentile's name: ``latency_p95_ms``."""
+    return f"latency_p{q}_ms"
+
+
+LATENCY_P50, LATENCY_P95 = latency_percentile(50), latency_percentile(95)
+FPS = "fps"
+LOAD_MS, FIRST_INFERENCE_MS = "load_ms", "first_inference_ms"
+LATENCY_DRIFT = "latency_drift"
+BASELINE_P50 = "baseline_latency_p50_ms"
+SPEEDUP_VS_BASELINE = "speedup_vs_baseline"
+_BATCH_METRIC = re.compile(r"b([1-9][0-9]*)/(.+)")
+
+
+def batch_metric(batch: int, name: str) -> str:
+    """A benchmark figure at batch size ``batch``: ``b4/latency_p50_ms``."""
+    return f"b{batch}/{name}"
+
+
+def batch_sizes(metrics: dict[str, float], name: str = LATENCY_P50) -> list[int]:
+    """The batch sizes a benchmark logged ``name`` for, smallest first."""
+    found = (_BATCH_METRIC.fullmatch(key) for key in metrics)
+    return sorted(int(m[1]) for m in found if m and m[2] == name)
+
+
+HEADLINE = {
+    "train": (VAL_MAP50, VAL_MAP50_95),
+    "quant": (VARIANT_MAP50_95, DELTA_MAP50_95, SOURCE_MAP50_95, SPEEDUP),
+}
+"""Metrics copied onto a registered version as ``metrics.*`` tags, by experiment type."""
+KEY_METRICS = (VAL_MAP50, VAL_MAP50_95, VARIANT_MAP50_95, DELTA_MAP50_95, SPEEDUP,
+               batch_metric(1, LATENCY_P50), batch_metric(1, FPS),
+               batch_metric(1, SPEEDUP_VS_BASELINE))
+"""What ``siteml runs`` shows of each run."""

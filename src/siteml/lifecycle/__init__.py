@@ -1,0 +1,1 @@
+"""Running scenarios: one scenario through preflight, start, execute and register, and the demo."""

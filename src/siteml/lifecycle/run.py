@@ -1,0 +1,359 @@
+"""The run lifecycle of one scenario: preflight -> start -> execute -> register.
+
+Everything that can reject a scenario (schema, dataset, a missing package or device, an existing
+finished run, a missing source model or one the pipeline cannot use, an unreachable server) is
+checked in ``preflight``, before the first write, so a rejected scenario leaves nothing behind.
+A pipeline exception ends the run FAILED with ``error.txt``; Ctrl-C or SIGTERM ends it KILLED;
+in both cases nothing is registered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import hashlib
+import importlib
+import signal
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+from siteml import __version__
+from siteml.backends import registry as backends
+from siteml.core import keys
+from siteml.core.errors import InvalidInputError, SitemlError
+from siteml.core.models import PipelineResult
+from siteml.core.naming import CANDIDATE, registered_model_name, registry_path
+from siteml.core.provenance import git_tags, host_tags
+from siteml.scenario.factory import load_scenario, scenario_problem
+from siteml.scenario.schema import BaseScenario
+from siteml.scenario.types import EXPERIMENT_TYPES, ExperimentType
+from siteml.tracking import registry
+from siteml.tracking.runs import (
+    RunRecorder,
+    ensure_experiment,
+    find_experiment_id,
+    open_client,
+    runs_named,
+)
+from siteml.tracking.store import Store, check_reachable, resolve_store
+
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+class PipelineFailedError(SitemlError):
+    """The pipeline raised; the run is FAILED with the traceback in ``error.txt`` (exit 1)."""
+
+
+class RunInterruptedError(SitemlError):
+    """Ctrl-C or SIGTERM during a run; the run is KILLED (exit 130 or 143)."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Terminated(BaseException):
+    """Raised in the main thread when SIGTERM arrives."""
+
+
+@dataclass
+class RunOutcome:
+    """What ``siteml run`` reports."""
+
+    experiment_name: str
+    experiment_id: str
+    run_name: str
+    run_id: str
+    status: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    registered_model: str | None = None
+    model_version: int | None = None
+    alias: str | None = None
+
+    @property
+    def registered_path(self) -> str | None:
+        """``site/task/version @alias`` as people write it (the slash spelling)."""
+        if not self.registered_model:
+            return None
+        return f"{registry_path(self.registered_model)}/{self.model_version} @{self.alias}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Preflight:
+    """A scenario that passed every check, with what running it needs."""
+
+    path: Path
+    scenario: BaseScenario
+    kind: ExperimentType
+    pipeline: ModuleType
+    store: Store
+    client: Any
+    attempt: int
+    models: dict[str, Any]
+    """Registered versions the scenario reads, by role (``source``, ``baseline``)."""
+    skip_data_check: bool
+
+
+def run_scenario(path: str | Path, overrides: Sequence[str] = (), *,
+                 sites_dir: str | Path | None = None, rerun: bool = False,
+                 skip_data_check: bool = False, store: Store | None = None) -> RunOutcome:
+    """Validate and run one scenario file, recording everything in MLflow.
+
+    Raises:
+        InvalidInputError: the scenario, its data or its source model is invalid (nothing written).
+        TrackingUnavailableError: the tracking server is down (nothing written).
+        MissingExtraError: a package the pipeline needs is not installed (nothing written).
+        PipelineFailedError: the pipeline raised (run FAILED).
+        RunInterruptedError: Ctrl-C or SIGTERM (run KILLED).
+    """
+    checked = preflight(Path(path), overrides, sites_dir=sites_dir, rerun=rerun,
+                        skip_data_check=skip_data_check, store=store)
+    return execute(checked, start(checked))
+
+
+def preflight(path: Path, overrides: Sequence[str] = (), *, sites_dir: str | Path | None = None,
+              rerun: bool = False, skip_data_check: bool = False,
+              store: Store | None = None) -> Preflight:
+    """Every check, in the order of their cost; nothing is written."""
+    scenario = load_scenario(path, overrides, sites_dir, check_data=not skip_data_check)
+    kind = EXPERIMENT_TYPES[scenario.experiment_type]
+    pipeline = importlib.import_module(kind.pipeline)
+    _refuse(path, overrides, pipeline.check(scenario))
+    store = store or resolve_store()
+    check_reachable(store)
+    roles = [role for role in kind.roles if role == "source" or _reference(scenario, role)]
+    locator = _Locator(path, overrides)
+    if roles and not store.exists():  # refused before opening it, which would create it
+        _refuse_missing(scenario, roles[0], store, locator)
+    client = open_client(store)
+    previous = _previous_runs(client, store, scenario)
+    _refuse_finished(path, scenario, previous, rerun)
+    models = {role: _resolve(client, scenario, role, locator) for role in roles}
+    saved_for = {role: version.tags.get(keys.MODEL_BACKEND) for role, version in models.items()}
+    _refuse(path, overrides, pipeline.check_models(scenario, saved_for))
+    return Preflight(path, scenario, kind, pipeline, store, client, len(previous) + 1, models,
+                     skip_data_check)
+
+
+def start(checked: Preflight) -> RunRecorder:
+    """Create the site's experiment if needed, and the run with every tag and param."""
+    scenario, path = checked.scenario, checked.path
+    experiment_id = ensure_experiment(
+        checked.client, checked.store, scenario.get_experiment_name(), scenario.site.to_tags(),
+        scenario.site.description or f"Runs for site {scenario.get_experiment_name()}")
+    tags = {**scenario.to_all_tags(), **host_tags(backends.packages()),
+            **git_tags(path.absolute()), keys.USER: getpass.getuser(),
+            keys.SOURCE_TYPE: "LOCAL", keys.SOURCE_NAME: str(path.absolute()),
+            **_bookkeeping_tags(scenario, checked.attempt, checked.skip_data_check),
+            **{k: v for role, version in checked.models.items()
+               for k, v in _model_tags(role, version).items()}}
+    return RunRecorder.start(checked.client, checked.store, experiment_id,
+                             scenario.get_run_name(), tags, scenario.to_all_params(),
+                             checked.models)
+
+
+def execute(checked: Preflight, recorder: RunRecorder) -> RunOutcome:
+    """Record the scenario and its dataset, run the pipeline, log its final metrics once,
+    register its model; end the run FINISHED, FAILED (with ``error.txt``) or KILLED."""
+    scenario = checked.scenario
+    outcome = RunOutcome(scenario.get_experiment_name(), recorder.experiment_id,
+                         scenario.get_run_name(), recorder.run_id, "RUNNING")
+    try:
+        with _sigterm_raises():
+            _record_inputs(recorder, scenario, checked.path)
+            with contextlib.redirect_stdout(sys.stderr):  # stdout is for siteml's --json
+                result = checked.pipeline.run(scenario, recorder)
+            recorder.log_metrics(result.metrics)
+            outcome.metrics = result.metrics
+            if result.model is not None and scenario.registers_model:
+                version = register(checked, recorder, result)
+                outcome.registered_model = version.name
+                outcome.model_version = int(version.version)
+                outcome.alias = CANDIDATE
+            recorder.finish("FINISHED")
+            outcome.status = "FINISHED"
+    except KeyboardInterrupt:
+        recorder.finish("KILLED")
+        raise RunInterruptedError(f"interrupted; run {recorder.run_id} marked KILLED",
+                                  EXIT_SIGINT) from None
+    except _Terminated:
+        recorder.finish("KILLED")
+        raise RunInterruptedError(f"terminated; run {recorder.run_id} marked KILLED",
+                                  EXIT_SIGTERM) from None
+    except Exception as exc:
+        _record_failure(recorder, exc)
+        raise PipelineFailedError(f"pipeline failed: {type(exc).__name__}: {exc}\n"
+                                  f"run {recorder.run_id} marked FAILED; traceback in its "
+                                  "error.txt artifact") from exc
+    finally:
+        recorder.cleanup()
+    return outcome
+
+
+def register(checked: Preflight, recorder: RunRecorder, result: PipelineResult) -> Any:
+    """Register the run's model as a new version of its site/task (or variant) model, with
+    lineage and headline metrics as version tags, and point ``@candidate`` at it."""
+    scenario, model = checked.scenario, result.model
+    assert model is not None
+    name = scenario.get_registered_model_name(model.variant)
+    version_tags = {
+        keys.RUN_ID: recorder.run_id,
+        keys.SCENARIO: f"{scenario.name}:{scenario.version}",
+        keys.DATA_DVC_HASH: scenario.dataset.dvc_hash,
+        keys.DATA_VERSION: scenario.dataset.version,
+        keys.MODEL_ARCHITECTURE: scenario.model.architecture,
+        keys.MODEL_INPUT_SIZE: str(scenario.model.input_size),
+        keys.MODEL_FORMAT: model.format,
+        keys.MODEL_BACKEND: model.backend,
+        keys.MODEL_PRECISION: model.precision,
+        **_model_tags("source", checked.models.get("source")),
+        **model.tags,
+        **{f"{keys.METRIC_TAG_PREFIX}{k}": f"{result.metrics[k]:.6g}"
+           for k in result.headline if k in result.metrics},
+    }
+    model_tags = {**scenario.site.to_tags(), keys.TASK_TYPE: scenario.task.type,
+                  keys.VARIANT: model.variant or "base"}
+    what = f"{model.variant} variant of the " if model.variant else ""
+    description = (f"{what}{scenario.task.type} detector for site {scenario.get_experiment_name()} "
+                   f"(classes: {', '.join(scenario.task.classes)})")
+    version = registry.register(checked.client, experiment_id=recorder.experiment_id,
+                                run_id=recorder.run_id, model=model, name=name,
+                                logged_name=name.rsplit(".", 1)[1], model_tags=model_tags,
+                                version_tags=version_tags, description=description,
+                                model_config={"imgsz": scenario.model.input_size})
+    recorder.set_tags({keys.MODEL_VERSION: f"{name}/{version.version}"})
+    return version
+
+
+@dataclass(frozen=True)
+class _Locator:
+    """Turns a missing registered model into an error at a YAML path of the scenario file."""
+
+    path: Path
+    overrides: Sequence[str]
+
+    @contextlib.contextmanager
+    def at(self, yaml_path: str) -> Iterator[None]:
+        try:
+            yield
+        except registry.ModelNotFoundError as exc:
+            raise scenario_problem(self.path, self.overrides, yaml_path, str(exc)) from None
+
+
+def _reference(scenario: BaseScenario, role: str) -> Any:
+    """The model reference the scenario gives for ``role``, or None."""
+    return getattr(scenario.params, role, None)
+
+
+def _refuse_missing(scenario: BaseScenario, role: str, store: Store, locator: _Locator) -> None:
+    """A store that does not exist yet holds no model to read as ``role``."""
+    ref = _reference(scenario, role)
+    task_model = registered_model_name(scenario.get_experiment_name(), scenario.task.type)
+    wanted = ref.path if ref else f"{registry_path(task_model)}@champion or @candidate"
+    with locator.at(EXPERIMENT_TYPES[scenario.experiment_type].roles[role]):
+        raise registry.ModelNotFoundError(f"no registered model {wanted}: the store "
+                                          f"{store.display} has no models yet")
+
+
+def _refuse_finished(path: Path, scenario: BaseScenario, previous: list[Any],
+                     rerun: bool) -> None:
+    """A run name that already FINISHED runs again only when asked."""
+    finished = [r for r in previous if r.info.status == "FINISHED"]
+    if finished and not rerun:
+        raise InvalidInputError(
+            f"{path}: run {scenario.get_run_name()!r} already FINISHED in experiment "
+            f"{scenario.get_experiment_name()!r} (run id {finished[0].info.run_id}); bump "
+            "'version' for a new run, or pass --rerun")
+
+
+def _resolve(client: Any, scenario: BaseScenario, role: str, locator: _Locator) -> Any:
+    """The registered version the scenario reads as ``role`` (a source defaults to the
+    site/task's @champion, else @candidate); a missing one is an error located in the file."""
+    ref = _reference(scenario, role)
+    with locator.at(EXPERIMENT_TYPES[scenario.experiment_type].roles[role]):
+        return registry.resolve(client, ref or registry.default_source(
+            client, scenario.get_experiment_name(), scenario.task.type))
+
+
+def _previous_runs(client: Any, store: Store, scenario: BaseScenario) -> list[Any]:
+    """Earlier runs of this scenario's run name at its site, newest first."""
+    experiment_id = (find_experiment_id(client, scenario.get_experiment_name())
+                     if store.exists() else None)
+    return runs_named(client, experiment_id, scenario.get_run_name()) if experiment_id else []
+
+
+def _refuse(path: Path, overrides: Sequence[str], problem: tuple[str, str] | None) -> None:
+    """Raise ``problem`` (YAML path, message) as an invalid-input error located in the file."""
+    if problem:
+        raise scenario_problem(path, overrides, *problem)
+
+
+def _model_tags(role: str, version: Any) -> dict[str, str]:
+    """``{role}.model_name``, ``.model_version``, ``.model_path``, ``.run_id`` of a version read."""
+    if version is None:
+        return {}
+    values = (version.name, str(version.version), f"{registry_path(version.name)}/"
+              f"{version.version}", version.run_id or "")
+    return {keys.role_tag(role, name): value
+            for name, value in zip(keys.ROLE_FIELDS, values, strict=True)}
+
+
+def scenario_yaml(scenario: BaseScenario) -> str:
+    """The resolved scenario (site inlined, overrides applied, defaults filled) as YAML."""
+    return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def _bookkeeping_tags(scenario: BaseScenario, attempt: int,
+                      skip_data_check: bool) -> dict[str, str]:
+    tags = {keys.SITEML_VERSION: __version__, keys.ATTEMPT: str(attempt),
+            keys.SCENARIO_SHA256: hashlib.sha256(scenario_yaml(scenario).encode()).hexdigest()}
+    if skip_data_check:
+        tags[keys.DATA_CHECK] = "skipped"
+    if scenario.description:
+        tags[keys.NOTE] = scenario.description
+    return tags
+
+
+def _record_inputs(recorder: RunRecorder, scenario: BaseScenario, path: Path) -> None:
+    recorder.log_text(scenario_yaml(scenario), "scenario.yaml")
+    recorder.log_artifact(path, "scenario_source")
+    dataset = scenario.dataset
+    recorder.log_dataset(name=f"{scenario.task.type}-{dataset.version}", digest=dataset.dvc_hash,
+                         source=str(dataset.path), context=scenario.experiment_type)
+
+
+def _record_failure(recorder: RunRecorder, exc: BaseException) -> None:
+    text = "".join(traceback.format_exception(exc))
+    try:
+        recorder.log_text(text, "error.txt")
+        recorder.set_tags({keys.ERROR: f"{type(exc).__name__}: {exc}"[:5000]})
+    finally:
+        recorder.finish("FAILED")
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into an exception in the main thread, so the run can be marked KILLED."""
+    def handler(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,59 @@
+"""The experiment types: one table, from which the scenario classes' dispatch, the JSON Schema,
+the CLI's ``--type`` choices, the lifecycle and the tests all read.
+
+Adding a type: its scenario class (with its parameter section) in ``schema.py``, one entry here,
+and a pipeline module with ``check``, ``check_models`` and ``run``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import get_args
+
+from siteml.scenario.schema import (
+    BaseScenario,
+    InferenceBenchmarkScenario,
+    QuantizationScenario,
+    TrainingScenario,
+)
+
+
+@dataclass(frozen=True)
+class ExperimentType:
+    """One experiment type.
+
+    Attributes:
+        scenario: Its scenario class; its ``experiment_type`` literal is the type's name and
+            its ``params_key`` the parameter section.
+        pipeline: Import path of its pipeline module (imported when a run needs it), which
+            defines ``check(scenario)`` (what this machine must have), ``check_models(scenario,
+            saved_for)`` (whether the registered models it reads suit it) and ``run(scenario,
+            tracker)``.
+        roles: The registered models it reads, by role (``source``, ``baseline``), each with the
+            YAML path of its reference. A ``source`` left unset defaults to the site/task's
+            ``@champion``, else ``@candidate``.
+    """
+
+    scenario: type[BaseScenario]
+    pipeline: str
+    roles: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return get_args(self.scenario.model_fields["experiment_type"].annotation)[0]
+
+    @property
+    def section(self) -> str:
+        return self.scenario.params_key
+
+
+EXPERIMENT_TYPES: dict[str, ExperimentType] = {kind.name: kind for kind in (
+    ExperimentType(TrainingScenario, "siteml.pipelines.train"),
+    ExperimentType(QuantizationScenario, "siteml.pipelines.quantize",
+                   {"source": "quantization.source"}),
+    ExperimentType(InferenceBenchmarkScenario, "siteml.pipelines.benchmark",
+                   {"source": "benchmark.source", "baseline": "benchmark.baseline"}),
+)}
+"""In the order a site's work runs: train, then quantize, then benchmark."""
+SCENARIO_TYPES: dict[str, type[BaseScenario]] = {
+    name: kind.scenario for name, kind in EXPERIMENT_TYPES.items()}

@@ -1,0 +1,142 @@
+"""Smoke tests of the scripts in benchmarks/: each runs as a user runs it (a fresh process), at
+its smallest size and one repeat, in a temporary folder, and prints its figure lines.
+
+The figures themselves are not checked (a smoke-sized run on a shared machine measures noise);
+what is checked is that a script still runs against the current package and reports.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, needs
+
+BENCHMARKS = REPO / "benchmarks"
+HELPERS = {"timing.py"}
+"""Modules the scripts import; they run nothing themselves."""
+TINY_DEMO = ("--demo-epochs", "1", "--demo-train-images", "16", "--demo-val-images", "8",
+             "--demo-imgsz", "64")
+TESTED = {"validate_speed.py", "tracking_overhead.py", "registry_queries.py",
+          "train_overhead.py", "demo_store.py", "quant_figures.py", "benchmark_fidelity.py",
+          "speed_check_spread.py"}
+
+
+def run_script(name: str, *args: str, cwd: Path, timeout: float = 300) -> str:
+    """Run ``benchmarks/<name>`` with ``args`` in ``cwd``; assert it exits 0; its stdout.
+
+    No ``MLFLOW_TRACKING_URI`` (the scripts name their own stores) and no bytecode written
+    into the repository."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env.update(PYTHONDONTWRITEBYTECODE="1", MLFLOW_DISABLE_TELEMETRY="true")
+    result = subprocess.run([sys.executable, str(BENCHMARKS / name), *args], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, (f"{name} exited {result.returncode}\n"
+                                    f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result.stdout
+
+
+def lines_starting(out: str, prefix: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith(prefix)]
+
+
+@pytest.fixture(scope="module")
+def tiny_demo(tmp_path_factory) -> tuple[Path, str]:
+    """A demo store of 1 epoch on 16 + 8 images at 64 px, built by demo_store.py; its folder
+    and the script's output."""
+    needs("ultralytics", "train")
+    needs("nncf", "quantize")
+    folder = tmp_path_factory.mktemp("bench-demo") / "demo"
+    out = run_script("demo_store.py", "--demo-dir", str(folder), *TINY_DEMO,
+                     cwd=folder.parent, timeout=480)
+    return folder, out
+
+
+@pytest.mark.slow
+def test_every_script_has_a_smoke_test():
+    scripts = {path.name for path in BENCHMARKS.glob("*.py")} - HELPERS
+    assert scripts == TESTED
+
+
+@pytest.mark.slow
+def test_validate_speed(tmp_path):
+    out = run_script("validate_speed.py", "--files", "5", "--repeats", "1", cwd=tmp_path)
+    assert lines_starting(out, "siteml validate (5 files): median ")
+    assert lines_starting(out, "ratio validate / floor: ")
+
+
+@pytest.mark.slow
+def test_tracking_overhead(tmp_path):
+    out = run_script("tracking_overhead.py", "--repeats", "1", cwd=tmp_path)
+    assert lines_starting(out, "ratio siteml run / plain MLflow: ")
+    assert any("siteml: median" in line and "n=1)" in line for line in out.splitlines())
+
+
+@pytest.mark.slow
+def test_registry_queries(tmp_path):
+    out = run_script("registry_queries.py", "--runs", "50", "--sites", "2", "--repeats", "1",
+                     "--store-dir", str(tmp_path / "store"), cwd=tmp_path)
+    assert lines_starting(out, "store: 50 runs over 2 site experiments, 12 registered models")
+    assert lines_starting(out, "best_run query (in-process, n=20): median ")
+    assert lines_starting(out, "compare_rows, one site and task (in-process, n=20): median ")
+    assert len([line for line in out.splitlines() if "cold process: median" in line]) == 4
+
+
+@pytest.mark.slow
+def test_train_overhead(tmp_path):
+    needs("ultralytics", "train")
+    out = run_script("train_overhead.py", "--epochs", "1", "--repeats", "1", "--train-images",
+                     "16", "--val-images", "8", "--imgsz", "64", cwd=tmp_path)
+    assert lines_starting(out, "ratio siteml / bare Ultralytics defaults: ")
+    assert lines_starting(out, "wrapper overhead, siteml / bare all cores "
+                               "(1 epochs, 24 images, 64 px): ")
+
+
+@pytest.mark.slow
+def test_demo_store_builds_a_tiny_demo_once(tiny_demo):
+    folder, out = tiny_demo
+    assert lines_starting(out, f"demo store ready: {folder} (64 px)")
+    again = run_script("demo_store.py", "--demo-dir", str(folder), cwd=folder.parent, timeout=60)
+    assert lines_starting(again, f"demo store ready: {folder} (64 px)")
+
+
+@pytest.mark.slow
+def test_quant_figures(tiny_demo):
+    folder, _ = tiny_demo
+    out = run_script("quant_figures.py", "--demo-dir", str(folder), *TINY_DEMO,
+                     "--rounds", "1", "--iterations", "10", cwd=folder.parent)
+    assert lines_starting(out, "yolov11n demo model, 64 px, batch 1, p50 of 1 x 10 iterations")
+    for label in ("pytorch_fp32 (source)", "openvino_fp32 (bf16 exec)", "openvino_fp16",
+                  "openvino_int8", "onnxruntime_fp32", "onnxruntime_int8"):
+        assert lines_starting(out, label), label
+    for goal in ("OpenVINO INT8 speedup vs PyTorch FP32: ",
+                 "OpenVINO INT8 speedup vs OpenVINO f32: ",
+                 "OpenVINO INT8 mAP50-95 drop (pt), at most: ",
+                 "ONNX Runtime INT8 speedup vs ORT FP32: ",
+                 "ONNX Runtime INT8 mAP50-95 drop (pt), at most: "):
+        assert lines_starting(out, goal), goal
+
+
+@pytest.mark.slow
+def test_benchmark_fidelity(tiny_demo):
+    folder, _ = tiny_demo
+    out = run_script("benchmark_fidelity.py", "--demo-dir", str(folder), *TINY_DEMO,
+                     "--repeats", "1", "--iterations", "50", cwd=folder.parent)
+    assert lines_starting(out, "repeat 1: siteml p50 ")
+    assert lines_starting(out, "fidelity: siteml p50 / benchmark_app median = ")
+    assert lines_starting(out, "stability: max/min of 1 siteml p50s = ")
+    assert lines_starting(out, "benchmark_app spread for reference: ")
+
+
+@pytest.mark.slow
+def test_speed_check_spread_without_a_baseline(tiny_demo):
+    folder, _ = tiny_demo
+    out = run_script("speed_check_spread.py", "--demo-dir", str(folder), *TINY_DEMO,
+                     "--repeats", "1", cwd=folder.parent)
+    assert lines_starting(out, "repeat 1, this tree: speedup ")
+    assert lines_starting(out, "this tree: speedup spread over 1 identical quant runs (max/min): ")
+    assert "baseline" not in out
