@@ -69,8 +69,8 @@ def find_model(folder: Path) -> Path:
     for backend in BACKENDS.values():
         for pattern in backend.globs:
             found = sorted(folder.rglob(pattern))
-            if found:
-                return found[0].parent if pattern.endswith(".xml") else found[0]
+            if found:  # the file, or the folder holding it when that is the model (an IR)
+                return found[0].parent if backend.owns(found[0].parent) else found[0]
     raise FileNotFoundError(f"{folder} holds no model that a backend runs "
                             f"({', '.join(BACKENDS)})")
 
