@@ -23,7 +23,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-data_app = typer.Typer(help="Dataset folders: DVC hashes and synthetic site data.",
+data_app = typer.Typer(help="Datasets: import from labelling tools, profiles, DVC hashes, "
+                       "synthetic data.",
                        no_args_is_help=True)
 app.add_typer(data_app, name="data")
 

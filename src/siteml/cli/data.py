@@ -1,15 +1,19 @@
-"""``siteml data``: DVC hashes of dataset folders and synthetic site data."""
+"""``siteml data``: import from labelling tools, dataset profiles, DVC hashes and synthetic
+site data."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 
-from siteml.cli.app import JsonOption, data_app, fail, print_json
+from siteml.cli.app import JsonOption, console, data_app, fail, print_json
 from siteml.core.errors import EXIT_INVALID_INPUT, InvalidInputError
 from siteml.core.tasks import TASK_CLASSES, TASK_TYPES
+from siteml.data.dvc_hash import dvc_file
 
 
 @data_app.command("hash")
@@ -74,3 +78,115 @@ def data_synth(
     else:
         typer.echo(f"{folder}: {train} train + {val} val images of {', '.join(names)}; "
                    f"dvc hash {found.md5}")
+
+
+FORMAT_HELP = "coco, voc, cvat, labelme or yolo."
+
+
+@data_app.command("import")
+def data_import(
+    src: Annotated[Path, typer.Argument(help="The labelling tool's export: a file or folder.")],
+    folder: Annotated[Path, typer.Argument(help="Dataset folder to create (YOLO layout).")],
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)],
+    classes: Annotated[str | None, typer.Option(
+        help="Class order, comma-separated (default: the source's).")] = None,
+    mapping: Annotated[str | None, typer.Option(
+        "--map", help='Renames, e.g. "hardhat=helmet,hi-vis=vest".')] = None,
+    drop_unknown: Annotated[bool, typer.Option(
+        help="Leave out boxes of classes not in the class list (else refused).")] = False,
+    val: Annotated[float | None, typer.Option(
+        min=0.01, max=0.9, help="Draw splits: this share to val (default 0.2 when the source "
+        "has no train and val splits; given, it redraws them).")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the split draw.")] = 42,
+    group_by: Annotated[str | None, typer.Option(
+        help="Regex over image paths (first group, else the match), e.g. 'cam\\d+': each "
+        "group lands whole in one split.")] = None,
+    skip_bad: Annotated[bool, typer.Option(
+        help="Leave out what cannot be repaired (recorded in import.json) instead of "
+        "refusing.")] = False,
+    copy: Annotated[bool, typer.Option(
+        help="Copy images instead of hard-linking them.")] = False,
+    images: Annotated[Path | None, typer.Option(
+        help="Folder the source's image paths are relative to (default: found beside it).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import labelled images into a checked YOLO dataset, write FOLDER.dvc, print the
+    scenario's dataset: block."""
+    from siteml.core.extras import MissingExtraError, check_installed
+    from siteml.core.progress import progress_bar
+    from siteml.data.classes import parse_plan
+    from siteml.data.importer import ImportOptions, import_dataset
+
+    try:
+        check_installed("globox", "data")
+        check_installed("pycocotools", "data")
+        options = ImportOptions(fmt=fmt, plan=parse_plan(classes, mapping),
+                                drop_unknown=drop_unknown, val=val, seed=seed,
+                                group_by=group_by, skip_bad=skip_bad, copy=copy, images=images)
+        with contextlib.ExitStack() as stack:
+            result = import_dataset(src, folder, options, lambda total: stack.enter_context(
+                progress_bar(f"checking {src.name}", total)))
+    except (InvalidInputError, MissingExtraError) as exc:
+        raise fail(exc) from None
+    block = {"version": folder.name, **result.dataset_block()}
+    if as_json:
+        print_json({"dataset": block, "classes": result.classes, "images": result.images,
+                    "boxes": result.boxes, "dvc_file": str(dvc_file(result.path)),
+                    "report": result.report.to_dict()})
+        return
+    err = console(stderr=True)
+    for line in result.report.lines():
+        err.print(line, markup=False)
+    err.print(f"{folder}: {', '.join(f'{n} {s}' for s, n in result.images.items())} images, "
+              f"classes {', '.join(result.classes)}; splits {result.report.split_source}; "
+              f"wrote {dvc_file(result.path)}", markup=False)
+    typer.echo(yaml.safe_dump({"dataset": block}, sort_keys=False), nl=False)
+
+
+@data_app.command("stats")
+def data_stats(
+    folder: Annotated[Path, typer.Argument(help="Dataset folder (YOLO layout).")],
+    plot: Annotated[Path | None, typer.Option(help="Also draw the profile into this PNG.")
+                    ] = None,
+    max_distance: Annotated[int, typer.Option(
+        min=0, max=32, help="Near-duplicate: pHashes at most this many bits apart.")] = 4,
+    as_json: JsonOption = False,
+) -> None:
+    """Images and boxes per split and class, box sizes, and near-duplicates across splits."""
+    from rich.table import Table
+
+    from siteml.core.extras import MissingExtraError, check_installed
+    from siteml.core.progress import progress_bar
+    from siteml.data.profile import dataset_images, plot_profile, profile_dataset
+
+    if not (folder / "images").is_dir():
+        raise fail(InvalidInputError(f"{folder}: not a dataset folder (no images/)"))
+    try:
+        check_installed("imagehash", "data")
+    except MissingExtraError as exc:
+        raise fail(exc) from None
+    total = sum(len(v) for v in dataset_images(folder).values())
+    with progress_bar(f"profiling {folder.name}", total) as advance:
+        profile = profile_dataset(folder, max_distance, advance)
+    if plot:
+        plot_profile(profile, plot)
+    if as_json:
+        print_json(profile)
+        return
+    out = console()
+    table = Table("split", "images", "boxes", "without boxes", "small", "medium", "large",
+                  *profile["classes"])
+    for split, stats in profile["splits"].items():
+        table.add_row(split, *(str(stats[k]) for k in ("images", "boxes", "images_without_boxes")),
+                      *(str(v) for v in stats["box_sizes"].values()),
+                      *(str(stats["boxes_per_class"].get(c, 0)) for c in profile["classes"]))
+    out.print(table)
+    near = profile["near_duplicates"]
+    for pair, count in near["counts"].items():
+        later, earlier = pair.split("~")
+        style = "[yellow]" if count else ""
+        out.print(f"{style}{count} {later} images have a near-duplicate in {earlier} "
+                  f"(pHash within {near['max_distance']} bits)")
+    for worst in near["worst_pairs"]:
+        out.print(f"  {worst['distance']:2d} bits: {worst['a']}  ~  {worst['b']}", markup=False)

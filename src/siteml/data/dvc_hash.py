@@ -56,15 +56,20 @@ def dir_hash(root: Path, files: list[Path] | None = None,
         progress: Called once per file hashed.
     """
     entries = []
-    size = 0
     for path in files if files is not None else list_files(root):
-        size += path.stat().st_size
-        entries.append({"md5": file_md5(path), "relpath": path.relative_to(root).as_posix()})
+        entries.append((path.relative_to(root).as_posix(), file_md5(path), path.stat().st_size))
         if progress:
             progress("")
-    entries.sort(key=lambda e: e["relpath"])
-    listing = json.dumps(entries, sort_keys=True).encode("utf-8")
-    return DirHash(hashlib.md5(listing).hexdigest() + ".dir", size, len(entries))
+    return hash_entries(entries)
+
+
+def hash_entries(entries: list[tuple[str, str, int]]) -> DirHash:
+    """The folder hash from its files' (posix relpath, md5, size), for a writer that knows
+    them already."""
+    listing = sorted(({"md5": md5, "relpath": relpath} for relpath, md5, _ in entries),
+                     key=lambda e: e["relpath"])
+    digest = hashlib.md5(json.dumps(listing, sort_keys=True).encode("utf-8")).hexdigest()
+    return DirHash(digest + ".dir", sum(size for *_, size in entries), len(entries))
 
 
 def dvc_file(root: Path) -> Path:

@@ -13,6 +13,7 @@ import contextlib
 import getpass
 import hashlib
 import importlib
+import json
 import signal
 import sys
 import traceback
@@ -329,8 +330,31 @@ def _record_inputs(recorder: RunRecorder, scenario: BaseScenario, path: Path) ->
     recorder.log_text(scenario_yaml(scenario), "scenario.yaml")
     recorder.log_artifact(path, "scenario_source")
     dataset = scenario.dataset
+    profile = None
+    if EXPERIMENT_TYPES[scenario.experiment_type].profiles_dataset:
+        profile = _dataset_profile(recorder, dataset.path)
     recorder.log_dataset(name=f"{scenario.task.type}-{dataset.version}", digest=dataset.dvc_hash,
-                         source=str(dataset.path), context=scenario.experiment_type)
+                         source=str(dataset.path), context=scenario.experiment_type,
+                         profile=profile)
+
+
+def _dataset_profile(recorder: RunRecorder, root: Path) -> dict[str, Any]:
+    """Profile the dataset (as ``siteml data stats``), keep it as an artifact, and warn when
+    val holds near-duplicates of train."""
+    from siteml.core.progress import note, progress_bar
+    from siteml.data.profile import dataset_images, profile_dataset, val_leaks
+
+    total = sum(len(images) for images in dataset_images(root).values())
+    with progress_bar(f"profiling {root.name}", total) as advance:
+        profile = profile_dataset(root, progress=advance)
+    recorder.log_text(json.dumps(profile, indent=1), keys.DATASET_PROFILE_ARTIFACT)
+    leaks = val_leaks(profile)
+    recorder.set_tags({keys.DATA_VAL_NEAR_DUPLICATES: str(leaks)})
+    if leaks:
+        note(f"[yellow]warning:[/yellow] {leaks} val images are near-duplicates of train images "
+             f"(see {keys.DATASET_PROFILE_ARTIFACT}): val metrics will look better than the "
+             "site will see; re-split by camera (siteml data import --group-by)")
+    return profile
 
 
 def _record_failure(recorder: RunRecorder, exc: BaseException) -> None:

@@ -32,11 +32,14 @@ class ExperimentType:
         roles: The registered models it reads, by role (``source``, ``baseline``), each with the
             YAML path of its reference. A ``source`` left unset defaults to the site/task's
             ``@champion``, else ``@candidate``.
+        profiles_dataset: Its runs log the dataset's profile (``siteml data stats``) with the
+            dataset input, and warn when val holds near-duplicates of train.
     """
 
     scenario: type[BaseScenario]
     pipeline: str
     roles: dict[str, str] = field(default_factory=dict)
+    profiles_dataset: bool = False
 
     @property
     def name(self) -> str:
@@ -48,7 +51,7 @@ class ExperimentType:
 
 
 EXPERIMENT_TYPES: dict[str, ExperimentType] = {kind.name: kind for kind in (
-    ExperimentType(TrainingScenario, "siteml.pipelines.train"),
+    ExperimentType(TrainingScenario, "siteml.pipelines.train", profiles_dataset=True),
     ExperimentType(QuantizationScenario, "siteml.pipelines.quantize",
                    {"source": "quantization.source"}),
     ExperimentType(InferenceBenchmarkScenario, "siteml.pipelines.benchmark",

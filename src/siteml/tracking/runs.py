@@ -6,6 +6,7 @@ Everything a run records goes through ``RunRecorder``, which the pipelines see a
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tempfile
@@ -146,10 +147,13 @@ class RunRecorder:
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, text, artifact_file)
 
-    def log_dataset(self, name: str, digest: str, source: str, context: str) -> None:
-        """Record the dataset as a run input: digest = DVC hash, source = its path."""
+    def log_dataset(self, name: str, digest: str, source: str, context: str,
+                    profile: dict[str, Any] | None = None) -> None:
+        """Record the dataset as a run input: digest = DVC hash, source = its path, and its
+        profile (``siteml data stats``) when given."""
         dataset = Dataset(name=name, digest=digest, source_type="local",
-                          source=f'{{"uri": "{source}"}}')
+                          source=json.dumps({"uri": source}),
+                          profile=json.dumps(profile) if profile is not None else None)
         tags = [InputTag("mlflow.data.context", context)]
         self.client.log_inputs(self.run_id, [DatasetInput(dataset, tags)])
 

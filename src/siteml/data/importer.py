@@ -1,0 +1,217 @@
+"""``siteml data import``: a labelling tool's export -> a checked dataset in the YOLO layout,
+written beside DIR and renamed into place only when everything passed, then ``DIR.dvc``.
+
+Order: read the source (a format reader), check every image and box, resolve classes and
+splits, and refuse (exit 2, nothing written) while anything cannot be repaired, unless asked to
+skip it; only then write. Images are hard-linked (copied across file systems, or with
+``copy``), never re-encoded; their md5 from the checks feeds the DVC hash, so no file is read
+twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from siteml.core.errors import InvalidInputError
+from siteml.data.classes import ClassPlan, resolve, unknown_message
+from siteml.data.dvc_hash import DirHash, hash_entries, write_dvc_file
+from siteml.data.formats import read_source
+from siteml.data.formats.source import SourceBox
+from siteml.data.image_checks import CheckedImage, Findings, check_images
+from siteml.data.splits import draw_splits
+
+MAX_EXAMPLES = 3
+DEFAULT_VAL = 0.2
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """Everything ``siteml data import`` was asked, beside the source and destination."""
+
+    fmt: str
+    plan: ClassPlan
+    drop_unknown: bool = False
+    val: float | None = None
+    seed: int = 42
+    group_by: str | None = None
+    skip_bad: bool = False
+    copy: bool = False
+    images: Path | None = None
+
+
+@dataclass
+class ImportReport:
+    """What the import found and did; ``problems`` are kind -> every example."""
+
+    problems: dict[str, list[str]]
+    repaired: dict[str, int]
+    notes: dict[str, int]
+    split_source: str = ""
+    dropped_labels: dict[str, int] = field(default_factory=dict)
+
+    def lines(self, limit: int = MAX_EXAMPLES) -> list[str]:
+        """The report as text: one line per kind with its count and a few examples."""
+        out = []
+        for kind, examples in self.problems.items():
+            out.append(f"{kind}: {len(examples)}")
+            out += [f"  {e}" for e in examples[:limit]]
+            if len(examples) > limit:
+                out.append(f"  ... and {len(examples) - limit} more")
+        out += [f"{kind}: {n}" for kind, n in {**self.repaired, **self.notes}.items() if n]
+        out += [f"labels left out (--drop-unknown): {label} ({n} boxes)"
+                for label, n in self.dropped_labels.items()]
+        return out
+
+    def to_dict(self) -> dict[str, object]:
+        return {"problems": {k: {"count": len(v), "examples": v} for k, v in
+                             self.problems.items()},
+                "repaired": self.repaired, "notes": self.notes, "splits": self.split_source,
+                "dropped_labels": self.dropped_labels}
+
+
+class ImportRefused(InvalidInputError):
+    """Problems that cannot be repaired (without ``--skip-bad``) or labels of unknown classes
+    (without ``--drop-unknown``): nothing is written."""
+
+    def __init__(self, src: Path, report: ImportReport, unknown: Counter[str]):
+        self.report = report
+        lines = [line for kind, examples in report.problems.items() for line in
+                 [f"{kind}: {len(examples)}", *(f"  {e}" for e in examples[:MAX_EXAMPLES])]]
+        if report.problems:
+            lines.append("(--skip-bad leaves these out and records them in import.json)")
+        if unknown:
+            lines.append(unknown_message(unknown))
+        super().__init__(f"{src}: import refused, nothing written:\n  " + "\n  ".join(lines))
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """The imported dataset: the scenario's ``dataset:`` block and what the import did."""
+
+    path: Path
+    hash: DirHash
+    classes: list[str]
+    images: dict[str, int]
+    boxes: dict[str, int]
+    report: ImportReport
+
+    def dataset_block(self) -> dict[str, object]:
+        """The scenario's ``dataset:`` fields, ready to paste (``version`` is the user's)."""
+        return {"path": str(self.path.resolve()), "dvc_hash": self.hash.md5,
+                "image_count": sum(self.images.values())}
+
+
+def import_dataset(src: Path, dest: Path, options: ImportOptions,
+                   progress: Callable[[int], Callable[[str], None]] | None = None
+                   ) -> ImportResult:
+    """Import ``src`` into ``dest`` (which must not exist or be empty).
+
+    Args:
+        progress: Given the number of images, returns the callback each checked image calls.
+
+    Raises:
+        InvalidInputError: a bad source, destination or option (``ImportRefused`` for problems
+            in the data); ``dest`` is then untouched.
+    """
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise InvalidInputError(f"{dest}: already exists and is not empty; import into a new "
+                                "folder (a dataset version is never overwritten)")
+    source = read_source(src, options.fmt, options.images)
+    findings = Findings()
+    checked = check_images(source, findings, progress(len(source.images)) if progress else None)
+    used = Counter(box.label for image in checked for box in image.boxes)
+    classes, unknown = resolve(options.plan, source.classes, used)
+    report = ImportReport(dict(findings.problems), dict(findings.repaired), dict(source.notes),
+                          dropped_labels=dict(unknown))
+    if (findings.problems and not options.skip_bad) or (unknown and not options.drop_unknown):
+        raise ImportRefused(src, report, unknown if not options.drop_unknown else Counter())
+    splits, report.split_source = _splits(checked, options)
+    index = {label: classes.index(options.plan.name(label)) for label in used
+             if label not in unknown}
+    staging = dest.with_name(f".{dest.name}.importing-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        entries, counts, boxes = _write(staging, checked, splits, index, options)
+        entries.append(_write_file(staging, "data.yaml", yaml.safe_dump(
+            {"train": "images/train", "val": "images/val", "names": dict(enumerate(classes))},
+            sort_keys=False)))
+        entries.append(_write_file(staging, "import.json", json.dumps({
+            "source": str(src), "format": options.fmt, "classes": classes,
+            "images": counts, "boxes": boxes, **report.to_dict()}, indent=1, sort_keys=True)))
+        found = hash_entries(entries)
+        if dest.exists():
+            dest.rmdir()
+        staging.rename(dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    write_dvc_file(dest, found)
+    return ImportResult(dest, found, classes, counts, boxes, report)
+
+
+def _splits(checked: list[CheckedImage], options: ImportOptions) -> tuple[dict[str, str], str]:
+    """Image name -> split, and how the splits were made."""
+    own = {image.source.name: image.source.split for image in checked}
+    asked = options.val is not None or options.group_by is not None
+    if not asked and all(own.values()) and {"train", "val"} <= set(own.values()):
+        return {name: str(split) for name, split in own.items()}, "kept from the source"
+    val = DEFAULT_VAL if options.val is None else options.val
+    drawn = draw_splits(sorted(own), val, options.seed, options.group_by)
+    how = f"drawn: val {val:g}, seed {options.seed}"
+    return drawn, how + (f", whole groups by {options.group_by!r}" if options.group_by else "")
+
+
+def _write(root: Path, checked: list[CheckedImage], splits: dict[str, str],
+           index: dict[str, int], options: ImportOptions
+           ) -> tuple[list[tuple[str, str, int]], dict[str, int], dict[str, int]]:
+    entries = []
+    counts: Counter[str] = Counter()
+    boxes: Counter[str] = Counter()
+    for image in checked:
+        split = splits[image.source.name]
+        relpath = f"images/{split}/{image.source.name}"
+        target = root / relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _place(image.source.path, target, options.copy)
+        entries.append((relpath, image.md5, image.nbytes))
+        lines = [_yolo_line(index[b.label], b, image.size) for b in image.boxes if b.label in index]
+        label = f"labels/{split}/{image.source.name.rsplit('.', 1)[0]}.txt"
+        entries.append(_write_file(root, label, "".join(f"{line}\n" for line in lines)))
+        counts[split] += 1
+        boxes[split] += len(lines)
+    return entries, dict(sorted(counts.items())), dict(sorted(boxes.items()))
+
+
+def _place(source: Path, target: Path, copy: bool) -> None:
+    if not copy:
+        try:
+            os.link(source, target)
+            return
+        except OSError:
+            pass  # another file system, or links not allowed: copy instead
+    shutil.copyfile(source, target)
+
+
+def _yolo_line(cls: int, box: SourceBox, size: tuple[int, int]) -> str:
+    """``class x_center y_center width height``, normalized to the image, 6 decimals."""
+    width, height = size
+    values = ((box.xmin + box.xmax) / 2 / width, (box.ymin + box.ymax) / 2 / height,
+              (box.xmax - box.xmin) / width, (box.ymax - box.ymin) / height)
+    return f"{cls} " + " ".join(f"{v:.6f}" for v in values)
+
+
+def _write_file(root: Path, relpath: str, text: str) -> tuple[str, str, int]:
+    data = text.encode("utf-8")
+    path = root / relpath
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return relpath, hashlib.md5(data).hexdigest(), len(data)

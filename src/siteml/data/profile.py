@@ -1,0 +1,166 @@
+"""A dataset's profile: images and boxes per split and class, images without boxes, box sizes as
+COCO counts them, and near-duplicate images across splits by a perceptual hash (imagehash's
+pHash, 64 bits; pairs within ``max_distance`` bits), worst pairs first.
+
+A val image that is a near-duplicate of a train image (the same camera a second later) makes
+val mAP look better than the site will see; the profile finds them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from siteml.data.layout import IMAGE_SUFFIXES
+
+SMALL, MEDIUM = 32 ** 2, 96 ** 2  # COCO's area thresholds, in pixels
+DEFAULT_MAX_DISTANCE = 4
+WORST_PAIRS = 10
+SPLIT_ORDER = ("train", "val", "test")
+
+
+def dataset_images(root: Path) -> dict[str, list[Path]]:
+    """Images per split folder under ``root/images``, sorted."""
+    base = root / "images"
+    splits = sorted((p.name for p in base.iterdir() if p.is_dir()),
+                    key=lambda s: (SPLIT_ORDER.index(s) if s in SPLIT_ORDER else 9, s)) \
+        if base.is_dir() else []
+    return {split: sorted(p for p in (base / split).rglob("*")
+                          if p.suffix.lower() in IMAGE_SUFFIXES) for split in splits}
+
+
+def profile_dataset(root: Path, max_distance: int = DEFAULT_MAX_DISTANCE,
+                    progress: Callable[[str], None] | None = None) -> dict[str, object]:
+    """The profile of a YOLO-layout dataset (JSON-ready)."""
+    import imagehash
+    from PIL import Image
+
+    names = _class_names(root)
+    splits: dict[str, dict[str, object]] = {}
+    hashes: dict[str, list[tuple[str, int]]] = {}
+    unreadable = []
+    for split, images in dataset_images(root).items():
+        per_class: Counter[str] = Counter()
+        sizes: Counter[str] = Counter()
+        empty = 0
+        hashes[split] = []
+        for image in images:
+            if progress:
+                progress("")
+            relative = image.relative_to(root).as_posix()
+            try:
+                with Image.open(image) as opened:
+                    width, height = opened.size
+                    hashes[split].append((relative, int(str(imagehash.phash(opened)), 16)))
+            except OSError:
+                unreadable.append(relative)
+                continue
+            boxes = _boxes(root, split, image)
+            empty += not boxes
+            for cls, w, h in boxes:
+                per_class[names.get(cls, f"class {cls}")] += 1
+                area = w * width * h * height
+                sizes["small" if area < SMALL else "medium" if area < MEDIUM else "large"] += 1
+        splits[split] = {"images": len(images), "boxes": sum(per_class.values()),
+                         "images_without_boxes": empty, "boxes_per_class": dict(per_class),
+                         "box_sizes": {k: sizes[k] for k in ("small", "medium", "large")}}
+    return {"splits": splits, "classes": list(names.values()), "unreadable": unreadable,
+            "near_duplicates": near_duplicates(hashes, max_distance)}
+
+
+def near_duplicates(hashes: dict[str, list[tuple[str, int]]],
+                    max_distance: int) -> dict[str, object]:
+    """Pairs of images in different splits whose hashes differ in at most ``max_distance``
+    bits: counts per split pair (images of the later split with a match) and the worst pairs."""
+    counts: dict[str, int] = {}
+    pairs: list[tuple[int, str, str]] = []
+    order = list(hashes)
+    for i, first in enumerate(order):
+        for second in order[i + 1:]:
+            matches = _close_pairs(hashes[first], hashes[second], max_distance)
+            counts[f"{second}~{first}"] = len({b for _, _, b in matches})
+            pairs += matches
+    pairs.sort()
+    return {"max_distance": max_distance, "counts": counts,
+            "worst_pairs": [{"distance": d, "a": a, "b": b} for d, a, b in pairs[:WORST_PAIRS]]}
+
+
+def _close_pairs(first: list[tuple[str, int]], second: list[tuple[str, int]],
+                 max_distance: int) -> list[tuple[int, str, str]]:
+    if not first or not second:
+        return []
+    a = np.array([h for _, h in first], dtype=np.uint64)
+    found = []
+    for start in range(0, len(second), 1024):  # bounded memory: 1024 x len(first) at a time
+        chunk = second[start:start + 1024]
+        b = np.array([h for _, h in chunk], dtype=np.uint64)
+        distance = np.bitwise_count(a[None, :] ^ b[:, None])
+        for row, col in zip(*np.nonzero(distance <= max_distance), strict=True):
+            found.append((int(distance[row, col]), first[col][0], chunk[row][0]))
+    return found
+
+
+def _boxes(root: Path, split: str, image: Path) -> list[tuple[int, float, float]]:
+    inside = image.relative_to(root / "images" / split).with_suffix(".txt")
+    label = root / "labels" / split / inside
+    if not label.is_file():
+        return []
+    boxes = []
+    for line in label.read_text(encoding="utf-8", errors="replace").splitlines():
+        fields = line.split()
+        if len(fields) >= 5:
+            try:
+                boxes.append((int(fields[0]), float(fields[3]), float(fields[4])))
+            except ValueError:
+                continue
+    return boxes
+
+
+def _class_names(root: Path) -> dict[int, str]:
+    data_yaml = root / "data.yaml"
+    if data_yaml.is_file():
+        names = (yaml.safe_load(data_yaml.read_text(encoding="utf-8")) or {}).get("names")
+        if isinstance(names, dict):
+            return {int(k): str(v) for k, v in names.items()}
+        if isinstance(names, list):
+            return dict(enumerate(map(str, names)))
+    return {}
+
+
+def val_leaks(profile: dict[str, object]) -> int:
+    """Val images with a near-duplicate in train."""
+    return int(profile["near_duplicates"]["counts"].get("val~train", 0))  # type: ignore[index]
+
+
+def plot_profile(profile: dict[str, object], path: Path) -> None:
+    """A PNG: boxes per class and split, box sizes per split, near-duplicates per split pair."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    splits = profile["splits"]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    classes = sorted({c for s in splits.values() for c in s["boxes_per_class"]})
+    x = np.arange(len(classes))
+    for k, (split, stats) in enumerate(splits.items()):
+        width = 0.8 / max(len(splits), 1)
+        axes[0].bar(x + k * width, [stats["boxes_per_class"].get(c, 0) for c in classes],
+                    width, label=split)
+        axes[1].bar(np.arange(3) + k * width, list(stats["box_sizes"].values()), width,
+                    label=split)
+    axes[0].set(title="boxes per class", xticks=x, xticklabels=classes)
+    axes[1].set(title="box sizes (COCO)", xticks=np.arange(3),
+                xticklabels=["small", "medium", "large"])
+    counts = profile["near_duplicates"]["counts"]
+    axes[2].bar(list(counts), list(counts.values()), color="tab:red")
+    axes[2].set(title=f"near-duplicates (<= {profile['near_duplicates']['max_distance']} bits)")
+    for ax in axes[:2]:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
