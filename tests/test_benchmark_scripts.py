@@ -23,7 +23,7 @@ TINY_DEMO = ("--demo-epochs", "1", "--demo-train-images", "16", "--demo-val-imag
              "--demo-imgsz", "64")
 TESTED = {"validate_speed.py", "tracking_overhead.py", "registry_queries.py",
           "train_overhead.py", "demo_store.py", "quant_figures.py", "benchmark_fidelity.py",
-          "speed_check_spread.py"}
+          "speed_check_spread.py", "data_import.py"}
 
 
 def run_script(name: str, *args: str, cwd: Path, timeout: float = 300) -> str:
@@ -140,3 +140,13 @@ def test_speed_check_spread_without_a_baseline(tiny_demo):
     assert lines_starting(out, "repeat 1, this tree: speedup ")
     assert lines_starting(out, "this tree: speedup spread over 1 identical quant runs (max/min): ")
     assert "baseline" not in out
+
+
+def test_data_import(tmp_path):
+    needs("globox", "data")
+    out = run_script("data_import.py", "--images", "40", "--rounds", "1", "--root",
+                     str(tmp_path / "bench"), cwd=tmp_path)
+    for tool in ("siteml", "globox", "ultralytics"):
+        assert lines_starting(out, f"{tool:12s} 40 images: median "), tool
+    assert lines_starting(out, "ratio siteml / globox conversion: ")
+    assert lines_starting(out, "siteml peak RSS: ")

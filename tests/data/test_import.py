@@ -203,3 +203,29 @@ def test_bad_input_exits_2_and_leaves_dest_untouched(cli, tmp_path, args, messag
     assert message in err
     assert "Traceback" not in err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_drawn_split_leaves_the_source_test_images_in_test(cli, tmp_path):
+    truth = tuple(TrueImage(f"cam{k}_0001.jpg", "test" if k < 2 else "train", (64, 48),
+                            (("vest", 2, 2, 30, 30),)) for k in range(10))
+    src = WRITERS["yolo"](tmp_path / "export", truth)
+    code, out, err = cli("data", "import", str(src), str(tmp_path / "d"), "--format", "yolo",
+                         "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["images"] == {"test": 2, "train": 6, "val": 2}
+    assert result["report"]["splits"] == "drawn: val 0.2, seed 42, test kept from the source"
+    assert sorted(p.name for p in (tmp_path / "d" / "images" / "test").iterdir()) == [
+        "cam0_0001.jpg", "cam1_0001.jpg"]
+
+
+def test_images_folder_given_apart_from_the_annotations(cli, tmp_path):
+    path = write_coco(tmp_path / "export")
+    moved = tmp_path / "elsewhere"
+    (tmp_path / "export" / "images").rename(moved)
+    code, _, err = cli("data", "import", str(path), str(tmp_path / "d"), "--format", "coco")
+    assert code == 2 and "missing image: 5" in err
+    code, out, err = cli("data", "import", str(path), str(tmp_path / "d"), "--format", "coco",
+                         "--images", str(moved), "--json")
+    assert code == 0, err
+    assert json.loads(out)["dataset"]["image_count"] == 5

@@ -159,15 +159,20 @@ def import_dataset(src: Path, dest: Path, options: ImportOptions,
 
 
 def _splits(checked: list[CheckedImage], options: ImportOptions) -> tuple[dict[str, str], str]:
-    """Image name -> split, and how the splits were made."""
+    """Image name -> split, and how the splits were made. The source's own are kept when they
+    name train and val and nothing asks to redraw; a drawn split leaves the source's test
+    images in test."""
     own = {image.source.name: image.source.split for image in checked}
     asked = options.val is not None or options.group_by is not None
     if not asked and all(own.values()) and {"train", "val"} <= set(own.values()):
         return {name: str(split) for name, split in own.items()}, "kept from the source"
     val = DEFAULT_VAL if options.val is None else options.val
-    drawn = draw_splits(sorted(own), val, options.seed, options.group_by)
+    test = {name: "test" for name, split in own.items() if split == "test"}
+    drawn = draw_splits(sorted(set(own) - set(test)), val, options.seed, options.group_by)
     how = f"drawn: val {val:g}, seed {options.seed}"
-    return drawn, how + (f", whole groups by {options.group_by!r}" if options.group_by else "")
+    if options.group_by:
+        how += f", whole groups by {options.group_by!r}"
+    return {**drawn, **test}, how + (", test kept from the source" if test else "")
 
 
 def _write(root: Path, checked: list[CheckedImage], splits: dict[str, str],

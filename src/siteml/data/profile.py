@@ -34,12 +34,14 @@ def dataset_images(root: Path) -> dict[str, list[Path]]:
 
 
 def profile_dataset(root: Path, max_distance: int = DEFAULT_MAX_DISTANCE,
-                    progress: Callable[[str], None] | None = None) -> dict[str, object]:
-    """The profile of a YOLO-layout dataset (JSON-ready)."""
+                    progress: Callable[[str], None] | None = None,
+                    classes: list[str] | None = None) -> dict[str, object]:
+    """The profile of a YOLO-layout dataset (JSON-ready); class names from ``classes``, else
+    the dataset's ``data.yaml``, else ``class N``."""
     import imagehash
     from PIL import Image
 
-    names = _class_names(root)
+    names = dict(enumerate(classes)) if classes else _class_names(root)
     splits: dict[str, dict[str, object]] = {}
     hashes: dict[str, list[tuple[str, int]]] = {}
     unreadable = []
@@ -68,29 +70,30 @@ def profile_dataset(root: Path, max_distance: int = DEFAULT_MAX_DISTANCE,
         splits[split] = {"images": len(images), "boxes": sum(per_class.values()),
                          "images_without_boxes": empty, "boxes_per_class": dict(per_class),
                          "box_sizes": {k: sizes[k] for k in ("small", "medium", "large")}}
-    return {"splits": splits, "classes": list(names.values()), "unreadable": unreadable,
+    found = sorted({c for stats in splits.values() for c in stats["boxes_per_class"]})
+    return {"splits": splits, "classes": list(names.values()) or found, "unreadable": unreadable,
             "near_duplicates": near_duplicates(hashes, max_distance)}
 
 
 def near_duplicates(hashes: dict[str, list[tuple[str, int]]],
                     max_distance: int) -> dict[str, object]:
-    """Pairs of images in different splits whose hashes differ in at most ``max_distance``
-    bits: counts per split pair (images of the later split with a match) and the worst pairs."""
+    """Images of a later split (val, test) with a near-duplicate in an earlier one: hashes at
+    most ``max_distance`` bits apart. Counts per split pair, and the worst (closest) pairs."""
     counts: dict[str, int] = {}
     pairs: list[tuple[int, str, str]] = []
     order = list(hashes)
     for i, first in enumerate(order):
         for second in order[i + 1:]:
-            matches = _close_pairs(hashes[first], hashes[second], max_distance)
-            counts[f"{second}~{first}"] = len({b for _, _, b in matches})
-            pairs += matches
-    pairs.sort()
+            matches = _closest(hashes[first], hashes[second], max_distance)
+            counts[f"{second}~{first}"] = len(matches)
+            pairs = sorted(pairs + matches)[:WORST_PAIRS]
     return {"max_distance": max_distance, "counts": counts,
-            "worst_pairs": [{"distance": d, "a": a, "b": b} for d, a, b in pairs[:WORST_PAIRS]]}
+            "worst_pairs": [{"distance": d, "a": a, "b": b} for d, a, b in pairs]}
 
 
-def _close_pairs(first: list[tuple[str, int]], second: list[tuple[str, int]],
-                 max_distance: int) -> list[tuple[int, str, str]]:
+def _closest(first: list[tuple[str, int]], second: list[tuple[str, int]],
+             max_distance: int) -> list[tuple[int, str, str]]:
+    """For each image of ``second`` with a match in ``first``: (distance, its closest, it)."""
     if not first or not second:
         return []
     a = np.array([h for _, h in first], dtype=np.uint64)
@@ -99,8 +102,10 @@ def _close_pairs(first: list[tuple[str, int]], second: list[tuple[str, int]],
         chunk = second[start:start + 1024]
         b = np.array([h for _, h in chunk], dtype=np.uint64)
         distance = np.bitwise_count(a[None, :] ^ b[:, None])
-        for row, col in zip(*np.nonzero(distance <= max_distance), strict=True):
-            found.append((int(distance[row, col]), first[col][0], chunk[row][0]))
+        nearest = distance.argmin(axis=1)
+        best = distance[np.arange(len(chunk)), nearest]
+        for row in np.nonzero(best <= max_distance)[0]:
+            found.append((int(best[row]), first[nearest[row]][0], chunk[row][0]))
     return found
 
 

@@ -172,7 +172,7 @@ def execute(checked: Preflight, recorder: RunRecorder) -> RunOutcome:
                          scenario.get_run_name(), recorder.run_id, "RUNNING")
     try:
         with _sigterm_raises():
-            _record_inputs(recorder, scenario, checked.path)
+            _record_inputs(recorder, scenario, checked.path, profile=not checked.skip_data_check)
             with contextlib.redirect_stdout(sys.stderr):  # stdout is for siteml's --json
                 result = checked.pipeline.run(scenario, recorder)
             recorder.log_metrics(result.metrics)
@@ -326,19 +326,22 @@ def _bookkeeping_tags(scenario: BaseScenario, attempt: int,
     return tags
 
 
-def _record_inputs(recorder: RunRecorder, scenario: BaseScenario, path: Path) -> None:
+def _record_inputs(recorder: RunRecorder, scenario: BaseScenario, path: Path,
+                   profile: bool) -> None:
+    """The scenario, its file and its dataset; the dataset's profile too when the type asks for
+    one and the data check was not skipped (a huge dataset)."""
     recorder.log_text(scenario_yaml(scenario), "scenario.yaml")
     recorder.log_artifact(path, "scenario_source")
     dataset = scenario.dataset
-    profile = None
-    if EXPERIMENT_TYPES[scenario.experiment_type].profiles_dataset:
-        profile = _dataset_profile(recorder, dataset.path)
+    found = None
+    if profile and EXPERIMENT_TYPES[scenario.experiment_type].profiles_dataset:
+        found = _dataset_profile(recorder, dataset.path, scenario.task.classes)
     recorder.log_dataset(name=f"{scenario.task.type}-{dataset.version}", digest=dataset.dvc_hash,
                          source=str(dataset.path), context=scenario.experiment_type,
-                         profile=profile)
+                         profile=found)
 
 
-def _dataset_profile(recorder: RunRecorder, root: Path) -> dict[str, Any]:
+def _dataset_profile(recorder: RunRecorder, root: Path, classes: list[str]) -> dict[str, Any]:
     """Profile the dataset (as ``siteml data stats``), keep it as an artifact, and warn when
     val holds near-duplicates of train."""
     from siteml.core.progress import note, progress_bar
@@ -346,7 +349,7 @@ def _dataset_profile(recorder: RunRecorder, root: Path) -> dict[str, Any]:
 
     total = sum(len(images) for images in dataset_images(root).values())
     with progress_bar(f"profiling {root.name}", total) as advance:
-        profile = profile_dataset(root, progress=advance)
+        profile = profile_dataset(root, progress=advance, classes=classes)
     recorder.log_text(json.dumps(profile, indent=1), keys.DATASET_PROFILE_ARTIFACT)
     leaks = val_leaks(profile)
     recorder.set_tags({keys.DATA_VAL_NEAR_DUPLICATES: str(leaks)})
