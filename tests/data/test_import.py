@@ -26,7 +26,7 @@ def expected_boxes(truth=TRUTH) -> dict[str, set]:
 
 
 @pytest.mark.parametrize("fmt", sorted(WRITERS))
-def test_each_format_imports_boxes_classes_and_splits(cli, tmp_path, fmt):
+def test_each_format_imports_boxes_classes_and_splits(cli, tmp_path, fmt, no_network):
     src = WRITERS[fmt](tmp_path / "export")
     dest = tmp_path / "data"
     code, out, err = cli("data", "import", str(src), str(dest), "--format", fmt,
@@ -51,6 +51,7 @@ def test_each_format_imports_boxes_classes_and_splits(cli, tmp_path, fmt):
     assert read_dvc_file(dest.with_name("data.dvc")) == block["dvc_hash"]
     source_image = next((src if src.is_dir() else src.parent).rglob("cam1_0002.png"))
     assert next(dest.rglob("cam1_0002.png")).read_bytes() == source_image.read_bytes()
+    assert no_network.attempts == []
 
 
 def test_format_specific_cases_are_reported(cli, tmp_path):

@@ -86,7 +86,7 @@ def test_training_starts_on_each_import_and_logs_the_profile(cli, tmp_path, sqli
 
 
 def test_training_warns_when_val_holds_near_duplicates_of_train(cli, tmp_path, sqlite_uri,
-                                                                monkeypatch):
+                                                                monkeypatch, no_network):
     needs("ultralytics", "train")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri)
     dataset = import_format(cli, "yolo", tmp_path)
@@ -104,3 +104,4 @@ def test_training_warns_when_val_holds_near_duplicates_of_train(cli, tmp_path, s
     assert "1 val images are near-duplicates of train images" in err
     tags = MlflowClient(sqlite_uri).get_run(json.loads(out)["run_id"]).data.tags
     assert tags[keys.DATA_VAL_NEAR_DUPLICATES] == "1"
+    assert no_network.attempts == []  # import, profile and training stay offline
