@@ -64,3 +64,19 @@ def test_not_a_dataset_exits_2(cli, tmp_path):
     code, _, err = cli("data", "stats", str(tmp_path))
     assert code == 2
     assert "not a dataset folder" in err
+
+
+def test_a_broken_image_is_reported_even_after_ultralytics_patched_pillow(cli, imported,
+                                                                          tmp_path, no_network):
+    needs("ultralytics", "train")
+    import ultralytics.utils.patches  # noqa: F401  (replaces PIL.Image.open for the process)
+
+    no_network.attempts.clear()  # Ultralytics' own online probe when first imported
+
+    (imported / "images" / "val" / "broken.jpg").write_bytes(b"not really a jpeg")
+    assert profile_dataset(imported)["unreadable"] == ["images/val/broken.jpg"]
+    src = WRITERS["voc"](tmp_path / "voc")
+    (src / "JPEGImages" / "cam1_0001.jpg").write_bytes(b"not really a jpeg")
+    code, _, err = cli("data", "import", str(src), str(tmp_path / "d"), "--format", "voc")
+    assert code == 2 and "unreadable image: 1" in err
+    assert no_network.attempts == []

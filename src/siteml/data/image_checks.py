@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from siteml.data.formats.source import SourceBox, SourceDataset, SourceImage
+from siteml.data.layout import IMAGE_ERRORS, open_image
 
 MISSING = "missing image"
 UNREADABLE = "unreadable image"
@@ -80,18 +81,16 @@ def check_images(dataset: SourceDataset, findings: Findings,
 
 
 def _read(image: SourceImage, findings: Findings) -> CheckedImage | None:
-    from PIL import Image, UnidentifiedImageError
-
     try:
         data = image.path.read_bytes()
     except OSError:
         findings.add(MISSING, f"{image.where}: {image.path}")
         return None
     try:
-        with Image.open(io.BytesIO(data)) as opened:
+        with open_image(io.BytesIO(data)) as opened:
             size, kind = opened.size, opened.format
             opened.verify()
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+    except IMAGE_ERRORS as exc:
         findings.add(UNREADABLE, f"{image.where}: {image.path} ({exc})")
         return None
     if kind == "JPEG" and not data.rstrip(b"\0").endswith(b"\xff\xd9"):

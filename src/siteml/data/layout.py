@@ -5,16 +5,34 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 import yaml
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 REQUIRED_SPLITS = ("train", "val")
 MAX_REPORTED = 5
+IMAGE_ERRORS = (OSError, SyntaxError, ValueError)
+"""What Pillow raises on a bad image file."""
 
 
 class DatasetError(Exception):
     """The dataset folder does not hold what a detector can be trained on."""
+
+
+def open_image(source: Path | BinaryIO) -> Image.Image:
+    """Pillow's own ``Image.open``. Ultralytics, once imported, replaces it for the whole
+    process with one that, on any file Pillow cannot identify, probes the network and tries to
+    install and import a HEIF plugin; siteml's checks must see the file as unreadable."""
+    from PIL import Image
+
+    opener = Image.open
+    if opener.__module__ != Image.__name__:
+        opener = getattr(opener, "__globals__", {}).get("_image_open", opener)
+    return opener(source)
 
 
 def count_images(root: Path) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from siteml.data.layout import IMAGE_SUFFIXES
+from siteml.data.layout import IMAGE_ERRORS, IMAGE_SUFFIXES, open_image
 
 SMALL, MEDIUM = 32 ** 2, 96 ** 2  # COCO's area thresholds, in pixels
 DEFAULT_MAX_DISTANCE = 4
@@ -39,7 +39,6 @@ def profile_dataset(root: Path, max_distance: int = DEFAULT_MAX_DISTANCE,
     """The profile of a YOLO-layout dataset (JSON-ready); class names from ``classes``, else
     the dataset's ``data.yaml``, else ``class N``."""
     import imagehash
-    from PIL import Image
 
     names = dict(enumerate(classes)) if classes else _class_names(root)
     splits: dict[str, dict[str, object]] = {}
@@ -55,10 +54,10 @@ def profile_dataset(root: Path, max_distance: int = DEFAULT_MAX_DISTANCE,
                 progress("")
             relative = image.relative_to(root).as_posix()
             try:
-                with Image.open(image) as opened:
+                with open_image(image) as opened:
                     width, height = opened.size
                     hashes[split].append((relative, int(str(imagehash.phash(opened)), 16)))
-            except OSError:
+            except IMAGE_ERRORS:
                 unreadable.append(relative)
                 continue
             boxes = _boxes(root, split, image)

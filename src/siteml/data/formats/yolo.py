@@ -17,7 +17,7 @@ from siteml.data.formats.source import (
     SourceImage,
     split_of,
 )
-from siteml.data.layout import IMAGE_SUFFIXES
+from siteml.data.layout import IMAGE_ERRORS, IMAGE_SUFFIXES, open_image
 
 
 def read(src: Path, images: Path | None = None) -> SourceDataset:
@@ -69,7 +69,6 @@ def _lines(label: Path, image: Path, names: list[str]) -> list[SourceBox]:
     """The boxes of one label file, in pixels of ``image`` (whose header gives the size)."""
     from globox import BoundingBox, BoxFormat
     from globox.errors import ParsingError
-    from PIL import Image, UnidentifiedImageError
 
     if not label.is_file():
         return []
@@ -78,9 +77,9 @@ def _lines(label: Path, image: Path, names: list[str]) -> list[SourceBox]:
     if not lines:
         return []
     try:
-        with Image.open(image) as opened:
+        with open_image(image) as opened:
             size = opened.size
-    except (OSError, UnidentifiedImageError):
+    except IMAGE_ERRORS:
         return []  # the image checks report it unreadable
     boxes = []
     for number, line in enumerate(lines, 1):
