@@ -142,6 +142,7 @@ def test_speed_check_spread_without_a_baseline(tiny_demo):
     assert "baseline" not in out
 
 
+@pytest.mark.slow  # three fresh processes, one of them Ultralytics
 def test_data_import(tmp_path):
     needs("globox", "data")
     out = run_script("data_import.py", "--images", "40", "--rounds", "1", "--root",

@@ -66,6 +66,7 @@ def test_not_a_dataset_exits_2(cli, tmp_path):
     assert "not a dataset folder" in err
 
 
+@pytest.mark.slow  # imports Ultralytics, which patches Pillow for the rest of the process
 def test_a_broken_image_is_reported_even_after_ultralytics_patched_pillow(cli, imported,
                                                                           tmp_path, no_network):
     needs("ultralytics", "train")
