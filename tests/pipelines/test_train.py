@@ -100,6 +100,19 @@ def test_run_is_named_and_logs_every_epoch(trained_model):
         "a second run was opened"
 
 
+def test_per_class_figures_and_table(trained_model):
+    client = trained_model.client()
+    run = client.get_run(trained_model.outcome["run_id"])
+    table = client.download_artifacts(run.info.run_id, "per_class.csv", str(trained_model.root))
+    rows = Path(table).read_text().splitlines()[1:]
+    assert {row.split(",")[0] for row in rows} <= {"helmet", "vest", "person"}
+    for row in rows:
+        name = row.split(",")[0]
+        for figure in ("precision", "recall", "map50", "map50_95"):
+            assert 0 <= run.data.metrics[f"val/class/{name}/{figure}"] <= 1
+    assert rows
+
+
 def test_registered_version_lineage(trained_model):
     version = trained_model.client().get_model_version_by_alias(MODEL, "candidate")
     assert int(version.version) == trained_model.outcome["model_version"] == 1

@@ -91,6 +91,15 @@ QUANT_EXECUTED_PRECISION = "quant.executed_precision"
 VAL_PRECISION, VAL_RECALL = "val/precision", "val/recall"
 VAL_MAP50, VAL_MAP50_95 = "val/map50", "val/map50_95"
 EPOCHS_RUN, EPOCH_TIME = "train/epochs_run", "time/epoch_s"
+CLASS_FIGURES = ("precision", "recall", "map50", "map50_95")
+PER_CLASS_ARTIFACT = "per_class.csv"
+WARNING = "siteml.warning"
+"""A run that finished but whose result should not be trusted as is (e.g. val mAP50 of 0)."""
+
+
+def class_metric(class_name: str, figure: str, prefix: str = "val") -> str:
+    """``val/class/helmet/recall``: one of ``CLASS_FIGURES`` for one class."""
+    return f"{prefix}/class/{class_name}/{figure}"
 SOURCE_MAP50, SOURCE_MAP50_95 = "source/map50", "source/map50_95"
 VARIANT_MAP50, VARIANT_MAP50_95 = "variant/map50", "variant/map50_95"
 DELTA_MAP50, DELTA_MAP50_95 = "delta/map50", "delta/map50_95"

@@ -17,7 +17,7 @@ from siteml.backends import ultralytics
 from siteml.backends.registry import SOURCE_BACKEND, get
 from siteml.core import keys
 from siteml.core.models import PipelineResult, ProducedModel, Tracker
-from siteml.core.progress import progress_bar
+from siteml.core.progress import note, progress_bar
 from siteml.data.layout import DatasetError, check_detection_dataset, training_view
 from siteml.pipelines.checks import Problem, runtime_ready
 from siteml.scenario.schema import TrainingScenario
@@ -57,6 +57,36 @@ def final_metrics(raw: dict[str, Any], epochs_run: int) -> dict[str, float]:
     """What a training run ends with: the final validation (Ultralytics' names or siteml's)
     and the number of epochs run."""
     return {**clean_metrics(raw), keys.EPOCHS_RUN: float(epochs_run)}
+
+
+PER_CLASS_COLUMNS = {"precision": "Box-P", "recall": "Box-R", "map50": "mAP50",
+                     "map50_95": "mAP50-95"}
+"""siteml's per-class figure -> the column of Ultralytics' ``DetMetrics.summary()``."""
+
+
+def per_class_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """``val/class/<name>/<figure>`` from the rows of ``DetMetrics.summary()`` (one per class
+    present in val; a class absent from val has no row, so no figure rather than a 0)."""
+    return {keys.class_metric(str(row["Class"]), figure): float(row[column])
+            for row in rows for figure, column in PER_CLASS_COLUMNS.items()}
+
+
+def per_class_table(rows: list[dict[str, Any]]) -> str:
+    """The per-class table as CSV: class, images, instances and the figures."""
+    lines = [",".join(["class", "images", "instances", *PER_CLASS_COLUMNS])]
+    lines += [",".join([str(row["Class"]), str(row["Images"]), str(row["Instances"]),
+                        *(f"{float(row[c]):.5f}" for c in PER_CLASS_COLUMNS.values())])
+              for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def learned_nothing(metrics: dict[str, float]) -> str | None:
+    """The warning for a model whose final val mAP50 is 0, else None."""
+    if metrics.get(keys.VAL_MAP50, 1.0) > 0:
+        return None
+    return ("val mAP50 is 0: the model found nothing on the validation split (too few epochs, "
+            "wrong labels, or classes that do not match the data); it is registered, but do not "
+            "ship it")
 
 
 def run(scenario: TrainingScenario, tracker: Tracker) -> PipelineResult:
@@ -109,6 +139,17 @@ def run(scenario: TrainingScenario, tracker: Tracker) -> PipelineResult:
                              tags={"ultralytics.version": framework.__version__,
                                    keys.MODEL_CLASSES: ",".join(scenario.task.classes)})
     metrics = final_metrics(final or trainer.metrics, trainer.epoch + 1)
+    validated = getattr(trainer.validator, "metrics", None)
+    if validated is not None:
+        rows = validated.summary()
+        metrics.update(per_class_metrics(rows))
+        table = tracker.workdir / keys.PER_CLASS_ARTIFACT
+        table.write_text(per_class_table(rows), encoding="utf-8")
+        tracker.log_artifact(table)
+    warning = learned_nothing(metrics)
+    if warning:
+        note(f"[bold red]warning:[/bold red] {warning}")
+        tracker.set_tags({keys.WARNING: warning})
     return PipelineResult(metrics=metrics, model=produced,
                           headline=keys.HEADLINE[scenario.experiment_type])
 
