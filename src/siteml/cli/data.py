@@ -157,8 +157,7 @@ def data_stats(
     from rich.table import Table
 
     from siteml.core.extras import MissingExtraError, check_installed
-    from siteml.core.progress import progress_bar
-    from siteml.data.profile import dataset_images, plot_profile, profile_dataset
+    from siteml.data.profile import plot_profile, profile_dataset
 
     if not (folder / "images").is_dir():
         raise fail(InvalidInputError(f"{folder}: not a dataset folder (no images/)"))
@@ -166,9 +165,7 @@ def data_stats(
         check_installed("imagehash", "data")
     except MissingExtraError as exc:
         raise fail(exc) from None
-    total = sum(len(v) for v in dataset_images(folder).values())
-    with progress_bar(f"profiling {folder.name}", total) as advance:
-        profile = profile_dataset(folder, max_distance, advance)
+    profile = profile_dataset(folder, max_distance)
     if plot:
         plot_profile(profile, plot)
     if as_json:

@@ -26,8 +26,6 @@ NAME_CLASH = "two images would share one label file"
 OUTSIDE = "box outside the image"
 EMPTY = "box of zero or negative size"
 BAD_BOX = "unreadable box"
-IMAGE_PROBLEMS = (MISSING, UNREADABLE, SIZE_MISMATCH, DUPLICATE, NAME_CLASH)
-BOX_PROBLEMS = (OUTSIDE, EMPTY, BAD_BOX)
 CLIPPED = "boxes partly outside their image, clipped"
 
 
@@ -58,7 +56,7 @@ def check_images(dataset: SourceDataset, findings: Findings,
     """The images worth importing; every problem goes to ``findings``."""
     seen_paths: dict[Path, str] = {}
     seen_md5: dict[str, str] = {}
-    seen_stems: dict[str, str] = {}
+    seen_labels: dict[str, str] = {}
     good = []
     for image in dataset.images:
         if progress:
@@ -67,14 +65,14 @@ def check_images(dataset: SourceDataset, findings: Findings,
         if checked is None:
             continue
         resolved = image.path.resolve()
-        stem = image.name.rsplit(".", 1)[0]
+        label = image.label_name
         for seen, key, kind in ((seen_paths, resolved, DUPLICATE), (seen_md5, checked.md5,
-                                DUPLICATE), (seen_stems, stem, NAME_CLASH)):
+                                DUPLICATE), (seen_labels, label, NAME_CLASH)):
             if key in seen:
                 findings.add(kind, f"{image.where}: {image.name} (same as {seen[key]})")
                 break
         else:
-            seen_paths[resolved] = seen_md5[checked.md5] = seen_stems[stem] = image.where
+            seen_paths[resolved] = seen_md5[checked.md5] = seen_labels[label] = image.where
             checked.boxes = _checked_boxes(image, checked.size, findings)
             good.append(checked)
     return good

@@ -58,14 +58,19 @@ class ImportReport:
     split_source: str = ""
     dropped_labels: dict[str, int] = field(default_factory=dict)
 
-    def lines(self, limit: int = MAX_EXAMPLES) -> list[str]:
-        """The report as text: one line per kind with its count and a few examples."""
+    def problem_lines(self, limit: int = MAX_EXAMPLES) -> list[str]:
+        """One line per kind of problem with its count, then a few examples."""
         out = []
         for kind, examples in self.problems.items():
             out.append(f"{kind}: {len(examples)}")
             out += [f"  {e}" for e in examples[:limit]]
             if len(examples) > limit:
                 out.append(f"  ... and {len(examples) - limit} more")
+        return out
+
+    def lines(self) -> list[str]:
+        """The whole report as text: problems, repairs, notes and labels left out."""
+        out = self.problem_lines()
         out += [f"{kind}: {n}" for kind, n in {**self.repaired, **self.notes}.items() if n]
         out += [f"labels left out (--drop-unknown): {label} ({n} boxes)"
                 for label, n in self.dropped_labels.items()]
@@ -84,8 +89,7 @@ class ImportRefused(InvalidInputError):
 
     def __init__(self, src: Path, report: ImportReport, unknown: Counter[str]):
         self.report = report
-        lines = [line for kind, examples in report.problems.items() for line in
-                 [f"{kind}: {len(examples)}", *(f"  {e}" for e in examples[:MAX_EXAMPLES])]]
+        lines = report.problem_lines()
         if report.problems:
             lines.append("(--skip-bad leaves these out and records them in import.json)")
         if unknown:
@@ -189,7 +193,7 @@ def _write(root: Path, checked: list[CheckedImage], splits: dict[str, str],
         _place(image.source.path, target, options.copy)
         entries.append((relpath, image.md5, image.nbytes))
         lines = [_yolo_line(index[b.label], b, image.size) for b in image.boxes if b.label in index]
-        label = f"labels/{split}/{image.source.name.rsplit('.', 1)[0]}.txt"
+        label = f"labels/{split}/{image.source.label_name}"
         entries.append(_write_file(root, label, "".join(f"{line}\n" for line in lines)))
         counts[split] += 1
         boxes[split] += len(lines)

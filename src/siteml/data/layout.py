@@ -23,6 +23,22 @@ class DatasetError(Exception):
     """The dataset folder does not hold what a detector can be trained on."""
 
 
+def yaml_names(path: Path) -> list[str] | None:
+    """The class names of an Ultralytics ``data.yaml`` (``names:`` as a list or an index map),
+    or None when it has none.
+
+    Raises:
+        yaml.YAMLError: the file is not YAML.
+    """
+    content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    names = content.get("names") if isinstance(content, dict) else None
+    if isinstance(names, dict):
+        return [str(names[k]) for k in sorted(names)]
+    if isinstance(names, list):
+        return [str(n) for n in names]
+    return None
+
+
 def open_image(source: Path | BinaryIO) -> Image.Image:
     """Pillow's own ``Image.open``. Ultralytics, once imported, replaces it for the whole
     process with one that, on any file Pillow cannot identify, probes the network and tries to

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from siteml.data.layout import IMAGE_ERRORS, IMAGE_SUFFIXES, open_image
+from siteml.core.progress import progress_bar
+from siteml.data.layout import IMAGE_ERRORS, open_image, split_images, yaml_names
 
 SMALL, MEDIUM = 32 ** 2, 96 ** 2  # COCO's area thresholds, in pixels
 DEFAULT_MAX_DISTANCE = 4
@@ -29,29 +29,37 @@ def dataset_images(root: Path) -> dict[str, list[Path]]:
     splits = sorted((p.name for p in base.iterdir() if p.is_dir()),
                     key=lambda s: (SPLIT_ORDER.index(s) if s in SPLIT_ORDER else 9, s)) \
         if base.is_dir() else []
-    return {split: sorted(p for p in (base / split).rglob("*")
-                          if p.suffix.lower() in IMAGE_SUFFIXES) for split in splits}
+    return {split: split_images(root, split) for split in splits}
 
 
 def profile_dataset(root: Path, max_distance: int = DEFAULT_MAX_DISTANCE,
-                    progress: Callable[[str], None] | None = None,
                     classes: list[str] | None = None) -> dict[str, object]:
-    """The profile of a YOLO-layout dataset (JSON-ready); class names from ``classes``, else
-    the dataset's ``data.yaml``, else ``class N``."""
+    """The profile of a YOLO-layout dataset (JSON-ready), with a progress bar over its images;
+    class names from ``classes``, else the dataset's ``data.yaml``, else ``class N``."""
+    names = dict(enumerate(classes)) if classes else _class_names(root)
+    listed = dataset_images(root)
+    with progress_bar(f"profiling {root.name}", sum(map(len, listed.values()))) as advance:
+        splits, hashes, unreadable = _profile_splits(root, listed, names, advance)
+    found = sorted({c for stats in splits.values() for c in stats["boxes_per_class"]})
+    return {"splits": splits, "classes": list(names.values()) or found, "unreadable": unreadable,
+            "near_duplicates": near_duplicates(hashes, max_distance)}
+
+
+def _profile_splits(root: Path, listed: dict[str, list[Path]], names: dict[int, str],
+                    progress: Callable[[str], None]) -> tuple[dict, dict, list[str]]:
+    """Per split: counts, box sizes and image hashes; and the images that would not open."""
     import imagehash
 
-    names = dict(enumerate(classes)) if classes else _class_names(root)
     splits: dict[str, dict[str, object]] = {}
     hashes: dict[str, list[tuple[str, int]]] = {}
     unreadable = []
-    for split, images in dataset_images(root).items():
+    for split, images in listed.items():
         per_class: Counter[str] = Counter()
         sizes: Counter[str] = Counter()
         empty = 0
         hashes[split] = []
         for image in images:
-            if progress:
-                progress("")
+            progress("")
             relative = image.relative_to(root).as_posix()
             try:
                 with open_image(image) as opened:
@@ -69,9 +77,7 @@ def profile_dataset(root: Path, max_distance: int = DEFAULT_MAX_DISTANCE,
         splits[split] = {"images": len(images), "boxes": sum(per_class.values()),
                          "images_without_boxes": empty, "boxes_per_class": dict(per_class),
                          "box_sizes": {k: sizes[k] for k in ("small", "medium", "large")}}
-    found = sorted({c for stats in splits.values() for c in stats["boxes_per_class"]})
-    return {"splits": splits, "classes": list(names.values()) or found, "unreadable": unreadable,
-            "near_duplicates": near_duplicates(hashes, max_distance)}
+    return splits, hashes, unreadable
 
 
 def near_duplicates(hashes: dict[str, list[tuple[str, int]]],
@@ -126,13 +132,7 @@ def _boxes(root: Path, split: str, image: Path) -> list[tuple[int, float, float]
 
 def _class_names(root: Path) -> dict[int, str]:
     data_yaml = root / "data.yaml"
-    if data_yaml.is_file():
-        names = (yaml.safe_load(data_yaml.read_text(encoding="utf-8")) or {}).get("names")
-        if isinstance(names, dict):
-            return {int(k): str(v) for k, v in names.items()}
-        if isinstance(names, list):
-            return dict(enumerate(map(str, names)))
-    return {}
+    return dict(enumerate((yaml_names(data_yaml) if data_yaml.is_file() else None) or []))
 
 
 def val_leaks(profile: dict[str, object]) -> int:

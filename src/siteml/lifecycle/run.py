@@ -344,12 +344,10 @@ def _record_inputs(recorder: RunRecorder, scenario: BaseScenario, path: Path,
 def _dataset_profile(recorder: RunRecorder, root: Path, classes: list[str]) -> dict[str, Any]:
     """Profile the dataset (as ``siteml data stats``), keep it as an artifact, and warn when
     val holds near-duplicates of train."""
-    from siteml.core.progress import note, progress_bar
-    from siteml.data.profile import dataset_images, profile_dataset, val_leaks
+    from siteml.core.progress import note
+    from siteml.data.profile import profile_dataset, val_leaks
 
-    total = sum(len(images) for images in dataset_images(root).values())
-    with progress_bar(f"profiling {root.name}", total) as advance:
-        profile = profile_dataset(root, progress=advance, classes=classes)
+    profile = profile_dataset(root, classes=classes)
     recorder.log_text(json.dumps(profile, indent=1), keys.DATASET_PROFILE_ARTIFACT)
     leaks = val_leaks(profile)
     recorder.set_tags({keys.DATA_VAL_NEAR_DUPLICATES: str(leaks)})

@@ -16,7 +16,7 @@ from typing import Any
 
 from siteml.backends import ultralytics
 from siteml.core.progress import progress_bar
-from siteml.data.layout import split_images
+from siteml.data.layout import open_image, split_images
 from siteml.pipelines.images import Letterboxed
 
 IOU_THRESHOLDS = tuple(0.5 + 0.05 * k for k in range(10))
@@ -26,9 +26,9 @@ def letterboxed_labels(image: Path, labels_root: Path, size: int) -> Any:
     """Ground truth of ``image`` as ``(n, 5)`` rows ``class, x1, y1, x2, y2`` in the pixels of
     its ``size`` x ``size`` letterbox (Ultralytics' ``LetterBox(auto=False)`` geometry)."""
     import numpy as np
-    from PIL import Image
 
-    width, height = Image.open(image).size
+    with open_image(image) as opened:
+        width, height = opened.size
     ratio = min(size / width, size / height)
     new_w, new_h = round(width * ratio), round(height * ratio)
     left, top = round((size - new_w) / 2 - 0.1), round((size - new_h) / 2 - 0.1)

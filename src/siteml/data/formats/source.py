@@ -54,6 +54,11 @@ class SourceImage:
     split: str | None = None
     boxes: list[SourceBox] = field(default_factory=list)
 
+    @property
+    def label_name(self) -> str:
+        """Its label file's path inside a split's ``labels/`` folder (``cam1/0001.txt``)."""
+        return self.name.rsplit(".", 1)[0] + ".txt"
+
 
 @dataclass
 class SourceDataset:

@@ -17,7 +17,7 @@ from siteml.data.formats.source import (
     SourceImage,
     split_of,
 )
-from siteml.data.layout import IMAGE_ERRORS, IMAGE_SUFFIXES, open_image
+from siteml.data.layout import IMAGE_ERRORS, IMAGE_SUFFIXES, open_image, yaml_names
 
 
 def read(src: Path, images: Path | None = None) -> SourceDataset:
@@ -52,13 +52,11 @@ def _class_names(src: Path) -> list[str]:
     for path in [src / "data.yaml", *sorted(src.glob("*.yaml"))]:
         if path.is_file():
             try:
-                names = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("names")
-            except (yaml.YAMLError, AttributeError) as exc:
+                names = yaml_names(path)
+            except yaml.YAMLError as exc:
                 raise SourceError(f"{path}: not a readable data.yaml ({exc})") from None
-            if isinstance(names, dict):
-                return [str(names[k]) for k in sorted(names)]
-            if isinstance(names, list):
-                return [str(n) for n in names]
+            if names is not None:
+                return names
     for path in (src / "classes.txt", src / "obj.names"):
         if path.is_file():
             return [n.strip() for n in path.read_text(encoding="utf-8").splitlines() if n.strip()]
