@@ -5,9 +5,11 @@ import importlib
 import shutil
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from siteml.backends import registry as backends
 from siteml.core.errors import SitemlError
@@ -76,8 +78,11 @@ def test_experiment_types_table_drives_scenarios_sections_and_pipelines():
         assert kind.section in kind.scenario.model_fields
         pipeline = importlib.import_module(kind.pipeline)
         assert all(callable(getattr(pipeline, f)) for f in ("check", "check_models", "run"))
-        for role, yaml_path in kind.roles.items():
-            section, field = yaml_path.split(".")
-            assert section == kind.section
-            assert field == role and role in kind.scenario.model_fields[section].annotation \
-                .model_fields
+        for role, yaml_path in kind.roles.items():  # each role's reference is a schema field
+            model = kind.scenario
+            for part in yaml_path.split("."):
+                assert part in model.model_fields, (role, yaml_path)
+                annotation = model.model_fields[part].annotation
+                model = next((a for a in (annotation, *typing.get_args(annotation))
+                              if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        assert set(EXPERIMENT_TYPES["train"].optional) == {"champion"}

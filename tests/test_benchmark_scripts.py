@@ -23,7 +23,7 @@ TINY_DEMO = ("--demo-epochs", "1", "--demo-train-images", "16", "--demo-val-imag
              "--demo-imgsz", "64")
 TESTED = {"validate_speed.py", "tracking_overhead.py", "registry_queries.py",
           "train_overhead.py", "demo_store.py", "quant_figures.py", "benchmark_fidelity.py",
-          "speed_check_spread.py", "data_import.py"}
+          "speed_check_spread.py", "data_import.py", "training_gates.py"}
 
 
 def run_script(name: str, *args: str, cwd: Path, timeout: float = 300) -> str:
@@ -151,3 +151,14 @@ def test_data_import(tmp_path):
         assert lines_starting(out, f"{tool:12s} 40 images: median "), tool
     assert lines_starting(out, "ratio siteml / globox conversion: ")
     assert lines_starting(out, "siteml peak RSS: ")
+
+
+@pytest.mark.slow
+def test_training_gates(tmp_path):
+    needs("ultralytics", "train")
+    out = run_script("training_gates.py", "--epochs", "1", "--finetune-epochs", "1",
+                     "--train-images", "16", "--val-images", "8", "--imgsz", "64", cwd=tmp_path,
+                     timeout=480)
+    assert lines_starting(out, "challenger rule: scoring both models on val ")
+    assert lines_starting(out, "site b from scratch: val mAP50 >= 0.5 at epoch ")
+    assert lines_starting(out, "site b fine-tuned from site a @champion: val mAP50 >= 0.5 ")

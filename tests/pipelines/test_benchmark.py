@@ -108,6 +108,8 @@ def test_accuracy_with_the_benchmarked_runtime_matches_the_quant_gate(variants):
                                                          "candidate")
     gate = variants.client().get_run(quant.run_id).data.metrics
     assert run.data.metrics["accuracy/map50_95"] == pytest.approx(gate["variant/map50_95"])
+    assert run.data.metrics["accuracy/class/helmet/recall"] == pytest.approx(
+        gate["variant/class/helmet/recall"])
     assert run.data.metrics["b1/iterations"] == 5
 
 
@@ -152,6 +154,10 @@ def test_compare_lists_each_variant_with_its_latest_benchmark(variants, tmp_path
             f"b{row['batch']}/latency_drift"]
         assert row["steady"] is (drift <= DRIFT_WARNING)
     assert rows["openvino_fp32"]["delta_map50_95"] is not None
+    for row in rows.values():  # the worst class, from each version's own evaluation
+        name, value = row["worst_class"].split()
+        assert name in {"helmet", "vest", "person"} and 0 <= float(value) <= 1
+        assert row["warning"] is None
     for row in rows.values():  # on the front exactly when no other row dominates it
         dominated = any(other["p50_ms"] <= row["p50_ms"] and other["map50_95"] >= row["map50_95"]
                         and (other["p50_ms"], other["map50_95"]) != (row["p50_ms"],

@@ -82,6 +82,13 @@ def test_variant_is_registered_with_lineage_and_loads_in_mlflow(tiny_store, back
     assert metrics["speedup"] == pytest.approx(
         metrics["latency/source_p50_ms"] / metrics["latency/variant_p50_ms"])
     assert run.data.tags["siteml.gate"] == "passed"
+    assert version.tags["siteml.gate"] == "passed"
+    for name in ("helmet", "vest", "person"):  # per class: source, variant and their delta
+        assert metrics[f"delta/class/{name}/map50_95"] == pytest.approx(
+            metrics[f"variant/class/{name}/map50_95"] - metrics[f"source/class/{name}/map50_95"])
+        assert 0 <= metrics[f"variant/class/{name}/recall"] <= 1
+    worst, value = version.tags["siteml.worst_class"].split()
+    assert float(value) == pytest.approx(metrics[f"variant/class/{worst}/map50"], abs=1e-3)
     assert float(version.tags["metrics.speedup"]) == pytest.approx(metrics["speedup"], rel=1e-3)
     if precision == "int8":
         assert version.tags["quant.calibration_size"] == "32"
@@ -134,9 +141,11 @@ def test_gate_refuses_a_variant_that_loses_accuracy_and_registers_nothing(tiny_s
     before = c.search_model_versions(f"name = '{MODEL}__openvino_int8'")
     code, _, err = tiny_store.run("quant", "v9", backend="openvino", precision="int8",
                          calibration_size=4, ignore_head_postprocessing=False,
-                         preset="performance", max_accuracy_drop=0.0, latency_iterations=2)
+                         preset="performance", max_accuracy_drop=0.0, max_class_drop=0.0,
+                         latency_iterations=2)
     assert code == 1, err
-    assert "not registered" in err and "max_accuracy_drop" in err
+    assert "not registered" in err and "more than max_accuracy_drop 0" in err
+    assert "AP50-95 loses" in err and "more than max_class_drop 0" in err
     [run] = tiny_store.runs_named("ppe-yolov11n-quant-v9")
     assert run.info.status == "FAILED"
     assert run.data.tags["siteml.gate"] == "refused"

@@ -27,5 +27,6 @@ def test_per_class_table():
 
 
 def test_a_model_with_val_map50_of_zero_is_flagged():
-    assert "val mAP50 is 0" in learned_nothing({keys.VAL_MAP50: 0.0})
+    assert "val mAP50 is 0.000" in learned_nothing({keys.VAL_MAP50: 0.0})
+    assert "val mAP50 is 0.004" in learned_nothing({keys.VAL_MAP50: 0.004})
     assert learned_nothing({keys.VAL_MAP50: 0.01}) is None

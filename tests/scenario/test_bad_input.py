@@ -43,6 +43,23 @@ MUTATIONS = [
      "dataset.dvc_hash", "32 lowercase hex"),
     ("duplicate-key", "  batch: 8", "  batch: 8\n  batch: 4", "training.batch", "duplicate key"),
     ("bad-device", "  device: cpu", "  device: tpu", "environment.device", "pattern"),
+    ("gate-metric", "  batch: 8", "  batch: 8\n  gate:\n    min:\n      mAP: 0.5",
+     "training.gate.min.mAP", "allowed: precision, recall, map50, map50_95"),
+    ("gate-class", "  batch: 8", "  batch: 8\n  gate:\n    min_per_class:\n      recall:\n"
+     "        hemlet: 0.8", "training.gate.min_per_class.recall.hemlet",
+     "'hemlet' is not a class of the task (classes: helmet, vest, person"),
+    ("gate-range", "  batch: 8", "  batch: 8\n  gate:\n    min:\n      map50: 50",
+     "training.gate.min.map50", "less than or equal to 1"),
+    ("gate-compare", "  batch: 8", "  batch: 8\n  gate:\n    compare_to: best",
+     "training.gate.compare_to", "'champion'"),
+    ("weights-ref", "  num_classes: 3", "  num_classes: 3\n  weights_path: donghwa-entec/x",
+     "model.weights_path", "neither a .pt file nor a model reference"),
+    ("weights-variant", "  num_classes: 3", "  num_classes: 3\n  weights_path: "
+     "donghwa-entec/busan-plant1/welding/ppe__openvino_int8@champion", "model.weights_path",
+     "quantized variant openvino_int8, which cannot be trained"),
+    ("weights-customer", "  num_classes: 3", "  num_classes: 3\n  weights_path: "
+     "sampyo/yeoju-plant2/batching/ppe@champion", "model.weights_path",
+     "belongs to customer 'sampyo'"),
 ]
 
 

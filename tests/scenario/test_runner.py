@@ -10,8 +10,10 @@ from mlflow import MlflowClient
 
 import siteml.pipelines.quantize
 import siteml.pipelines.train
+from siteml.core import keys
 from siteml.core.models import PipelineResult, ProducedModel
 from siteml.data.dvc_hash import dir_hash
+from siteml.pipelines.gates import training_verdict
 from tests.conftest import line_of
 
 
@@ -22,8 +24,12 @@ def fake_train(scenario, tracker):
                             step=epoch)
     weights = tracker.workdir / "best.pt"
     weights.write_bytes(b"weights " + scenario.version.encode())
-    return PipelineResult(metrics={"val/map50_95": 0.61, "val/map50": 0.8},
-                          model=ProducedModel(weights), headline=("val/map50_95",))
+    metrics = {"val/map50_95": 0.61, "val/map50": 0.8, "val/class/helmet/recall": 0.7}
+    tags = training_verdict(scenario.gate, metrics, scenario.task.classes, None).enforce(
+        tracker, "the trained model") if scenario.gate else {}
+    tags[keys.MODEL_CLASSES] = ",".join(scenario.task.classes)
+    return PipelineResult(metrics=metrics, model=ProducedModel(weights, tags=tags),
+                          headline=("val/map50_95",))
 
 
 def fake_quant(scenario, tracker):
@@ -45,12 +51,6 @@ def explode(scenario, tracker):
 
 def interrupt(scenario, tracker):
     raise KeyboardInterrupt
-
-
-@pytest.fixture
-def pipelines(monkeypatch):
-    monkeypatch.setattr(siteml.pipelines.train, "run", fake_train)
-    monkeypatch.setattr(siteml.pipelines.quantize, "run", fake_quant)
 
 
 def as_quant(train_text, source=None):
@@ -167,7 +167,7 @@ def test_quant_resolves_source_and_records_lineage(cli, store_uri, site_scenario
                                                     write):
     assert cli("run", str(site_scenario.path))[0] == 0
     assert cli("run", str(site_scenario.path), "--set", "version=v3")[0] == 0
-    assert cli("promote", f"{site_scenario.site}/ppe/1", "champion")[0] == 0
+    assert cli("promote", f"{site_scenario.site}/ppe/1", "champion", "--force")[0] == 0
     path = site_scenario.path.with_name("quant.yaml")
     path.write_text(as_quant(site_scenario.path.read_text()))
     code, out, err = cli("run", str(path), "--json")

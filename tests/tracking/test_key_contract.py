@@ -15,6 +15,7 @@ import siteml.pipelines.train
 from siteml.cli.render import HEADLINE_FORMATS
 from siteml.core import keys
 from siteml.core.models import PipelineResult, ProducedModel
+from siteml.pipelines.detection_map import Scores
 from siteml.scenario.types import EXPERIMENT_TYPES
 
 ULTRALYTICS_FINAL = {"metrics/precision(B)": 0.9, "metrics/recall(B)": 0.7,
@@ -30,9 +31,11 @@ def train(scenario, tracker):
 
 def quant(scenario, tracker):
     params = scenario.quantization
+    per_class = {0: dict.fromkeys(keys.CLASS_FIGURES, 0.5)}
     metrics = siteml.pipelines.quantize.figures(
-        scores={"source": (0.8, 0.6), "variant": (0.79, 0.58)},
-        sizes={"source": 5.0, "variant": 1.5}, p50_ms={"source": 10.0, "variant": 4.0})
+        scores={"source": Scores(0.8, 0.6, per_class), "variant": Scores(0.79, 0.58, per_class)},
+        sizes={"source": 5.0, "variant": 1.5}, p50_ms={"source": 10.0, "variant": 4.0},
+        classes=scenario.task.classes)
     variant = tracker.workdir / "model.xml"
     variant.write_bytes(b"variant")
     return PipelineResult(metrics, ProducedModel(variant, backend=params.backend,

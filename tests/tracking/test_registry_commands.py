@@ -1,5 +1,6 @@
 """models / promote / runs / best, ModelRef resolution, and the registry under concurrency."""
 
+import getpass
 import json
 import os
 import subprocess
@@ -14,13 +15,16 @@ import siteml.pipelines.train
 from siteml.tracking.registry import set_alias
 from tests.scenario.test_runner import fake_train
 
+GATE = "training.gate={min: {map50: 0.5}, min_per_class: {recall: {helmet: 0.6}}}"
+
 
 @pytest.fixture
 def trained(cli, store_uri, site_scenario, monkeypatch):
-    """Two training runs (v2, v3) of one site: versions 1 and 2 of its ppe model."""
+    """Two training runs of one site: v2 passes a gate (version 1 of its ppe model), v3 has
+    none (version 2, never scored)."""
     monkeypatch.setattr(siteml.pipelines.train, "run", fake_train)
-    for version in ("v2", "v3"):
-        code, _, err = cli("run", str(site_scenario.path), "--set", f"version={version}")
+    for version, gate in (("v2", ["--set", GATE]), ("v3", [])):
+        code, _, err = cli("run", str(site_scenario.path), "--set", f"version={version}", *gate)
         assert code == 0, err
     return site_scenario
 
@@ -34,9 +38,11 @@ def test_models_tree_json_and_text(cli, trained):
     assert [v["version"] for v in entry["versions"]] == [2, 1]
     assert entry["versions"][0]["aliases"] == ["candidate"]
     assert entry["versions"][0]["metrics"] == {"val/map50_95": "0.61"}
+    assert [v["gate"] for v in entry["versions"]] == [None, "passed"]
     code, out, _ = cli("models", "--site", trained.site)
     assert code == 0
     assert trained.site in out and "v2" in out and "@candidate" in out
+    assert "gate passed" in out and "no gate" in out
 
 
 def test_models_task_filter_and_bad_site(cli, trained):
@@ -47,17 +53,56 @@ def test_models_task_filter_and_bad_site(cli, trained):
     assert "customer/region-plant/zone" in err
 
 
-def test_promote_by_version_and_by_alias(cli, store_uri, trained):
+def test_promote_champion_checks_the_gate_and_keeps_a_history(cli, store_uri, trained):
     code, out, err = cli("promote", f"{trained.site}/ppe/1", "champion", "--json")
     assert code == 0, err
     assert json.loads(out) == {"name": trained.model_name, "path": f"{trained.site}/ppe",
-                               "version": 1, "alias": "champion"}
-    code, out, _ = cli("promote", f"models:/{trained.model_name}@candidate", "champion")
-    assert code == 0
-    assert out.strip() == f"{trained.site}/ppe@champion -> version 2"
+                               "version": 1, "alias": "champion", "previous": None,
+                               "forced_past": None}
+    code, _, err = cli("promote", f"models:/{trained.model_name}@candidate", "champion")
+    assert code == 1
+    assert f"{trained.site}/ppe/2 cannot become @champion" in err and "never scored" in err
+    assert "--force" in err
+    code, out, err = cli("promote", f"models:/{trained.model_name}@candidate", "champion",
+                         "--force")
+    assert code == 0, err
+    assert out.strip() == f"{trained.site}/ppe@champion -> version 2 (was 1)"
+    assert "forced past its gate: it was never scored" in err
     client = MlflowClient(tracking_uri=store_uri, registry_uri=store_uri)
     aliases = client.get_registered_model(trained.model_name).aliases
     assert {a: int(v) for a, v in aliases.items()} == {"candidate": 2, "champion": 2}
+    forced = json.loads(client.get_model_version(trained.model_name, "2").tags[
+        "siteml.gate_forced"])
+    assert forced["by"] == getpass.getuser() and "never scored" in forced["problem"]
+    code, out, _ = cli("models", "--site", trained.site, "--history", "--json")
+    moves = [{k: m[k] for k in ("model", "alias", "from", "to", "by", "forced")}
+             for m in json.loads(out)]
+    assert moves == [
+        {"model": f"{trained.site}/ppe", "alias": "champion", "from": None, "to": 1,
+         "by": getpass.getuser(), "forced": False},
+        {"model": f"{trained.site}/ppe", "alias": "champion", "from": 1, "to": 2,
+         "by": getpass.getuser(), "forced": True}]
+    code, out, _ = cli("models", "--site", trained.site, "--history")
+    assert code == 0 and "champion" in out and "yes" in out
+    code, _, _ = cli("promote", f"{trained.site}/ppe/2", "staging")
+    assert code == 0, "only champion is gated"
+
+
+def test_a_refused_model_fails_its_run_and_registers_nothing(cli, store_uri, site_scenario,
+                                                            monkeypatch):
+    monkeypatch.setattr(siteml.pipelines.train, "run", fake_train)
+    code, _, err = cli("run", str(site_scenario.path), "--set",
+                       "training.gate={min: {map50: 0.9}, min_per_class: {recall: {vest: 0.5}}}")
+    assert code == 1
+    assert "map50 is 0.8000, below 0.9" in err
+    assert "vest recall: not scored (val has no 'vest' boxes), needs >= 0.5" in err
+    client = MlflowClient(tracking_uri=store_uri, registry_uri=store_uri)
+    [run] = client.search_runs([client.get_experiment_by_name(site_scenario.site).experiment_id])
+    assert run.info.status == "FAILED"
+    assert run.data.tags["siteml.gate"] == "refused"
+    assert "map50 is 0.8000" in run.data.tags["siteml.gate_reasons"]
+    assert run.data.params["gate.min.map50"] == "0.9"
+    assert client.search_registered_models(f"name = '{site_scenario.model_name}'") == []
 
 
 @pytest.mark.parametrize(("ref", "words"), [

@@ -97,6 +97,26 @@ def use_all_cores(_trainer: Any = None) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
 
 
+def reset_class_head(weights: Path, target: Path) -> int:
+    """Write ``weights`` to ``target`` with the detection head's class layers (the last
+    convolution of each class branch) re-initialised as a new model's are; return how many
+    tensors were reset. Ultralytics would drop those layers itself when the class count changes;
+    this also starts them afresh when it does not (the same count of other classes)."""
+    import torch
+
+    checkpoint = torch.load(weights, map_location="cpu", weights_only=False)
+    model = checkpoint.get("ema") or checkpoint["model"]
+    head = model.model[-1]
+    branches = [*head.cv3, *(getattr(head, "one2one_cv3", None) or ())]
+    with torch.no_grad():
+        for branch in branches:
+            branch[-1].reset_parameters()
+        head.bias_init()
+    checkpoint.update({"model": model, "ema": None})
+    torch.save(checkpoint, target)
+    return sum(len(list(branch[-1].parameters())) for branch in branches)
+
+
 def letterbox(image: Path, size: int) -> Any:
     """Letterboxed, RGB, 0-1 float32 NCHW batch of one: what Ultralytics' exports expect."""
     import cv2
@@ -130,11 +150,15 @@ def box_iou(truths: Any, boxes: Any) -> Any:
     return iou(torch.as_tensor(truths), torch.as_tensor(boxes)).numpy()
 
 
-def average_precision(correct: Any, scores: Any, predicted: Any, targets: Any) -> Any:
-    """Ultralytics' AP per class and IoU threshold (``ap_per_class``'s AP array)."""
+def average_precision(correct: Any, scores: Any, predicted: Any,
+                      targets: Any) -> tuple[Any, Any, Any, Any]:
+    """Ultralytics' ``ap_per_class``: for each class present in ``targets``, precision and
+    recall (at the confidence of the best mean F1), AP per IoU threshold, and the class ids."""
     from ultralytics.utils.metrics import ap_per_class
 
-    return ap_per_class(correct, scores, predicted, targets)[5]
+    _, _, precision, recall, _, ap, classes, *_ = ap_per_class(correct, scores, predicted,
+                                                               targets)
+    return precision, recall, ap, classes
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from siteml.cli.app import (
     site_option,
     task_option,
 )
-from siteml.cli.render import RUNS_COLUMNS, print_model_tree, print_table
+from siteml.cli.render import HISTORY_COLUMNS, RUNS_COLUMNS, print_model_tree, print_table
 from siteml.core import keys
 from siteml.core.errors import InvalidInputError
 from siteml.scenario.types import EXPERIMENT_TYPES
@@ -32,20 +32,33 @@ RUN_STATES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
 
 
 @app.command()
-def models(site: SiteOption = None, task: TaskOption = None, as_json: JsonOption = False) -> None:
-    """Registered models as a tree: site, task, variants, versions with aliases and metrics."""
+def models(site: SiteOption = None, task: TaskOption = None,
+           history: Annotated[bool, typer.Option(
+               "--history", help="Who moved which alias from which version to which, "
+               "and when.")] = False,
+           as_json: JsonOption = False) -> None:
+    """Registered models as a tree: site, task, variants, versions with aliases, metrics, gate,
+    worst class and parent; or, with --history, every alias move."""
     site, task = site_option(site), task_option(task)
     client = read_client(as_json, [])
-    from siteml.tracking.registry import model_tree
+    from siteml.tracking.registry import model_tree, promotion_history
 
     with reporting_errors():
-        tree = model_tree(client, site, task)
+        found = promotion_history(client, site, task) if history else model_tree(client, site, task)
     if as_json:
-        print_json(tree)
-    elif not tree:
+        print_json(found)
+    elif history:
+        print_table([{**move, "at": _when(move["at"])} for move in found], HISTORY_COLUMNS)
+    elif not found:
         typer.echo("no registered models" + (f" for site {site}" if site else ""))
     else:
-        print_model_tree(tree)
+        print_model_tree(found)
+
+
+def _when(stamp_ms: int) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(stamp_ms / 1000).isoformat(sep=" ", timespec="seconds")
 
 
 @app.command()
@@ -53,9 +66,15 @@ def promote(
     model_ref: Annotated[str, typer.Argument(help="Model reference, e.g. "
                                              "customer/region-plant/zone/ppe/3 or ...@candidate.")],
     alias: Annotated[str, typer.Argument(help="Alias to set, e.g. champion.")],
+    force: Annotated[bool, typer.Option(
+        "--force", help="Make a version champion although its gate refused it, never scored "
+        "it, or it carries a warning; recorded on the version with your user name.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Point an alias (e.g. champion) at a registered model version."""
+    """Point an alias (e.g. champion) at a registered model version; champion only for a
+    version whose training gate passed, unless --force."""
+    import getpass
+
     from siteml.core.naming import ALIAS_RE, ModelRef, registry_path
 
     try:
@@ -73,13 +92,18 @@ def promote(
         store = resolve_store()
         if not store.exists():
             raise ModelNotFoundError(f"no registered models yet in {store.display}")
-        version = promote_version(open_client(store), ref, alias)
+        moved = promote_version(open_client(store), ref, alias, getpass.getuser(), force)
+    version = moved.version
     result = {"name": version.name, "path": registry_path(version.name),
-              "version": int(version.version), "alias": alias}
+              "version": int(version.version), "alias": alias, "previous": moved.previous,
+              "forced_past": moved.forced_past}
     if as_json:
         print_json(result)
-    else:
-        typer.echo(f"{result['path']}@{alias} -> version {result['version']}")
+        return
+    typer.echo(f"{result['path']}@{alias} -> version {result['version']}"
+               + (f" (was {moved.previous})" if moved.previous else ""))
+    if moved.forced_past:
+        typer.echo(f"forced past its gate: {moved.forced_past}", err=True)
 
 
 @app.command()

@@ -46,6 +46,8 @@ COMPARE_COLUMNS = (
     Column("speedup", "speedup", lambda s: "" if s is None else f"{s:.2f}x"),
     Column("speedup_paired", "paired", _yes), Column("pareto", "Pareto", _yes),
     Column("steady", "steady", lambda s: {True: "yes", False: "NO"}.get(s, "")),
+    Column("worst_class", "worst class (AP50)"),
+    Column("warning", "warning", lambda w: "[bold red]WARNING[/bold red]" if w else ""),
 )
 COMPARE_EXPORT = (*COMPARE_COLUMNS, Column("benchmark_run_id", "run"))
 """What ``compare --csv / --md`` and the logged comparison hold: the table plus the run id."""
@@ -59,6 +61,12 @@ RUNS_COLUMNS = (
     Column("site", "site"), Column("run_name", "run"), Column("type", "type"),
     Column("status", "status"), Column("metrics", "key metrics", _metrics),
     Column("source_model", "source model"), Column("model_version", "model version"),
+)
+
+HISTORY_COLUMNS = (
+    Column("at", "when"), Column("model", "model"), Column("alias", "alias"),
+    Column("from", "from"), Column("to", "to"), Column("by", "by"),
+    Column("forced", "forced", _yes),
 )
 
 HEADLINE_FORMATS: dict[str, Callable[[float], str]] = {
@@ -96,9 +104,21 @@ def print_model_tree(entries: list[dict[str, Any]]) -> None:
         model_node = task_node.add(f"{entry['variant'] or 'base'}  [dim]{entry['name']}[/dim]")
         for version in entry["versions"]:
             aliases = " ".join(f"[cyan]@{a}[/cyan]" for a in version["aliases"])
-            model_node.add(f"v{version['version']} {aliases} "
-                           f"{headline(version['metrics'])}".rstrip())
+            model_node.add(f"v{version['version']} {aliases} {headline(version['metrics'])}"
+                           f"{_version_notes(version)}".rstrip())
     console().print(root)
+
+
+def _version_notes(version: dict[str, Any]) -> str:
+    """Worst class, gate, parent and warning of a version, for the model tree."""
+    notes = [f"worst {version['worst_class']}" if version.get("worst_class") else "",
+             {"passed": "gate passed", "refused": "[red]gate refused[/red]"}.get(
+                 version.get("gate") or "", "[dim]no gate[/dim]") if "gate" in version else "",
+             "[yellow]forced[/yellow]" if version.get("forced") else "",
+             f"from {version['parent']}" if version.get("parent") else "",
+             f"[bold red]WARNING: {version['warning']}[/bold red]" if version.get("warning")
+             else ""]
+    return "".join(f"  {note}" for note in notes if note)
 
 
 def print_plan(result: dict[str, Any]) -> None:

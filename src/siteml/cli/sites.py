@@ -68,6 +68,10 @@ def compare(
         if any(row["steady"] is False for row in rows):
             console().print("steady NO: the host changed speed during that benchmark (see its "
                             "latency_drift); repeat it before trusting its latency")
+        for row in rows:
+            if row["warning"]:
+                console().print(f"[bold red]WARNING[/bold red] {row['variant']} "
+                                f"v{row['version']}: {row['warning']}")
 
 
 @app.command()

@@ -56,7 +56,7 @@ EXPERIMENT_KIND = "mlflow.experimentKind"
 EXPERIMENT_KIND_MODELS = "custom_model_development"
 
 # --- Models a run reads (``source``, ``baseline``) ---------------------------------------------
-MODEL_ROLES = ("source", "baseline")
+MODEL_ROLES = ("source", "baseline", "parent", "champion")
 ROLE_FIELDS = ("model_name", "model_version", "model_path", "run_id")
 
 
@@ -94,30 +94,58 @@ EPOCHS_RUN, EPOCH_TIME = "train/epochs_run", "time/epoch_s"
 CLASS_FIGURES = ("precision", "recall", "map50", "map50_95")
 PER_CLASS_ARTIFACT = "per_class.csv"
 WARNING = "siteml.warning"
-"""A run that finished but whose result should not be trusted as is (e.g. val mAP50 of 0)."""
+"""A run or version whose result should not be trusted as is (e.g. val mAP50 of 0)."""
+WORST_CLASS = "siteml.worst_class"
+"""The class with the lowest AP50 on val, and that AP50 (``helmet 0.412``)."""
 
 
 def class_metric(class_name: str, figure: str, prefix: str = "val") -> str:
     """``val/class/helmet/recall``: one of ``CLASS_FIGURES`` for one class."""
     return f"{prefix}/class/{class_name}/{figure}"
-SOURCE_MAP50, SOURCE_MAP50_95 = "source/map50", "source/map50_95"
-VARIANT_MAP50, VARIANT_MAP50_95 = "variant/map50", "variant/map50_95"
-DELTA_MAP50, DELTA_MAP50_95 = "delta/map50", "delta/map50_95"
-SPEEDUP = "speedup"
-ACCURACY_MAP50, ACCURACY_MAP50_95 = "accuracy/map50", "accuracy/map50_95"
-MODEL_SIZE_MB = "model/size_mb"
 
 
-def quant_metric(label: str, name: str) -> str:
-    """A quant run's figure of ``source`` or ``variant``: ``source/map50``, ``variant/size_mb``."""
+def worst_class(metrics: dict[str, float], prefix: str = "val",
+                figure: str = "map50") -> str | None:
+    """``helmet 0.412``: the class with the lowest ``figure`` among ``{prefix}/class/*`` (the
+    ``WORST_CLASS`` tag), or None when no class was scored."""
+    start, end = f"{prefix}/class/", f"/{figure}"
+    scored = sorted((value, name[len(start):-len(end)]) for name, value in metrics.items()
+                    if name.startswith(start) and name.endswith(end))
+    return f"{scored[0][1]} {scored[0][0]:.3f}" if scored else None
+
+
+def scored(label: str, name: str) -> str:
+    """A figure of a model scored by siteml's evaluator, or the difference of two:
+    ``source/map50``, ``variant/size_mb``, ``champion/map50_95``, ``delta/map50``."""
     return f"{label}/{name}"
+
+
+SOURCE_MAP50, SOURCE_MAP50_95 = scored("source", "map50"), scored("source", "map50_95")
+VARIANT_MAP50, VARIANT_MAP50_95 = scored("variant", "map50"), scored("variant", "map50_95")
+DELTA_MAP50, DELTA_MAP50_95 = scored("delta", "map50"), scored("delta", "map50_95")
+SPEEDUP = "speedup"
+ACCURACY = "accuracy"
+"""Label of a benchmark's ``measure_accuracy`` figures."""
+ACCURACY_MAP50, ACCURACY_MAP50_95 = scored(ACCURACY, "map50"), scored(ACCURACY, "map50_95")
+MODEL_SIZE_MB = "model/size_mb"
+CHALLENGER, CHAMPION = "challenger", "champion"
+"""Labels of a training gate's champion rule: both scored on the challenger's val split."""
+GATE_SCORING_S = "time/gate_scoring_s"
+GATE_RULES = "siteml.gate_rules"
+"""The rules a gate checked (on the run and on the registered version)."""
+GATE_REASONS = "siteml.gate_reasons"
+"""Why a gate refused the model."""
+GATE_FORCED = "siteml.gate_forced"
+"""On a version promoted past its gate with ``--force``: who, when, and what was wrong."""
+HEAD_RESET = "siteml.head_reset"
+"""On a run fine-tuned from a parent of other classes: what ``model.reset_head`` re-initialised."""
+PROMOTION_PREFIX = "siteml.promotion."
+"""Registered-model tags ``siteml.promotion.<ms>``: one per alias move (JSON)."""
 
 
 def quant_latency(label: str) -> str:
     """Batch-1 p50 of the quant run's speed check: ``latency/source_p50_ms``."""
     return f"latency/{label}_p50_ms"
-
-
 
 
 def latency_percentile(q: int) -> str:

@@ -77,6 +77,11 @@ class Tracker(Protocol):
     def set_tags(self, tags: dict[str, str]) -> None:
         """Add run tags."""
 
+    def reads(self, role: str) -> bool:
+        """Whether the scenario reads a registered model as ``role`` (a champion to compare
+        with may be missing)."""
+
     def source_model(self, role: str = "source") -> SourceModel:
-        """Download a model the scenario reads: its ``source`` (quant and infer scenarios) or a
-        benchmark's ``baseline``."""
+        """Download a model the scenario reads: its ``source`` (quant and infer scenarios), a
+        benchmark's ``baseline``, a training's ``parent`` or the ``champion`` it is compared
+        with."""

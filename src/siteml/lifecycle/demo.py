@@ -22,7 +22,9 @@ from siteml.tracking.store import resolve_store
 
 SITE_ID = "acme-ulsan-welding"
 SITE = {"customer": "acme-steel", "region": "ulsan", "plant": "plant1", "zone": "welding",
-        "description": "siteml demo: welding bays with synthetic PPE data"}
+        "description": "siteml demo: welding bays with synthetic PPE data",
+        # a new model may not fall more than 2 points of mAP50-95 below the site's champion
+        "gates": {"ppe": {"compare_to": "champion", "max_regression": 0.02}}}
 TASK = "ppe"
 DATASET = {"train": 200, "val": 50}
 IMGSZ = 320

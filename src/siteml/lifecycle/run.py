@@ -133,16 +133,19 @@ def preflight(path: Path, overrides: Sequence[str] = (), *, sites_dir: str | Pat
     _refuse(path, overrides, pipeline.check(scenario))
     store = store or resolve_store()
     check_reachable(store)
-    roles = [role for role in kind.roles if role == "source" or _reference(scenario, role)]
+    roles = [role for role in kind.roles
+             if role == "source" or scenario.model_reference(role) is not None]
+    needed = [role for role in roles if role not in kind.optional]
     locator = _Locator(path, overrides)
-    if roles and not store.exists():  # refused before opening it, which would create it
-        _refuse_missing(scenario, roles[0], store, locator)
+    if needed and not store.exists():  # refused before opening it, which would create it
+        _refuse_missing(scenario, needed[0], store, locator)
     client = open_client(store)
     previous = _previous_runs(client, store, scenario)
     _refuse_finished(path, scenario, previous, rerun)
-    models = {role: _resolve(client, scenario, role, locator) for role in roles}
-    saved_for = {role: version.tags.get(keys.MODEL_BACKEND) for role, version in models.items()}
-    _refuse(path, overrides, pipeline.check_models(scenario, saved_for))
+    models = {role: version for role in roles
+              if (version := _resolve(client, scenario, role, locator, kind)) is not None}
+    read = {role: dict(version.tags) for role, version in models.items()}
+    _refuse(path, overrides, pipeline.check_models(scenario, read))
     return Preflight(path, scenario, kind, pipeline, store, client, len(previous) + 1, models,
                      skip_data_check)
 
@@ -218,7 +221,8 @@ def register(checked: Preflight, recorder: RunRecorder, result: PipelineResult) 
         keys.MODEL_FORMAT: model.format,
         keys.MODEL_BACKEND: model.backend,
         keys.MODEL_PRECISION: model.precision,
-        **_model_tags("source", checked.models.get("source")),
+        **{k: v for role, version in checked.models.items()
+           for k, v in _model_tags(role, version).items()},
         **model.tags,
         **{f"{keys.METRIC_TAG_PREFIX}{k}": f"{result.metrics[k]:.6g}"
            for k in result.headline if k in result.metrics},
@@ -252,14 +256,9 @@ class _Locator:
             raise scenario_problem(self.path, self.overrides, yaml_path, str(exc)) from None
 
 
-def _reference(scenario: BaseScenario, role: str) -> Any:
-    """The model reference the scenario gives for ``role``, or None."""
-    return getattr(scenario.params, role, None)
-
-
 def _refuse_missing(scenario: BaseScenario, role: str, store: Store, locator: _Locator) -> None:
     """A store that does not exist yet holds no model to read as ``role``."""
-    ref = _reference(scenario, role)
+    ref = scenario.model_reference(role)
     task_model = registered_model_name(scenario.get_experiment_name(), scenario.task.type)
     wanted = ref.path if ref else f"{registry_path(task_model)}@champion or @candidate"
     with locator.at(EXPERIMENT_TYPES[scenario.experiment_type].roles[role]):
@@ -278,11 +277,17 @@ def _refuse_finished(path: Path, scenario: BaseScenario, previous: list[Any],
             "'version' for a new run, or pass --rerun")
 
 
-def _resolve(client: Any, scenario: BaseScenario, role: str, locator: _Locator) -> Any:
+def _resolve(client: Any, scenario: BaseScenario, role: str, locator: _Locator,
+             kind: ExperimentType) -> Any:
     """The registered version the scenario reads as ``role`` (a source defaults to the
-    site/task's @champion, else @candidate); a missing one is an error located in the file."""
-    ref = _reference(scenario, role)
-    with locator.at(EXPERIMENT_TYPES[scenario.experiment_type].roles[role]):
+    site/task's @champion, else @candidate); a missing one is an error located in the file,
+    or None for an optional role."""
+    ref = scenario.model_reference(role)
+    if role in kind.optional:
+        with contextlib.suppress(registry.ModelNotFoundError):
+            return registry.resolve(client, ref)
+        return None
+    with locator.at(kind.roles[role]):
         return registry.resolve(client, ref or registry.default_source(
             client, scenario.get_experiment_name(), scenario.task.type))
 

@@ -58,10 +58,11 @@ def check(scenario: InferenceBenchmarkScenario) -> Problem:
 
 
 def check_models(scenario: InferenceBenchmarkScenario,
-                 saved_for: Mapping[str, str | None]) -> Problem:
+                 read: Mapping[str, Mapping[str, str]]) -> Problem:
     """The backend can run the source's files (``auto``: the source's runtime is installed and
     has the device); the baseline's runtime is installed and has the device when it names it."""
-    source, baseline = saved_for.get("source"), saved_for.get("baseline")
+    source, baseline = (read.get(role, {}).get(keys.MODEL_BACKEND)
+                        for role in ("source", "baseline"))
     if source is not None:
         requested = scenario.benchmark.backend
         try:
@@ -128,8 +129,8 @@ def run(scenario: InferenceBenchmarkScenario, tracker: Tracker) -> PipelineResul
         frames, truths = val_split(scenario.dataset.path, size)
         loaded = backends.load(model_path, frames[0], LoadOptions(
             precision=precision, device=scenario.environment.device), backend)
-        metrics[keys.ACCURACY_MAP50], metrics[keys.ACCURACY_MAP50_95] = score(
-            loaded.predict, frames, truths, "measuring accuracy on val")
+        metrics.update(score(loaded.predict, frames, truths, "measuring accuracy on val")
+                       .metrics(keys.ACCURACY, scenario.task.classes))
     tracker.set_tags(run_tags(facts, backend, model_path.name, steady))
     return PipelineResult(metrics=metrics)
 

@@ -11,10 +11,12 @@ CPUs that have it, which made a lossless FP32 export look 1.6 points worse than 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from siteml.backends import ultralytics
+from siteml.core import keys
 from siteml.core.progress import progress_bar
 from siteml.data.layout import open_image, split_images
 from siteml.pipelines.images import Letterboxed
@@ -49,20 +51,45 @@ def val_split(dataset: Path, size: int) -> tuple[Letterboxed, list[Any]]:
     return Letterboxed(images, size), truths
 
 
+@dataclass(frozen=True)
+class Scores:
+    """What the evaluator measures: mAP50 and mAP50-95 over all classes, and per class
+    present in val (by class id) precision, recall, AP50 and AP50-95."""
+
+    map50: float
+    map50_95: float
+    per_class: dict[int, dict[str, float]] = field(default_factory=dict)
+
+    def metrics(self, prefix: str, classes: Sequence[str]) -> dict[str, float]:
+        """``{prefix}/map50``, ``{prefix}/map50_95`` and ``{prefix}/class/<name>/<figure>``."""
+        found = {keys.scored(prefix, "map50"): self.map50,
+                 keys.scored(prefix, "map50_95"): self.map50_95}
+        found.update({keys.class_metric(classes[index], figure, prefix): value
+                      for index, figures in self.per_class.items()
+                      for figure, value in figures.items()})
+        return found
+
+
+def deltas(before: Scores, after: Scores, classes: Sequence[str],
+           prefix: str = "delta") -> dict[str, float]:
+    """``after`` minus ``before``: ``delta/map50``, ``delta/map50_95`` and per class."""
+    old, new = before.metrics(prefix, classes), after.metrics(prefix, classes)
+    return {name: new[name] - old[name] for name in new if name in old}
+
+
 def score(predict: Callable[[Any], Any], frames: Sequence[Any], truths: list[Any],
-          description: str) -> tuple[float, float]:
-    """mAP50 and mAP50-95 of ``predict`` (a batch to its raw output) over ``frames``."""
+          description: str) -> Scores:
+    """``predict`` (a batch to its raw output) scored over ``frames``."""
     outputs = []
     with progress_bar(description, len(frames)) as advance:
         for frame in frames:
             outputs.append(predict(frame))
             advance("")
-    return mean_ap(outputs, truths)
+    return evaluate(outputs, truths)
 
 
-def mean_ap(outputs: list[Any], truths: list[Any]) -> tuple[float, float]:
-    """mAP50 and mAP50-95 of raw ``(1, 4 + nc, anchors)`` outputs against
-    ``letterboxed_labels`` rows."""
+def evaluate(outputs: list[Any], truths: list[Any]) -> Scores:
+    """Raw ``(1, 4 + nc, anchors)`` outputs scored against ``letterboxed_labels`` rows."""
     import numpy as np
 
     correct, scores, predicted, targets = [], [], [], []
@@ -74,10 +101,16 @@ def mean_ap(outputs: list[Any], truths: list[Any]) -> tuple[float, float]:
         iou = ultralytics.box_iou(truth[:, 1:], detections[:, :4])
         correct.append(_matches(iou * (truth[:, :1] == detections[None, :, 5]), len(detections)))
     if not sum(len(t) for t in targets):
-        return 0.0, 0.0
-    ap = ultralytics.average_precision(np.concatenate(correct), np.concatenate(scores),
-                                       np.concatenate(predicted), np.concatenate(targets))
-    return (float(ap[:, 0].mean()), float(ap.mean())) if len(ap) else (0.0, 0.0)
+        return Scores(0.0, 0.0)
+    precision, recall, ap, classes = ultralytics.average_precision(
+        np.concatenate(correct), np.concatenate(scores), np.concatenate(predicted),
+        np.concatenate(targets))
+    if not len(ap):
+        return Scores(0.0, 0.0)
+    per_class = {int(c): dict(zip(keys.CLASS_FIGURES, map(float, (p, r, a[0], a.mean())),
+                                  strict=True))
+                 for c, p, r, a in zip(classes, precision, recall, ap, strict=True)}
+    return Scores(float(ap[:, 0].mean()), float(ap.mean()), per_class)
 
 
 def _matches(iou: Any, count: int) -> Any:

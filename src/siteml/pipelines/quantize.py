@@ -4,13 +4,13 @@ The source (a registered ``.pt``) is exported to FP32 (OpenVINO IR or ONNX) and 
 target precision: FP16 weights, or INT8 calibrated on a seeded subset of the train (or calib)
 split, never the val split the gate scores. Source and variant are then scored on the same val
 inputs by the same evaluator (``detection_map``), each at an explicit execution precision; a
-variant that loses more than ``max_accuracy_drop`` mAP50-95 is logged but refused (the run
-fails, nothing is registered). A short batch-1 latency check of both gives the speedup.
+variant that loses more than ``max_accuracy_drop`` mAP50-95 (or any class more than
+``max_class_drop``) is logged but refused (the run fails, nothing is registered). A short
+batch-1 latency check of both gives the speedup.
 """
 
 from __future__ import annotations
 
-import shutil
 import statistics
 from collections.abc import Mapping, Sequence
 from importlib.metadata import version
@@ -23,9 +23,11 @@ from siteml.backends.ultralytics import offline_ultralytics
 from siteml.core import keys
 from siteml.core.models import PipelineResult, ProducedModel, Tracker
 from siteml.pipelines.checks import Problem, runtime_ready
-from siteml.pipelines.detection_map import mean_ap, score, val_split
+from siteml.pipelines.detection_map import Scores, deltas, evaluate, score, val_split
+from siteml.pipelines.gates import quantization_verdict
 from siteml.pipelines.images import Letterboxed, sample_images
 from siteml.pipelines.timing import interleaved_latencies_ms
+from siteml.pipelines.weights import pt_weights
 from siteml.scenario.schema import QuantizationScenario
 
 LATENCY_WARMUP = 10
@@ -39,38 +41,34 @@ def check(scenario: QuantizationScenario) -> Problem:
     return runtime_ready(scenario, params.backend, int8=params.precision == "int8")
 
 
-def check_models(scenario: QuantizationScenario, saved_for: Mapping[str, str | None]) -> Problem:
+def check_models(scenario: QuantizationScenario,
+                 read: Mapping[str, Mapping[str, str]]) -> Problem:
     """Quantization starts from PyTorch weights."""
-    source = saved_for.get("source")
+    source = read.get("source", {}).get(keys.MODEL_BACKEND)
     if source is None or source == backends.SOURCE_BACKEND:
         return None
     return ("quantization.source", f"the source is saved for {source}; quantization starts "
             f"from the task's {backends.SOURCE_BACKEND} model (its base variant)")
 
 
-class AccuracyGateError(Exception):
-    """The variant lost more accuracy than the scenario allows."""
-
-
 def run(scenario: QuantizationScenario, tracker: Tracker) -> PipelineResult:
     """Build, score and time the variant; return it for registration if it passes the gate."""
     params = scenario.quantization
     offline_ultralytics(tracker.workdir)
-    weights = _source_weights(tracker.source_model().path, tracker.workdir)
+    weights = pt_weights(tracker.source_model().path, tracker.workdir / "source")
     frames, truths = val_split(scenario.dataset.path, scenario.model.input_size)
     variant, calibrated = _build_variant(scenario, weights, tracker.workdir, frames, truths)
     metrics, facts = _score_and_time(scenario, weights, variant, frames, truths)
     tags = {**_lineage_tags(scenario, calibrated), **facts}
+    worst = keys.worst_class(metrics, "variant")
+    if worst:
+        tags[keys.WORST_CLASS] = worst
     tracker.set_tags(tags)
-    drop = -metrics[keys.DELTA_MAP50_95]
-    if drop > params.max_accuracy_drop:
+    verdict = quantization_verdict(metrics, scenario.task.classes, params.max_accuracy_drop,
+                                   params.max_class_drop)
+    if verdict.reasons:
         tracker.log_metrics(metrics)  # a refused variant's figures are kept for inspection
-        tracker.set_tags({keys.GATE: keys.GATE_REFUSED})
-        raise AccuracyGateError(
-            f"{params.variant} loses {drop:.4f} mAP50-95 ({metrics[keys.SOURCE_MAP50_95]:.4f} -> "
-            f"{metrics[keys.VARIANT_MAP50_95]:.4f}), more than max_accuracy_drop "
-            f"{params.max_accuracy_drop}; not registered")
-    tracker.set_tags({keys.GATE: keys.GATE_PASSED})
+    tags.update(verdict.enforce(tracker, f"the {params.variant} variant"))
     produced = ProducedModel(variant, format=backends.get(params.backend).model_format,
                              backend=params.backend, precision=params.precision,
                              variant=params.variant, tags=tags)
@@ -116,34 +114,21 @@ def _score_and_time(scenario: QuantizationScenario, weights: Path, variant: Path
     facts[keys.QUANT_EXECUTED_PRECISION] = (f"int8+{executed}" if params.precision == "int8"
                                             else executed)
     p50_ms = {label: statistics.median(values) for label, values in times.items()}
-    return figures(scores, sizes, p50_ms), facts
+    return figures(scores, sizes, p50_ms, scenario.task.classes), facts
 
 
-def figures(scores: dict[str, tuple[float, float]], sizes: dict[str, float],
-            p50_ms: dict[str, float]) -> dict[str, float]:
-    """What a quant run logs: mAP50 and mAP50-95, size (MiB) and batch-1 p50 (ms) of the
-    ``source`` and the ``variant``, the mAP deltas and the speedup."""
+def figures(scores: dict[str, Scores], sizes: dict[str, float], p50_ms: dict[str, float],
+            classes: Sequence[str]) -> dict[str, float]:
+    """What a quant run logs: mAP50 and mAP50-95 (all classes and per class), size (MiB) and
+    batch-1 p50 (ms) of the ``source`` and the ``variant``, the mAP deltas and the speedup."""
     metrics: dict[str, float] = {}
     for label in ("source", "variant"):
-        metrics[keys.quant_metric(label, "map50")], metrics[keys.quant_metric(
-            label, "map50_95")] = scores[label]
-        metrics[keys.quant_metric(label, "size_mb")] = sizes[label]
+        metrics.update(scores[label].metrics(label, classes))
+        metrics[keys.scored(label, "size_mb")] = sizes[label]
         metrics[keys.quant_latency(label)] = p50_ms[label]
-    metrics[keys.DELTA_MAP50] = metrics[keys.VARIANT_MAP50] - metrics[keys.SOURCE_MAP50]
-    metrics[keys.DELTA_MAP50_95] = metrics[keys.VARIANT_MAP50_95] - metrics[keys.SOURCE_MAP50_95]
+    metrics.update(deltas(scores["source"], scores["variant"], classes))
     metrics[keys.SPEEDUP] = p50_ms["source"] / p50_ms["variant"]
     return metrics
-
-
-def _source_weights(source: Path, workdir: Path) -> Path:
-    """The source's ``.pt`` (inside its pyfunc artifacts), copied where exports may be written."""
-    found = sorted(source.rglob("*.pt"))
-    if not found:
-        raise FileNotFoundError(f"source model at {source} has no .pt weights to quantize")
-    target = workdir / "source" / found[0].name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(found[0], target)
-    return target
 
 
 def _build_variant(scenario: QuantizationScenario, weights: Path, workdir: Path,
@@ -157,7 +142,7 @@ def _build_variant(scenario: QuantizationScenario, weights: Path, workdir: Path,
         weights=weights, size=scenario.model.input_size, precision=params.precision,
         target=workdir / "variant" / f"{weights.stem}_{params.variant}",
         calibration=lambda: _calibration(scenario), method=params.method, options=options,
-        validation=frames, score=lambda outputs: mean_ap(outputs, truths)[1])
+        validation=frames, score=lambda outputs: evaluate(outputs, truths).map50_95)
     make_variant = backends.get(params.backend).make_variant
     if make_variant is None:
         raise ValueError(f"backend {params.backend} makes no variants")

@@ -189,7 +189,8 @@ def _message(cls: type[BaseModel], err: Any, loc: YamlPath) -> str:
 
 _SELF_EXPLAINING = {"slug", "format", "class_count", "duplicate_class", "duplicate_batch",
                     "model_ref", "reserved_tag", "iterations_or_duration", "unsupported_target",
-                    "unsupported_method", "train_device", "train_precision"}
+                    "unsupported_method", "train_device", "train_precision", "weights",
+                    "parent_model", "gate_class"}
 
 
 def _unknown_key_message(cls: type[BaseModel], loc: YamlPath) -> str:

@@ -29,6 +29,7 @@ from pydantic_core import PydanticCustomError
 from siteml.backends import registry as backends
 from siteml.core import keys
 from siteml.core.naming import (
+    MODELS_SCHEME,
     SLUG_MAX,
     ModelRef,
     registered_model_name,
@@ -112,6 +113,33 @@ ModelRefField = Annotated[
 ResolvedPath = Annotated[Path, AfterValidator(_resolve_path)]
 
 
+def _parse_weights(value: Any, info: ValidationInfo) -> Path | ModelRef:
+    """A ``.pt`` file (relative to the scenario file) or a registered model reference."""
+    if isinstance(value, Path | ModelRef):
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError("weights", "must be a .pt file or a model reference")
+    if value.endswith(".pt") and "@" not in value and not value.startswith(MODELS_SCHEME):
+        return _resolve_path(Path(value), info)
+    try:
+        return ModelRef.parse(value)
+    except ValueError as exc:
+        raise PydanticCustomError(
+            "weights", "{value} is neither a .pt file nor a model reference "
+            "('site/task@alias', 'site/task/N' or 'models:/...'): {reason}",
+            {"value": repr(value), "reason": str(exc)}) from None
+
+
+Weights = Annotated[
+    Path | ModelRef,
+    PlainValidator(_parse_weights),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "description": "A .pt file, or a registered model "
+                    "'customer/region-plant/zone/task@alias' (or '/N', or 'models:/...')"}),
+]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
 def _csv(values: list[Any]) -> str:
     return ",".join(str(v) for v in values)
 
@@ -134,6 +162,81 @@ class _Section(BaseModel):
         return out
 
 
+GateMetric = Literal[keys.CLASS_FIGURES]  # type: ignore[valid-type]
+ALL_CLASSES = "*"
+
+
+class MetricFloors(_Section):
+    """Lowest all-class values allowed on the final validation (0-1)."""
+
+    precision: Fraction | None = Field(None, description="Lowest precision")
+    recall: Fraction | None = Field(None, description="Lowest recall")
+    map50: Fraction | None = Field(None, description="Lowest mAP50")
+    map50_95: Fraction | None = Field(None, description="Lowest mAP50-95")
+
+
+class ClassFloors(_Section):
+    """Lowest values allowed per class (0-1), e.g. ``recall: {helmet: 0.8}``; ``'*'`` is every
+    class of the task."""
+
+    precision: dict[str, Fraction] | None = Field(None, description="Lowest precision per class")
+    recall: dict[str, Fraction] | None = Field(None, description="Lowest recall per class")
+    map50: dict[str, Fraction] | None = Field(None, description="Lowest AP50 per class")
+    map50_95: dict[str, Fraction] | None = Field(None, description="Lowest AP50-95 per class")
+
+
+class TrainingGate(_Section):
+    """What a trained model must reach to be registered; one that fails ends FAILED, registers
+    nothing, and keeps its weights as run artifacts."""
+
+    min: MetricFloors = Field(default_factory=MetricFloors,
+                              description="Lowest all-class values, e.g. {map50: 0.5}")
+    min_per_class: ClassFloors = Field(default_factory=ClassFloors,
+                                       description="Lowest values per class, e.g. "
+                                       "{recall: {helmet: 0.8}}")
+    compare_to: Literal["champion"] | None = Field(
+        None, description="Score the site/task's @champion on this scenario's val split with "
+        "the same evaluator, and refuse a model that regresses more than max_regression")
+    max_regression: Fraction = Field(0.0, description="Largest drop below the champion allowed "
+                                     "on regression_metric (absolute, 0-1)")
+    regression_metric: GateMetric = Field("map50_95", description="Metric the champion rule "
+                                          "compares")
+
+    def class_rules(self) -> list[tuple[str, str, float]]:
+        """``(figure, class or '*', floor)`` of every per-class rule."""
+        return [(figure, name, floor) for figure, floors in
+                self.min_per_class.model_dump(exclude_none=True).items()
+                for name, floor in floors.items()]
+
+    def to_params(self) -> dict[str, str]:
+        """``gate.min.map50``, ``gate.min_per_class.recall.helmet``, ``gate.compare_to``..."""
+        params = {f"gate.min.{k}": str(v)
+                  for k, v in self.min.model_dump(exclude_none=True).items()}
+        params.update({f"gate.min_per_class.{figure}.{name}": str(floor)
+                       for figure, name, floor in self.class_rules()})
+        if self.compare_to:
+            params.update({"gate.compare_to": self.compare_to,
+                           "gate.max_regression": str(self.max_regression),
+                           "gate.regression_metric": self.regression_metric})
+        return params
+
+    def over(self, base: TrainingGate | None) -> TrainingGate:
+        """This gate's rules on top of ``base`` (a site's default): what it sets wins."""
+        if base is None:
+            return self
+        merged = base.model_dump(exclude_none=True)
+        for key, value in self.model_dump(exclude_unset=True, exclude_none=True).items():
+            if isinstance(value, dict):
+                for inner, floor in value.items():
+                    if isinstance(floor, dict):
+                        merged[key].setdefault(inner, {}).update(floor)
+                    else:
+                        merged[key][inner] = floor
+            else:
+                merged[key] = value
+        return TrainingGate.model_validate(merged)
+
+
 class SiteConfig(_Section):
     """Where: one zone of one customer's plant. Names the MLflow experiment."""
 
@@ -143,6 +246,8 @@ class SiteConfig(_Section):
     zone: Slug = Field(description="Zone slug within the plant, e.g. 'welding'")
     description: str | None = Field(None, max_length=500,
                                     description="Free text about the site, shown in MLflow")
+    gates: dict[TaskType, TrainingGate] = Field(
+        default_factory=dict, description="Default training gates of the site, by task type")
 
     def to_experiment_name(self) -> str:
         """``{customer}/{region}-{plant}/{zone}``."""
@@ -150,7 +255,7 @@ class SiteConfig(_Section):
 
     def to_tags(self) -> dict[str, str]:
         """``site.customer``, ``site.region``, ``site.plant``, ``site.zone``, ``site.path``."""
-        return {**self._prefixed(keys.SITE_PREFIX.rstrip("."), ("description",)),
+        return {**self._prefixed(keys.SITE_PREFIX.rstrip("."), ("description", "gates")),
                 keys.SITE_PATH: self.to_experiment_name()}
 
 
@@ -199,10 +304,18 @@ class ModelConfig(_Section):
                                        "e.g. 'yolov11n'")
     input_size: int = Field(ge=32, le=4096, multiple_of=32,
                             description="Square input size in pixels, a multiple of 32")
-    weights_path: ResolvedPath | None = Field(None, description="Starting weights (.pt); relative "
-                                              "to the scenario file; none trains from scratch")
+    weights_path: Weights | None = Field(
+        None, description="Starting weights: a .pt file (relative to the scenario file) or a "
+        "registered model of this customer (fine-tuning); none trains from scratch")
+    reset_head: bool = Field(False, description="Allow starting weights whose classes differ "
+                             "from task.classes: the head's class layers start afresh")
     num_classes: int = Field(ge=1, le=1000,
                              description="Number of classes; must equal len(task.classes)")
+
+    @property
+    def parent(self) -> ModelRef | None:
+        """The registered model the weights come from, if they do."""
+        return self.weights_path if isinstance(self.weights_path, ModelRef) else None
 
     @property
     def ultralytics_name(self) -> str:
@@ -261,9 +374,15 @@ class TrainingParams(_Section):
     mosaic: float = Field(1.0, ge=0, le=1, description="Mosaic probability")
     mixup: float = Field(0.0, ge=0, le=1, description="MixUp probability")
     copy_paste: float = Field(0.0, ge=0, le=1, description="Copy-paste probability")
+    gate: TrainingGate | None = Field(None, description="Rules the model must pass to be "
+                                      "registered (on top of the site file's gates for the task)")
+
+    def ultralytics_arguments(self) -> dict[str, Any]:
+        """The arguments for Ultralytics' ``train``."""
+        return self.model_dump(exclude={"gate"})
 
     def to_params(self) -> dict[str, str]:
-        return self._prefixed("training")
+        return self._prefixed("training", ("gate",))
 
 
 class InferenceBenchmarkParams(_Section):
@@ -345,6 +464,8 @@ class QuantizationParams(_Section):
     per_channel: bool = Field(True, description="Per-channel weight scales (ONNX Runtime)")
     max_accuracy_drop: float = Field(0.01, ge=0, le=1,
                                      description="Largest mAP50-95 drop allowed (absolute, 0-1)")
+    max_class_drop: Fraction | None = Field(None, description="Largest AP50-95 drop allowed for "
+                                            "any one class present in val (absolute, 0-1)")
     latency_iterations: int = Field(100, ge=1, le=100_000,
                                     description="Timed iterations of the speed check")
 
@@ -420,6 +541,11 @@ class BaseScenario(_Section):
         """This scenario's type-specific parameter section."""
         return getattr(self, self.params_key)
 
+    def model_reference(self, role: str) -> ModelRef | None:
+        """The registered model the scenario reads as ``role`` (see ``ExperimentType.roles``),
+        or None when it names none."""
+        return getattr(self.params, role, None)
+
     def get_experiment_name(self) -> str:
         """MLflow experiment: the site path."""
         return self.site.to_experiment_name()
@@ -470,7 +596,51 @@ class TrainingScenario(BaseScenario):
             raise PydanticCustomError("train_precision", "training runs in fp32 or fp16 (amp); "
                                       "int8 comes from a quant scenario",
                                       {"field": "environment.precision"})
+        parent = self.model.parent
+        if parent is not None:
+            customer = parent.site.split("/", 1)[0]
+            if parent.variant:
+                problem = (f"{parent.path} is the quantized variant {parent.variant}, which "
+                           "cannot be trained; start from the task model")
+            elif customer != self.site.customer:
+                problem = (f"{parent.path} belongs to customer {customer!r}; a model starts only "
+                           f"from models of its own customer ({self.site.customer!r})")
+            else:
+                problem = None
+            if problem:
+                raise PydanticCustomError("parent_model", problem, {"field": "model.weights_path"})
+        self._check_gate_classes(self.training.gate, "training.gate")
+        self._check_gate_classes(self.site.gates.get(self.task.type),
+                                 f"site.gates.{self.task.type}")
         return self
+
+    def _check_gate_classes(self, gate: TrainingGate | None, where: str) -> None:
+        for figure, name, _ in gate.class_rules() if gate else ():
+            if name != ALL_CLASSES and name not in self.task.classes:
+                raise PydanticCustomError(
+                    "gate_class", "{name} is not a class of the task (classes: {classes}; "
+                    "'*' is every class)", {"name": repr(name),
+                                            "classes": ", ".join(self.task.classes),
+                                            "field": f"{where}.min_per_class.{figure}.{name}"})
+
+    @property
+    def gate(self) -> TrainingGate | None:
+        """The training gate: the scenario's rules on top of the site's for the task."""
+        site_gate = self.site.gates.get(self.task.type)
+        return self.training.gate.over(site_gate) if self.training.gate else site_gate
+
+    def model_reference(self, role: str) -> ModelRef | None:
+        """``parent``: the registered model the weights come from; ``champion``: the task's
+        @champion when the gate compares with it."""
+        if role == "parent":
+            return self.model.parent
+        if role == "champion" and self.gate and self.gate.compare_to:
+            return ModelRef(name=self.get_registered_model_name(), alias=self.gate.compare_to)
+        return None
+
+    def to_all_params(self) -> dict[str, str]:
+        gate = self.gate
+        return {**super().to_all_params(), **(gate.to_params() if gate else {})}
 
 
 class InferenceBenchmarkScenario(BaseScenario):

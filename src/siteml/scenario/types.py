@@ -27,11 +27,14 @@ class ExperimentType:
             its ``params_key`` the parameter section.
         pipeline: Import path of its pipeline module (imported when a run needs it), which
             defines ``check(scenario)`` (what this machine must have), ``check_models(scenario,
-            saved_for)`` (whether the registered models it reads suit it) and ``run(scenario,
-            tracker)``.
-        roles: The registered models it reads, by role (``source``, ``baseline``), each with the
-            YAML path of its reference. A ``source`` left unset defaults to the site/task's
+            read)`` (whether the registered models it reads suit it, from their version tags by
+            role) and ``run(scenario, tracker)``.
+        roles: The registered models it reads, by role (``source``, ``baseline``, ``parent``,
+            ``champion``), each with the YAML path of its reference (the scenario's
+            ``model_reference(role)``). A ``source`` left unset defaults to the site/task's
             ``@champion``, else ``@candidate``.
+        optional: Roles whose model may be missing (the run goes on without it): a training
+            gate's champion, which the site's first model does not have.
         profiles_dataset: Its runs log the dataset's profile (``siteml data stats``) with the
             dataset input, and warn when val holds near-duplicates of train.
     """
@@ -39,6 +42,7 @@ class ExperimentType:
     scenario: type[BaseScenario]
     pipeline: str
     roles: dict[str, str] = field(default_factory=dict)
+    optional: tuple[str, ...] = ()
     profiles_dataset: bool = False
 
     @property
@@ -51,7 +55,9 @@ class ExperimentType:
 
 
 EXPERIMENT_TYPES: dict[str, ExperimentType] = {kind.name: kind for kind in (
-    ExperimentType(TrainingScenario, "siteml.pipelines.train", profiles_dataset=True),
+    ExperimentType(TrainingScenario, "siteml.pipelines.train",
+                   {"parent": "model.weights_path", "champion": "training.gate.compare_to"},
+                   optional=("champion",), profiles_dataset=True),
     ExperimentType(QuantizationScenario, "siteml.pipelines.quantize",
                    {"source": "quantization.source"}),
     ExperimentType(InferenceBenchmarkScenario, "siteml.pipelines.benchmark",

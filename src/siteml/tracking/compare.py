@@ -28,8 +28,10 @@ def compare_rows(client: MlflowClient, site: str, task: str) -> list[dict[str, A
     speedup over the base (PyTorch FP32) model benchmarked on the same device of the same host
     (``speedup_paired``: timed in turns with it in the variant's own benchmark run, else from
     the base model's latest benchmark there);
-    ``pareto`` says whether no other variant there is both faster and more accurate, and
-    ``steady`` whether the host kept one speed during the benchmark (None: not recorded)."""
+    ``pareto`` says whether no other variant there is both faster and more accurate,
+    ``steady`` whether the host kept one speed during the benchmark (None: not recorded),
+    ``worst_class`` the class with the lowest AP50 (the benchmark's own, else the version's)
+    and ``warning`` the version's warning."""
     experiment_id = find_experiment_id(client, site)
     if experiment_id is None:
         return []
@@ -83,7 +85,8 @@ def _row(name: str, run: Any, versions: dict[int, dict[str, str]]) -> dict | Non
         return None
     batch = batches[0]
     number = int(run.data.tags.get(keys.SOURCE_MODEL_VERSION, "0"))
-    tags = {k: float(v) for k, v in headline_metrics(versions.get(number, {})).items()}
+    version_tags = versions.get(number, {})
+    tags = {k: float(v) for k, v in headline_metrics(version_tags).items()}
     variant = ModelRef(name=name, version=number or 1).variant
     device, host = _where(run)
     accuracy = metrics.get(keys.ACCURACY_MAP50_95, tags.get(keys.VARIANT_MAP50_95,
@@ -101,6 +104,9 @@ def _row(name: str, run: Any, versions: dict[int, dict[str, str]]) -> dict | Non
         "paired_speedup": metrics.get(keys.batch_metric(batch, keys.SPEEDUP_VS_BASELINE)),
         "steady": {"true": True, "false": False}.get(run.data.tags.get(keys.BENCHMARK_STEADY,
                                                                        "")),
+        "worst_class": keys.worst_class(metrics, keys.ACCURACY) or version_tags.get(
+            keys.WORST_CLASS),
+        "warning": version_tags.get(keys.WARNING),
         "benchmark_run_id": run.info.run_id,
         "model_name": name,
     }

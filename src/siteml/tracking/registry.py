@@ -5,9 +5,11 @@ Queries filter on names and tags (never an unfiltered scan), so they stay fast o
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from siteml.core import keys
-from siteml.core.errors import InvalidInputError
+from siteml.core.errors import InvalidInputError, SitemlError
 from siteml.core.models import FILES, ProducedModel, SourceModel
 from siteml.core.naming import CANDIDATE, CHAMPION, ModelRef, registered_model_name, registry_path
 from siteml.tracking.pyfunc import save_detector
@@ -154,11 +156,72 @@ def set_alias(client: MlflowClient, name: str, alias: str, version: str) -> None
             time.sleep(0.05 * (attempt + 1))
 
 
-def promote(client: MlflowClient, ref: ModelRef, alias: str) -> Any:
-    """Point ``alias`` at the version ``ref`` resolves to; returns that version."""
+class PromotionRefusedError(SitemlError):
+    """The version did not pass its gate (or was never scored); ``--force`` overrides (exit 1)."""
+
+
+def gate_problem(version_tags: dict[str, str]) -> str | None:
+    """Why a version may not become champion, or None: its gate refused it, it was never
+    scored by one, or it carries a warning."""
+    gate, problems = version_tags.get(keys.GATE), []
+    if gate is None:
+        problems.append("it was never scored by a gate (its run had no training.gate)")
+    elif gate != keys.GATE_PASSED:
+        problems.append(f"its gate says {gate}: {version_tags.get(keys.GATE_REASONS, '')}")
+    if keys.WARNING in version_tags:
+        problems.append(f"it carries a warning: {version_tags[keys.WARNING]}")
+    return "; ".join(problems) or None
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """One alias move: the version it points at now, the one before, and the gate problem it
+    was forced past (None when there was none)."""
+
+    version: Any
+    previous: int | None
+    forced_past: str | None
+
+
+def promote(client: MlflowClient, ref: ModelRef, alias: str, user: str,
+            force: bool = False) -> Promotion:
+    """Point ``alias`` at the version ``ref`` resolves to and record the move in the model's
+    promotion history.
+
+    Raises:
+        PromotionRefusedError: ``alias`` is champion and the version has a ``gate_problem``
+            (unless ``force``, which is recorded on the version with ``user``'s name).
+    """
     version = resolve(client, ref)
+    problem = gate_problem(version.tags) if alias == CHAMPION else None
+    if problem and not force:
+        raise PromotionRefusedError(
+            f"{registry_path(version.name)}/{version.version} cannot become @{alias}: {problem}; "
+            "pass --force to promote it anyway (recorded with your name)")
+    before = client.get_registered_model(version.name).aliases.get(alias)
+    previous = int(before) if before else None
+    stamp = int(time.time() * 1000)
+    if problem:
+        client.set_model_version_tag(version.name, version.version, keys.GATE_FORCED, json.dumps(
+            {"by": user, "at": stamp, "alias": alias, "problem": problem})[:5000])
     set_alias(client, version.name, alias, version.version)
-    return version
+    client.set_registered_model_tag(version.name, f"{keys.PROMOTION_PREFIX}{stamp}", json.dumps(
+        {"alias": alias, "from": previous, "to": int(version.version), "by": user,
+         "forced": bool(problem)}))
+    return Promotion(version, previous, problem)
+
+
+def promotion_history(client: MlflowClient, site: str | None = None,
+                      task: str | None = None) -> list[dict[str, Any]]:
+    """Every recorded alias move of the matching models, oldest first: when (ms), model,
+    alias, from and to version, who, and whether it was forced past a gate."""
+    moves = []
+    for entry in model_tree(client, site, task):
+        for key, value in entry["tags"].items():
+            if key.startswith(keys.PROMOTION_PREFIX):
+                moves.append({"at": int(key.removeprefix(keys.PROMOTION_PREFIX)),
+                              "model": entry["path"], **json.loads(value)})
+    return sorted(moves, key=lambda move: move["at"])
 
 
 def all_pages(fetch: Any) -> list[Any]:
@@ -206,13 +269,16 @@ def model_tree(client: MlflowClient, site: str | None = None,
         versions = versions_of.get(model.name, [])
         entries.append({
             "site": model_site, "task": model_task, "variant": variant, "name": model.name,
-            "path": registry_path(model.name),
+            "path": registry_path(model.name), "tags": dict(model.tags),
             "aliases": {alias: int(number) for alias, number in model.aliases.items()},
             "versions": [{
                 "version": int(v.version), "run_id": v.run_id, "status": v.status,
                 "created": v.creation_timestamp,
                 "aliases": [a for a, n in model.aliases.items() if str(n) == str(v.version)],
                 "metrics": headline_metrics(v.tags),
+                "gate": v.tags.get(keys.GATE), "forced": v.tags.get(keys.GATE_FORCED),
+                "warning": v.tags.get(keys.WARNING), "worst_class": v.tags.get(keys.WORST_CLASS),
+                "parent": v.tags.get(keys.role_tag("parent", "model_path")),
             } for v in sorted(versions, key=lambda v: int(v.version), reverse=True)],
         })
     return entries

@@ -157,6 +157,9 @@ class RunRecorder:
         tags = [InputTag("mlflow.data.context", context)]
         self.client.log_inputs(self.run_id, [DatasetInput(dataset, tags)])
 
+    def reads(self, role: str) -> bool:
+        return role in self._versions
+
     def source_model(self, role: str = "source") -> SourceModel:
         """Download the model version the scenario reads as ``role`` once, into the run's
         scratch folder."""
