@@ -75,7 +75,7 @@ def main() -> None:
         }
         path = root / "scenario.yaml"
         path.write_text(yaml.safe_dump(scenario, sort_keys=False))
-        full = load_scenario(path).training.model_dump()  # same arguments, defaults included
+        full = load_scenario(path).training.ultralytics_arguments()  # defaults included
         (root / "bare.yaml").write_text(yaml.safe_dump({**scenario, "training": full}))
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db"}
         times: dict[str, list[float]] = {"siteml run": [], "bare Ultralytics": [],

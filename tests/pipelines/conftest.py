@@ -36,6 +36,8 @@ class TinyStore:
     dataset: Path
     uri: str
     site: dict = field(default_factory=lambda: SITE)
+    imgsz: int = 96
+    images: int = 144
 
     def client(self) -> MlflowClient:
         return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
@@ -45,10 +47,11 @@ class TinyStore:
         path.write_text(yaml.safe_dump({
             "name": "tiny", "version": version, "experiment_type": experiment_type,
             "site": self.site, "task": {"type": "ppe", "classes": ["helmet", "vest", "person"]},
-            "model": {"architecture": "yolov11n", "input_size": 96, "num_classes": 3},
+            "model": {"architecture": "yolov11n", "input_size": self.imgsz,
+                      "num_classes": 3},
             "environment": {"device": "cpu", "seed": 0},
             "dataset": {"version": "tiny", "dvc_hash": dir_hash(self.dataset).md5,
-                        "path": str(self.dataset), "image_count": 144},
+                        "path": str(self.dataset), "image_count": self.images},
             EXPERIMENT_TYPES[experiment_type].section: section,
         }, sort_keys=False))
         return path
@@ -67,9 +70,12 @@ class TinyStore:
 
     def run(self, experiment_type: str, version: str, **section) -> tuple[int, dict | None, str]:
         """``siteml run --json`` offline; OpenVINO / NNCF telemetry must not send anything."""
+        return self.run_file(self.scenario(experiment_type, version, section))
+
+    def run_file(self, path: Path) -> tuple[int, dict | None, str]:
+        """``run`` of a scenario file already written."""
         from openvino_telemetry.utils.sender import TelemetrySender
 
-        path = self.scenario(experiment_type, version, section)
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("MLFLOW_TRACKING_URI", self.uri)
             blocked = NetworkBlocked(mp)

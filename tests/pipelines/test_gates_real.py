@@ -2,8 +2,9 @@
 training on tiny synthetic data, offline."""
 
 import dataclasses
-import json
 import random
+import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -33,8 +34,7 @@ def with_model(store: TinyStore, version: str, model: dict, classes: list[str] |
     if classes:
         data["task"]["classes"] = classes
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    code, out, err = store.invoke("run", str(path), "--json")
-    return code, json.loads(out) if code == 0 else None, err
+    return store.run_file(path)
 
 
 def make_champion(store: TinyStore) -> None:
@@ -48,8 +48,8 @@ def shuffled(tmp_path_factory) -> TinyStore:
     """A store with an untrainable dataset: every image carries another image's labels."""
     root = tmp_path_factory.mktemp("shuffled")
     store = TinyStore(root, root / "data", f"sqlite:///{root}/mlflow.db",
-                      {**SITE, "zone": "shuffled"})
-    synthesize(store.dataset, ["helmet", "vest", "person"], {"train": 128, "val": 16}, imgsz=96,
+                      {**SITE, "zone": "shuffled"}, imgsz=64, images=40)
+    synthesize(store.dataset, ["helmet", "vest", "person"], {"train": 32, "val": 8}, imgsz=64,
                seed=2)
     for split in ("train", "val"):
         labels = sorted((store.dataset / "labels" / split).glob("*.txt"))
@@ -142,3 +142,19 @@ def test_reset_head_starts_the_class_layers_afresh_for_other_classes(tiny_store)
     assert "start afresh for hardhat, vest, person" in " ".join(err.split())
     run = third.client().get_run(outcome["run_id"])
     assert run.data.tags["siteml.head_reset"] == "6 tensors, from classes [helmet,vest,person]"
+
+
+def test_a_local_pretrained_file_still_trains_offline(tiny_store):
+    import mlflow.artifacts
+
+    files = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{MODEL}/1",
+                                                tracking_uri=tiny_store.uri,
+                                                dst_path=str(tiny_store.root / "download"))
+    [weights] = list(Path(files).rglob("*.pt"))
+    shutil.copy(weights, tiny_store.root / "local-yolo.pt")
+    code, outcome, err = with_model(at_zone(tiny_store, "local"), "v1",
+                                    {"weights_path": "local-yolo.pt"}, **ONE_EPOCH)
+    assert code == 0, err
+    run = tiny_store.client().get_run(outcome["run_id"])
+    assert run.data.params["model.weights_path"] == str(tiny_store.root / "local-yolo.pt")
+    assert "parent.model_name" not in run.data.tags

@@ -83,10 +83,10 @@ def test_variant_is_registered_with_lineage_and_loads_in_mlflow(tiny_store, back
         metrics["latency/source_p50_ms"] / metrics["latency/variant_p50_ms"])
     assert run.data.tags["siteml.gate"] == "passed"
     assert version.tags["siteml.gate"] == "passed"
-    for name in ("helmet", "vest", "person"):  # per class: source, variant and their delta
-        assert metrics[f"delta/class/{name}/map50_95"] == pytest.approx(
-            metrics[f"variant/class/{name}/map50_95"] - metrics[f"source/class/{name}/map50_95"])
-        assert 0 <= metrics[f"variant/class/{name}/recall"] <= 1
+    for label in ("helmet", "vest", "person"):  # per class: source, variant and their delta
+        assert metrics[f"delta/class/{label}/map50_95"] == pytest.approx(
+            metrics[f"variant/class/{label}/map50_95"] - metrics[f"source/class/{label}/map50_95"])
+        assert 0 <= metrics[f"variant/class/{label}/recall"] <= 1
     worst, value = version.tags["siteml.worst_class"].split()
     assert float(value) == pytest.approx(metrics[f"variant/class/{worst}/map50"], abs=1e-3)
     assert float(version.tags["metrics.speedup"]) == pytest.approx(metrics["speedup"], rel=1e-3)
