@@ -13,7 +13,8 @@ import pytest
 from mlflow import MlflowClient
 
 import siteml.pipelines.train
-from siteml.tracking.store import redact, resolve_store
+from siteml.core.secrets import redact
+from siteml.tracking.store import resolve_store
 from tests.conftest import free_port, stop_process_group, wait_healthy
 from tests.scenario.test_runner import fake_train
 
@@ -55,6 +56,25 @@ def test_dead_server_fails_fast_and_writes_nothing(site_scenario, tmp_path):
     assert "is not reachable" in result.stderr and "nothing was recorded" in result.stderr
     assert "Traceback" not in result.stderr
     assert list(work.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [
+    ["models"], ["models", "--history", "--json"], ["runs"], ["best", "a/b-c/d", "--task", "ppe"],
+    ["compare", "a/b-c/d", "--task", "ppe", "--json"], ["promote", "a/b-c/d/ppe/1", "champion"],
+    ["ui", "--json"]])
+def test_every_command_keeps_credentials_out_of_its_errors(cli, monkeypatch, command):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://alice:s3cret-pw@127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "hunter2-probe")
+    code, out, err = cli(*command)
+    assert code == 1
+    assert "is not reachable" in err and "http://***@127.0.0.1:" in err
+    assert not any(secret in out + err for secret in ("s3cret-pw", "hunter2-probe", "alice"))
+
+
+def test_redaction_masks_uri_credentials_and_secret_variables(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok-123456")
+    text = "request to https://bob:p%40ss@host:5000/api failed; token tok-123456; mail a@b.c"
+    assert redact(text) == "request to https://***@host:5000/api failed; token ***; mail a@b.c"
 
 
 @pytest.mark.slow

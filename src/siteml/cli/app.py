@@ -14,6 +14,7 @@ import typer
 
 from siteml import __version__
 from siteml.core.errors import InvalidInputError, ScenarioError, SitemlError
+from siteml.core.secrets import redact
 from siteml.core.tasks import TASK_TYPES
 
 app = typer.Typer(
@@ -59,7 +60,7 @@ def fail(exc: SitemlError) -> typer.Exit:
     lines = [str(p) for p in exc.problems] if isinstance(exc, ScenarioError) else [str(exc)]
     for line in lines:
         err.print("[red]error:[/red] ", end="")
-        err.print(line, markup=False)
+        err.print(redact(line), markup=False)
     return typer.Exit(exc.exit_code)
 
 
@@ -95,13 +96,14 @@ def task_option(task: str | None) -> str | None:
 
 
 def read_client(as_json: bool, empty: Any) -> Any:
-    """An MLflow client for a read-only command, or exit 0 with ``empty`` when the embedded
-    database does not exist yet (a read-only command must not create one)."""
-    from siteml.tracking.runs import open_client
-    from siteml.tracking.store import resolve_store
+    """An MLflow client for a read-only command (a tracking server that does not answer fails
+    fast), or exit 0 with ``empty`` when the embedded database does not exist yet (a read-only
+    command must not create one)."""
+    from siteml.tracking.store import check_reachable, resolve_store
 
     try:
         store = resolve_store()
+        check_reachable(store)
     except SitemlError as exc:
         raise fail(exc) from None
     if not store.exists():
@@ -110,6 +112,8 @@ def read_client(as_json: bool, empty: Any) -> Any:
         else:
             typer.echo(f"no MLflow store yet at {store.display}", err=True)
         raise typer.Exit(0)
+    from siteml.tracking.runs import open_client
+
     return open_client(store)
 
 

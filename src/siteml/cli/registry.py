@@ -86,10 +86,11 @@ def promote(
     from siteml.tracking.registry import ModelNotFoundError
     from siteml.tracking.registry import promote as promote_version
     from siteml.tracking.runs import open_client
-    from siteml.tracking.store import resolve_store
+    from siteml.tracking.store import check_reachable, resolve_store
 
     with reporting_errors():
         store = resolve_store()
+        check_reachable(store)
         if not store.exists():
             raise ModelNotFoundError(f"no registered models yet in {store.display}")
         moved = promote_version(open_client(store), ref, alias, getpass.getuser(), force)

@@ -32,6 +32,7 @@ from siteml.core.errors import InvalidInputError, SitemlError
 from siteml.core.models import PipelineResult
 from siteml.core.naming import CANDIDATE, registered_model_name, registry_path
 from siteml.core.provenance import git_tags, host_tags
+from siteml.core.secrets import redact
 from siteml.scenario.factory import load_scenario, scenario_problem
 from siteml.scenario.schema import BaseScenario
 from siteml.scenario.types import EXPERIMENT_TYPES, ExperimentType
@@ -364,10 +365,10 @@ def _dataset_profile(recorder: RunRecorder, root: Path, classes: list[str]) -> d
 
 
 def _record_failure(recorder: RunRecorder, exc: BaseException) -> None:
-    text = "".join(traceback.format_exception(exc))
+    text = redact("".join(traceback.format_exception(exc)))
     try:
         recorder.log_text(text, "error.txt")
-        recorder.set_tags({keys.ERROR: f"{type(exc).__name__}: {exc}"[:5000]})
+        recorder.set_tags({keys.ERROR: redact(f"{type(exc).__name__}: {exc}")[:5000]})
     finally:
         recorder.finish("FAILED")
 

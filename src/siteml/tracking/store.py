@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from siteml.core.errors import SitemlError
+from siteml.core.secrets import redact
 
 DEFAULT_DB = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
@@ -88,14 +89,6 @@ def resolve_store(environ: dict[str, str] | None = None, cwd: Path | None = None
             f"MLFLOW_TRACKING_URI {redact(uri)!r} is not supported: use http(s)://host:port for a "
             "tracking server or sqlite:///path/to/mlflow.db (the file store is deprecated)")
     return Store(uri, database)
-
-
-def redact(uri: str) -> str:
-    """Remove the password (and user) from a URI: ``http://u:p@h`` -> ``http://***@h``."""
-    parts = urllib.parse.urlsplit(uri)
-    if not parts.username and not parts.password:
-        return uri
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{_host_port(parts)}"))
 
 
 def _host_port(parts: urllib.parse.SplitResult) -> str:
