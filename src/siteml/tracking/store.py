@@ -108,16 +108,9 @@ def check_reachable(store: Store, timeout: float = HEALTH_TIMEOUT_S) -> None:
     """Fail fast, before anything is written, when a tracking server does not answer."""
     if not store.is_server:
         return
-    parts = urllib.parse.urlsplit(store.tracking_uri)
-    url = urllib.parse.urlunsplit(parts._replace(netloc=_host_port(parts),
-                                                 path=parts.path + "/health"))
-    request = urllib.request.Request(url)
-    if parts.username or parts.password:
-        token = (f"{urllib.parse.unquote(parts.username or '')}:"
-                 f"{urllib.parse.unquote(parts.password or '')}")
-        request.add_header("Authorization", "Basic " + base64.b64encode(token.encode()).decode())
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(server_request(store.tracking_uri, "/health"),
+                                    timeout=timeout) as response:
             if response.status == 200:
                 return
             reason = f"HTTP {response.status}"
@@ -127,6 +120,27 @@ def check_reachable(store: Store, timeout: float = HEALTH_TIMEOUT_S) -> None:
         reason = str(getattr(exc, "reason", exc))
     raise TrackingUnavailableError(
         f"tracking server {store.display} is not reachable ({reason}); nothing was recorded")
+
+
+def server_request(uri: str, path: str, credentials: bool = True) -> urllib.request.Request:
+    """A GET of ``path`` on the server at ``uri``, with the user's credentials (from the URI,
+    else ``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD`` or ``MLFLOW_TRACKING_TOKEN``) unless
+    ``credentials`` is false."""
+    parts = urllib.parse.urlsplit(uri)
+    url = urllib.parse.urlunsplit(parts._replace(netloc=_host_port(parts),
+                                                 path=parts.path.rstrip("/") + path))
+    request = urllib.request.Request(url)
+    user = urllib.parse.unquote(parts.username or "") or os.environ.get(
+        "MLFLOW_TRACKING_USERNAME", "")
+    password = urllib.parse.unquote(parts.password or "") or os.environ.get(
+        "MLFLOW_TRACKING_PASSWORD", "")
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if credentials and (user or password):
+        basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {basic}")
+    elif credentials and token:
+        request.add_header("Authorization", f"Bearer {token}")
+    return request
 
 
 def ui_command(store: Store, host: str, port: int) -> list[str]:
