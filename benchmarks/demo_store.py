@@ -29,12 +29,9 @@ def add_demo_options(parser: argparse.ArgumentParser) -> None:
         "apply then)")
     group.add_argument("--demo-dir", type=Path, default=DEFAULT_DIR)
     group.add_argument("--demo-epochs", type=int, default=DEFAULT_EPOCHS)
-    group.add_argument("--demo-train-images", type=int, default=None,
-                       help="default: the demo's own (200)")
-    group.add_argument("--demo-val-images", type=int, default=None,
-                       help="default: the demo's own (50)")
-    group.add_argument("--demo-imgsz", type=int, default=None,
-                       help="a multiple of 32; default: the demo's own (320)")
+    group.add_argument("--demo-train-images", type=int, default=200)
+    group.add_argument("--demo-val-images", type=int, default=50)
+    group.add_argument("--demo-imgsz", type=int, default=320, help="a multiple of 32")
 
 
 def demo_from_args(args: argparse.Namespace) -> Path:
@@ -43,22 +40,16 @@ def demo_from_args(args: argparse.Namespace) -> Path:
                        args.demo_val_images, args.demo_imgsz)
 
 
-def demo_folder(path: Path, epochs: int = DEFAULT_EPOCHS, train_images: int | None = None,
-                val_images: int | None = None, imgsz: int | None = None) -> Path:
+def demo_folder(path: Path, epochs: int = DEFAULT_EPOCHS, train_images: int = 200,
+                val_images: int = 50, imgsz: int = 320) -> Path:
     """``path`` as an absolute folder holding a finished `siteml demo` (run now if it is not,
-    with ``epochs``, and the image counts and size given, else the demo's own)."""
+    at the size given)."""
     folder = path.absolute()
     if not (folder / "mlflow.db").exists():
-        from siteml.lifecycle import demo
+        from siteml.lifecycle.demo import DemoSize, run_demo
 
-        sizes = {"DATASET": demo.DATASET, "IMGSZ": demo.IMGSZ}  # read when the demo runs
-        demo.DATASET = {"train": train_images or demo.DATASET["train"],
-                        "val": val_images or demo.DATASET["val"]}
-        demo.IMGSZ = imgsz or demo.IMGSZ
-        try:
-            demo.run_demo(folder, epochs)  # on the folder's own store, whatever the environment
-        finally:
-            demo.DATASET, demo.IMGSZ = sizes["DATASET"], sizes["IMGSZ"]
+        # on the folder's own store, whatever the environment
+        run_demo(folder, DemoSize(epochs, train_images, val_images, imgsz))
     return folder
 
 

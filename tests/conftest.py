@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
+
+from siteml.cli.serving import SERVER_DEFAULTS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -118,21 +121,73 @@ def start_mlflow_server(folder: Path, *extra: str) -> tuple[subprocess.Popen, st
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
          f"sqlite:///{folder}/server.db", "--artifacts-destination", str(folder / "artifacts"),
          "--host", "127.0.0.1", "--port", str(port), *extra],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, **SERVER_DEFAULTS})
     url = f"http://127.0.0.1:{port}"
     wait_healthy(url, proc)
     return proc, url
 
 
 def stop_process_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to the process group, SIGKILL if it lingers; a group already gone is fine."""
     try:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
-SLOW_FIXTURES = {"mlflow_server", "tiny_store", "variants", "trained_model"}
+@dataclass(frozen=True)
+class TeamServer:
+    """A tracking server as ``siteml server start`` runs it (auth and workspaces on)."""
+
+    url: str
+    admin_password: str
+    admin: str = "admin"
+
+
+def start_team_server(folder: Path, admin_password: str | None,
+                      *extra: str) -> tuple[subprocess.Popen, str]:
+    """``siteml server start`` on a sqlite store in ``folder`` (the admin password in its
+    environment unless None), in its own process group; the process and the URL it printed
+    once healthy."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_AUTH_ADMIN_PASSWORD"}
+    if admin_password is not None:
+        env["MLFLOW_AUTH_ADMIN_PASSWORD"] = admin_password
+    log = open(folder / "team-server.log", "w")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "siteml", "server", "start", "--backend-store-uri",
+         f"sqlite:///{folder}/team.db", "--artifacts-destination", str(folder / "artifacts"),
+         "--state-dir", str(folder / "state"), "--port", str(port), "--workers", "1", *extra],
+        stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True, env=env,
+        start_new_session=True)
+    url = proc.stdout.readline().strip()  # printed once it answers
+    if not url:
+        raise RuntimeError(f"siteml server start exited with {proc.wait()}: "
+                           f"{(folder / 'team-server.log').read_text()[-2000:]}")
+    return proc, url
+
+
+@pytest.fixture(scope="session")
+def team_server(tmp_path_factory):
+    """CI's team server (SITEML_TEST_TEAM_URI, started by ``siteml server start`` on its
+    PostgreSQL, admin password in SITEML_TEST_TEAM_ADMIN_PASSWORD), else one started here on
+    sqlite."""
+    given = os.environ.get("SITEML_TEST_TEAM_URI")
+    if given:
+        yield TeamServer(given, os.environ["SITEML_TEST_TEAM_ADMIN_PASSWORD"])
+        return
+    password = f"admin-{uuid.uuid4().hex[:12]}"
+    proc, url = start_team_server(tmp_path_factory.mktemp("team-server"), password)
+    yield TeamServer(url, password)
+    stop_process_group(proc)
+
+
+SLOW_FIXTURES = {"mlflow_server", "team_server", "tiny_store", "variants", "trained_model"}
 """Fixtures that train a model or start a server: a test using one belongs to the slow tier."""
 
 

@@ -119,3 +119,9 @@ def test_version_and_module_entry_point():
                             text=True)
     assert result.returncode == 0
     assert result.stdout.startswith("siteml ")
+
+
+def test_demo_refuses_an_input_size_yolo_cannot_take(cli, tmp_path):
+    code, _, err = cli("demo", str(tmp_path / "demo"), "--imgsz", "100")
+    assert code == 2 and "--imgsz 100" in err
+    assert not (tmp_path / "demo").exists()

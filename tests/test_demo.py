@@ -1,4 +1,5 @@
-"""`siteml demo` end to end (1 epoch here; the README's demo trains 15)."""
+"""`siteml demo` end to end, at a quick size (1 epoch on 32 + 16 images of 96 px; the README's
+demo trains 15 epochs on 200 + 50 images of 320 px)."""
 
 import json
 
@@ -11,12 +12,13 @@ from tests.conftest import needs
 pytestmark = pytest.mark.slow  # trains, quantizes, benchmarks or starts a server
 needs("ultralytics", "train")
 needs("nncf", "quantize")
+QUICK = ("--epochs", "1", "--train-images", "32", "--val-images", "16", "--imgsz", "96")
 
 
 def test_demo_runs_the_lifecycle_in_its_own_folder(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/elsewhere.db")
     folder = tmp_path / "demo"
-    code, out, err = cli("demo", str(folder), "--epochs", "1", "--json")
+    code, out, err = cli("demo", str(folder), *QUICK, "--json")
     assert code == 0, err
     step, quant, *benchmarks = json.loads(out)
     assert {s["status"] for s in (step, quant, *benchmarks)} == {"FINISHED"}
@@ -30,6 +32,8 @@ def test_demo_runs_the_lifecycle_in_its_own_folder(cli, tmp_path, monkeypatch):
     assert client.get_model_version_by_alias(step["registered_model"], "candidate")
     files = find_yaml_files([folder / "configs", folder / "experiments"])
     assert len(files) == 5 and all(load_any(f) for f in files)
+    train = load_any(next(f for f in files if f.name.endswith("train-v1.yaml")))
+    assert (train.model.input_size, train.dataset.image_count) == (96, 48)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder}/mlflow.db")
     code, out, err = cli("compare", "acme-steel/ulsan-plant1/welding", "--task", "ppe", "--json")
     assert code == 0, err
@@ -38,5 +42,5 @@ def test_demo_runs_the_lifecycle_in_its_own_folder(cli, tmp_path, monkeypatch):
     assert rows["openvino_int8"]["speedup_paired"] is True
     assert rows["openvino_int8"]["speedup"] == pytest.approx(
         benchmarks[1]["metrics"]["b1/speedup_vs_baseline"])
-    code, _, err = cli("demo", str(tmp_path), "--epochs", "1")
+    code, _, err = cli("demo", str(tmp_path), *QUICK)
     assert code == 2 and "not empty" in err

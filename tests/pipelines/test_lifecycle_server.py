@@ -22,7 +22,8 @@ def test_lifecycle_on_a_tracking_server(mlflow_server, tmp_path, monkeypatch):
     site_path = f"{site['customer']}/ulsan-plant3/server"
     store = trained_store(tmp_path, mlflow_server, site, epochs=2)
     quant = store.run_ok("quant", "v2", backend="openvino", precision="int8",
-                         calibration_size=16, max_accuracy_drop=1.0, latency_iterations=3)
+                         calibration_size=16, max_accuracy_drop=1.0, latency_iterations=3,
+                         bias_correction="fast")
     assert quant["registered_model"].endswith(".server.ppe__openvino_int8")
     for number, model in ((3, "ppe"), (4, "ppe__openvino_int8")):
         store.run_ok("infer", f"v{number}", source=f"{site_path}/{model}@candidate",

@@ -1,13 +1,12 @@
-"""`siteml server check` against real tracking servers: a plain one, and one with basic-auth
-and workspaces on."""
+"""`siteml server check` against real tracking servers: a plain one, and a team server (basic-auth
+and workspaces on)."""
 
 import json
-import os
 
 import mlflow
 import pytest
 
-from tests.conftest import free_port, start_mlflow_server, stop_process_group
+from tests.conftest import free_port
 
 
 def test_a_dead_server_is_exit_1_without_credentials_in_the_output(cli):
@@ -35,29 +34,21 @@ def test_a_plain_server(cli, mlflow_server):
 
 
 @pytest.mark.slow
-def test_a_server_with_auth_and_workspaces(cli, tmp_path, monkeypatch):
-    config = tmp_path / "auth.ini"
-    config.write_text(f"[mlflow]\ndefault_permission = NO_PERMISSIONS\n"
-                      f"database_uri = sqlite:///{tmp_path}/auth.db\nadmin_username = admin\n"
-                      "authorization_function = mlflow.server.auth:authenticate_request_basic_auth"
-                      "\ngrant_default_workspace_access = false\n")
-    monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(config))
-    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", "a-long-admin-pw-1")
-    monkeypatch.setenv("MLFLOW_FLASK_SERVER_SECRET_KEY", "a-test-flask-secret")
-    proc, url = start_mlflow_server(tmp_path, "--app-name", "basic-auth", "--enable-workspaces")
-    try:
-        monkeypatch.delenv("MLFLOW_AUTH_ADMIN_PASSWORD")
-        code, out, err = cli("server", "check", url, "--json")
-        assert code == 0, err
-        facts = json.loads(out)
-        assert facts["auth"] is True and facts["workspaces"] is True
-        assert facts["credentials_accepted"] is False  # none given
-        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "a-long-admin-pw-1")
-        assert json.loads(cli("server", "check", url, "--json")[1])["credentials_accepted"]
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong-password-2")
-        code, out, _ = cli("server", "check", url, "--json")
-        assert json.loads(out)["credentials_accepted"] is False
-        assert "wrong-password-2" not in out and os.environ["MLFLOW_TRACKING_PASSWORD"] not in out
-    finally:
-        stop_process_group(proc)
+def test_a_team_server(cli, team_server, monkeypatch):
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    code, out, err = cli("server", "check", team_server.url, "--json")
+    assert code == 0, err
+    facts = json.loads(out)
+    assert facts["auth"] is True and facts["workspaces"] is True
+    assert facts["credentials_accepted"] is False  # none given
+    assert facts["mlflow_version"] is None  # basic-auth guards /version
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", team_server.admin)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", team_server.admin_password)
+    facts = json.loads(cli("server", "check", team_server.url, "--json")[1])
+    assert facts["credentials_accepted"] is True
+    assert facts["mlflow_version"] == mlflow.__version__
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong-password-2")
+    code, out, _ = cli("server", "check", team_server.url, "--json")
+    assert json.loads(out)["credentials_accepted"] is False
+    assert "wrong-password-2" not in out

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,6 +23,7 @@ from siteml.cli.app import (
     task_option,
 )
 from siteml.cli.render import COMPARE_COLUMNS, COMPARE_EXPORT, headline, print_table
+from siteml.cli.serving import answers, serve
 from siteml.core.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -107,11 +107,11 @@ def ui(
         return
     browse = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # a browser needs an address
     url = f"http://[{browse}]:{port}" if ":" in browse else f"http://{browse}:{port}"
-    if _answers(browse, port):
+    if answers(browse, port):
         raise fail(InvalidInputError(f"--port {port}: something already listens on {url}"))
     typer.echo(f"starting the MLflow UI on {url} (store {store.display}); Ctrl-C stops it",
                err=True)
-    code = _serve(ui_command(store, host, port), url, lambda: _show_links(
+    code = serve(ui_command(store, host, port), url, lambda: _show_links(
         url, ui_links(url, experiment_id), site, as_json, open_browser))
     raise typer.Exit(code if code >= 0 else 128 - code)
 
@@ -143,61 +143,26 @@ def _show_links(url: str, links: dict[str, str], site: str | None, as_json: bool
             typer.echo("no browser found: open a link above", err=True)
 
 
-def _answers(host: str, port: int) -> bool:
-    """Whether something already listens there: siteml would otherwise take that server's
-    health for its own and print links into another store."""
-    import socket
-
-    try:
-        socket.create_connection((host, port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-def _serve(command: list[str], url: str, ready: Callable[[], None]) -> int:
-    """Run ``mlflow server`` as a child, rather than exec it, so that siteml can call ``ready``
-    once it answers (print the links, open a browser); return its exit code.
-
-    Its output goes to stderr: stdout carries the links. Ctrl-C reaches both processes (one
-    process group) and a SIGTERM to siteml is passed on; either way siteml waits for it to stop.
-    """
-    import signal
-    import subprocess
-    import time
-
-    from siteml.tracking.store import Store, TrackingUnavailableError, check_reachable
-
-    proc = subprocess.Popen(command, stdout=2)
-    signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
-    try:
-        while proc.poll() is None:
-            try:
-                check_reachable(Store(url), timeout=2)
-            except TrackingUnavailableError:
-                time.sleep(0.5)
-                continue
-            ready()
-            break
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        return proc.wait()
-
-
 @app.command()
 def demo(
     folder: Annotated[Path, typer.Argument(help="Empty or new folder for the demo.")] = Path(
         "siteml-demo"),
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 15,
+    train_images: Annotated[int, typer.Option(min=8, help="Synthetic training images.")] = 200,
+    val_images: Annotated[int, typer.Option(min=4, help="Synthetic val images.")] = 50,
+    imgsz: Annotated[int, typer.Option(min=32, help="Image and input size, a multiple of 32.")
+                     ] = 320,
     as_json: JsonOption = False,
 ) -> None:
-    """Run the whole lifecycle for one demo site on an embedded store in FOLDER."""
+    """Run the whole lifecycle for one demo site on an embedded store in FOLDER (smaller sizes
+    make a quick look; the README's figures are measured at the defaults)."""
     from siteml.cli.render import HEADLINE_FORMATS
-    from siteml.lifecycle.demo import TASK, run_demo
+    from siteml.lifecycle.demo import TASK, DemoSize, run_demo
 
+    if imgsz % 32:
+        raise fail(InvalidInputError(f"--imgsz {imgsz}: not a multiple of 32"))
     with reporting_errors():
-        steps = run_demo(folder, epochs)
+        steps = run_demo(folder, DemoSize(epochs, train_images, val_images, imgsz))
     if as_json:
         print_json([{"scenario": str(s.scenario), **s.outcome.to_dict()} for s in steps])
         return

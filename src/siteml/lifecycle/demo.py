@@ -26,9 +26,21 @@ SITE = {"customer": "acme-steel", "region": "ulsan", "plant": "plant1", "zone": 
         # a new model may not fall more than 2 points of mAP50-95 below the site's champion
         "gates": {"ppe": {"compare_to": "champion", "max_regression": 0.02}}}
 TASK = "ppe"
-DATASET = {"train": 200, "val": 50}
-IMGSZ = 320
 MARKER = ".siteml-demo"
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    """How big the demo is: the README's figures are measured at the defaults."""
+
+    epochs: int = 15
+    train_images: int = 200
+    val_images: int = 50
+    imgsz: int = 320
+
+    @property
+    def splits(self) -> dict[str, int]:
+        return {"train": self.train_images, "val": self.val_images}
 
 
 @dataclass
@@ -39,50 +51,52 @@ class DemoStep:
     outcome: RunOutcome
 
 
-def _common(dataset: Path, dvc_hash: str) -> dict:
+def _common(dataset: Path, dvc_hash: str, size: DemoSize) -> dict:
     """Site, task, model, environment and dataset: the same for every demo scenario."""
     classes = list(TASK_CLASSES[TASK])
     return {
         "site": SITE_ID,
         "task": {"type": TASK, "classes": classes},
-        "model": {"architecture": "yolov11n", "input_size": IMGSZ, "num_classes": len(classes)},
+        "model": {"architecture": "yolov11n", "input_size": size.imgsz,
+                  "num_classes": len(classes)},
         "environment": {"device": "cpu", "precision": "fp32", "seed": 0},
         "dataset": {"version": "synth-v1", "dvc_hash": dvc_hash,
                     "path": f"../../{dataset.relative_to(dataset.parents[1]).as_posix()}",
-                    "image_count": sum(DATASET.values())},
+                    "image_count": sum(size.splits.values())},
     }
 
 
-def _train_scenario(dataset: Path, dvc_hash: str, epochs: int) -> dict:
+def _train_scenario(dataset: Path, dvc_hash: str, size: DemoSize) -> dict:
     return {"name": "demo-ppe", "version": "v1", "experiment_type": "train",
             "description": "Demo: yolov11n from scratch on synthetic PPE images",
-            **_common(dataset, dvc_hash),
-            "training": {"epochs": epochs, "batch": 16, "workers": 2, "patience": 0,
+            **_common(dataset, dvc_hash, size),
+            "training": {"epochs": size.epochs, "batch": 16, "workers": 2, "patience": 0,
                          "close_mosaic": 3}}
 
 
-def _quant_scenario(dataset: Path, dvc_hash: str) -> dict:
+def _quant_scenario(dataset: Path, dvc_hash: str, size: DemoSize) -> dict:
     return {"name": "demo-ppe-int8", "version": "v1", "experiment_type": "quant",
             "description": "Demo: OpenVINO INT8 of the trained model, gated at 1 point of mAP50-95",
-            **_common(dataset, dvc_hash),
+            **_common(dataset, dvc_hash, size),
             "quantization": {"backend": "openvino", "precision": "int8",
-                             "calibration_size": DATASET["train"], "max_accuracy_drop": 0.01}}
+                             "calibration_size": size.train_images, "max_accuracy_drop": 0.01}}
 
 
-def _infer_scenario(dataset: Path, dvc_hash: str, version: str, variant: str | None) -> dict:
+def _infer_scenario(dataset: Path, dvc_hash: str, size: DemoSize, version: str,
+                    variant: str | None) -> dict:
     model = f"{TASK}__{variant}" if variant else TASK
     site = site_path(SITE["customer"], SITE["region"], SITE["plant"], SITE["zone"])
     return {"name": f"demo-{model.replace('__', '-').replace('_', '-')}-latency",
             "version": version, "experiment_type": "infer",
             "description": f"Demo: batch-1 latency of {model} on this machine's CPU",
-            **_common(dataset, dvc_hash),
+            **_common(dataset, dvc_hash, size),
             "benchmark": {"source": f"{site}/{model}@candidate", "warmup": 20,
                           "iterations": 300, "measure_accuracy": True,
                           # a variant is timed in turns with the trained model: a fair speedup
                           **({"baseline": f"{site}/{TASK}@candidate"} if variant else {})}}
 
 
-def prepare(folder: Path, epochs: int) -> list[Path]:
+def prepare(folder: Path, size: DemoSize) -> list[Path]:
     """Write the demo's site, dataset and scenarios into ``folder``; return the scenarios."""
     if folder.exists() and any(folder.iterdir()) and not (folder / MARKER).exists():
         raise InvalidInputError(f"{folder} is not empty and holds no siteml demo; "
@@ -93,16 +107,16 @@ def prepare(folder: Path, epochs: int) -> list[Path]:
     site_file.write_text(yaml.safe_dump(SITE, sort_keys=False))
     dataset = folder / "data" / f"{TASK}-synth"
     if not (dataset / "images").exists():
-        with progress_bar("generating synthetic images", sum(DATASET.values())) as advance:
-            synthesize(dataset, TASK_CLASSES[TASK], DATASET, IMGSZ, seed=0,
+        with progress_bar("generating synthetic images", sum(size.splits.values())) as advance:
+            synthesize(dataset, TASK_CLASSES[TASK], size.splits, size.imgsz, seed=0,
                        progress=lambda _: advance(""))
     dvc_hash = read_dvc_file(dvc_file(dataset))
     scenarios = folder / "experiments" / SITE["customer"]
     scenarios.mkdir(parents=True, exist_ok=True)
-    steps = [("train-v1", _train_scenario(dataset, dvc_hash, epochs)),
-             ("quant-v1", _quant_scenario(dataset, dvc_hash)),
-             ("infer-v1", _infer_scenario(dataset, dvc_hash, "v1", None)),
-             ("infer-v2", _infer_scenario(dataset, dvc_hash, "v2", "openvino_int8"))]
+    steps = [("train-v1", _train_scenario(dataset, dvc_hash, size)),
+             ("quant-v1", _quant_scenario(dataset, dvc_hash, size)),
+             ("infer-v1", _infer_scenario(dataset, dvc_hash, size, "v1", None)),
+             ("infer-v2", _infer_scenario(dataset, dvc_hash, size, "v2", "openvino_int8"))]
     written = []
     for name, content in steps:
         path = scenarios / f"{TASK}-yolov11n-{name}.yaml"
@@ -111,9 +125,9 @@ def prepare(folder: Path, epochs: int) -> list[Path]:
     return written
 
 
-def run_demo(folder: Path, epochs: int = 15) -> list[DemoStep]:
+def run_demo(folder: Path, size: DemoSize = DemoSize()) -> list[DemoStep]:
     """Prepare the demo folder and run its scenarios on the folder's own embedded store."""
     folder = folder.absolute()
     store = resolve_store({}, cwd=folder)
     return [DemoStep(path, run_scenario(path, store=store, rerun=True))
-            for path in prepare(folder, epochs)]
+            for path in prepare(folder, size)]

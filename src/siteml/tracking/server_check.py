@@ -42,6 +42,8 @@ def server_facts(uri: str) -> dict[str, Any]:
                 "error": redact(str(getattr(exc, "reason", exc)))}
     facts["reachable"] = health == 200
     status, body = _get(uri, "/version", credentials=False)
+    if status in (401, 403):  # basic-auth guards /version
+        status, body = _get(uri, "/version")
     facts["mlflow_version"] = body.decode().strip() if status == 200 else None
     status, body = _get(uri, "/api/3.0/mlflow/server-info", credentials=False)
     info = json.loads(body) if status == 200 and body else {}
