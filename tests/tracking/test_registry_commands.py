@@ -157,7 +157,7 @@ def test_read_commands_do_not_create_a_store(cli, tmp_path, monkeypatch):
     for args in (["models", "--json"], ["runs", "--json"]):
         code, out, _ = cli(*args)
         assert (code, json.loads(out)) == (0, [])
-    code, _, err = cli("promote", "a/b-c/d/ppe/1", "champion")
+    code, _, err = cli("promote", "ab/b-c/d/ppe/1", "champion")
     assert code == 2
     assert "no registered models yet" in err
     assert not database.exists()

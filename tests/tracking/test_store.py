@@ -59,9 +59,9 @@ def test_dead_server_fails_fast_and_writes_nothing(site_scenario, tmp_path):
 
 
 @pytest.mark.parametrize("command", [
-    ["models"], ["models", "--history", "--json"], ["runs"], ["best", "a/b-c/d", "--task", "ppe"],
-    ["compare", "a/b-c/d", "--task", "ppe", "--json"], ["promote", "a/b-c/d/ppe/1", "champion"],
-    ["ui", "--json"]])
+    ["models"], ["models", "--history", "--json"], ["runs"], ["best", "ab/b-c/d", "--task", "ppe"],
+    ["compare", "ab/b-c/d", "--task", "ppe", "--json"], ["promote", "ab/b-c/d/ppe/1", "champion"],
+    ["ui", "--json"], ["access", "list"], ["access", "grant", "bob", "viewer", "acme"]])
 def test_every_command_keeps_credentials_out_of_its_errors(cli, monkeypatch, command):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://alice:s3cret-pw@127.0.0.1:{free_port()}")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "hunter2-probe")

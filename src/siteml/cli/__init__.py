@@ -4,7 +4,14 @@ One module per command group (``scenarios``, ``registry``, ``data``, ``sites``);
 the shared options and error reporting, ``render`` the tables.
 """
 
-from siteml.cli import data, registry, scenarios, server, sites  # noqa: F401 - they register commands
+from siteml.cli import (  # noqa: F401 - they register commands
+    access,
+    data,
+    registry,
+    scenarios,
+    server,
+    sites,
+)
 from siteml.cli.app import app
 
 

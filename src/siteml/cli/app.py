@@ -72,10 +72,11 @@ def site_option(site: str | None) -> str | None:
     """Check a ``customer/region-plant/zone`` value; exit 2 with the reason if bad."""
     if site is None:
         return None
-    from siteml.core.naming import slug_problem
+    from siteml.core.naming import customer_problem, slug_problem
 
     parts = site.strip("/").split("/")
-    problems = [slug_problem(p) for p in parts] if len(parts) == 3 else ["needs 3 parts"]
+    problems = ([customer_problem(parts[0]), *map(slug_problem, parts[1:])] if len(parts) == 3
+                else ["needs 3 parts"])
     bad = next((p for p in problems if p), None)
     if bad:
         raise fail(InvalidInputError(f"--site {site!r}: expected customer/region-plant/zone "
@@ -95,15 +96,18 @@ def task_option(task: str | None) -> str | None:
     return choice("--task", task, TASK_TYPES)
 
 
-def read_client(as_json: bool, empty: Any) -> Any:
+def read_client(as_json: bool, empty: Any, site: str | None = None) -> Any:
     """An MLflow client for a read-only command (a tracking server that does not answer fails
-    fast), or exit 0 with ``empty`` when the embedded database does not exist yet (a read-only
-    command must not create one)."""
+    fast), in the workspace of the site's customer if given; or exit 0 with ``empty`` when the
+    embedded database does not exist yet (a read-only command must not create one)."""
     from siteml.tracking.store import check_reachable, resolve_store
+    from siteml.tracking.workspaces import enter_customer
 
     try:
         store = resolve_store()
         check_reachable(store)
+        if site is not None:
+            enter_customer(store, site.split("/", 1)[0])
     except SitemlError as exc:
         raise fail(exc) from None
     if not store.exists():
@@ -128,7 +132,9 @@ def reporting_errors() -> Iterator[None]:
     except Exception as exc:
         if not _is_mlflow_error(exc):
             raise
-        raise fail(SitemlError(f"MLflow: {exc}")) from None
+        from siteml.tracking.errors import access_error
+
+        raise fail(access_error(exc) or SitemlError(f"MLflow: {exc}")) from None
 
 
 def _is_mlflow_error(exc: BaseException) -> bool:

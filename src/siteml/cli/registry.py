@@ -40,11 +40,13 @@ def models(site: SiteOption = None, task: TaskOption = None,
     """Registered models as a tree: site, task, variants, versions with aliases, metrics, gate,
     worst class and parent; or, with --history, every alias move."""
     site, task = site_option(site), task_option(task)
-    client = read_client(as_json, [])
+    client = read_client(as_json, [], site)
     from siteml.tracking.registry import model_tree, promotion_history
+    from siteml.tracking.workspaces import across_customers
 
     with reporting_errors():
-        found = promotion_history(client, site, task) if history else model_tree(client, site, task)
+        found = across_customers(client, lambda: (promotion_history if history else model_tree)(
+            client, site, task))
     if as_json:
         print_json(found)
     elif history:
@@ -87,12 +89,14 @@ def promote(
     from siteml.tracking.registry import promote as promote_version
     from siteml.tracking.runs import open_client
     from siteml.tracking.store import check_reachable, resolve_store
+    from siteml.tracking.workspaces import enter_customer
 
     with reporting_errors():
         store = resolve_store()
         check_reachable(store)
         if not store.exists():
             raise ModelNotFoundError(f"no registered models yet in {store.display}")
+        enter_customer(store, ref.site.split("/", 1)[0], "manage")
         moved = promote_version(open_client(store), ref, alias, getpass.getuser(), force)
     version = moved.version
     result = {"name": version.name, "path": registry_path(version.name),
@@ -121,11 +125,14 @@ def runs(
     """Runs of a site (or of every site), newest first, with status and key metrics."""
     site, task = site_option(site), task_option(task)
     kind, status = choice("--type", kind, RUN_TYPES), choice("--status", status, RUN_STATES)
-    client = read_client(as_json, [])
+    client = read_client(as_json, [], site)
     from siteml.tracking.queries import site_runs
+    from siteml.tracking.workspaces import across_customers
 
     with reporting_errors():
-        rows = site_runs(client, site, limit, task=task, kind=kind, status=status)
+        rows = across_customers(client, lambda: site_runs(client, site, limit, task=task,
+                                                          kind=kind, status=status))
+        rows = sorted(rows, key=lambda row: row["start_time"], reverse=True)[:limit]
     if as_json:
         print_json(rows)
     else:
@@ -141,7 +148,7 @@ def best(
 ) -> None:
     """The finished training run of a task at a site with the best metric, and its model."""
     site, task = site_option(site), task_option(task)
-    client = read_client(as_json, None)
+    client = read_client(as_json, None, site)
     from siteml.tracking.queries import best_run
 
     with reporting_errors():

@@ -69,6 +69,8 @@ HISTORY_COLUMNS = (
     Column("forced", "forced", _yes),
 )
 
+ACCESS_COLUMNS = (Column("user", "user"), Column("customer", "customer"), Column("role", "role"))
+
 HEADLINE_FORMATS: dict[str, Callable[[float], str]] = {
     keys.VAL_MAP50: "mAP50 {:.3f}".format, keys.VAL_MAP50_95: "mAP50-95 {:.3f}".format,
     keys.VARIANT_MAP50_95: "mAP50-95 {:.3f}".format,

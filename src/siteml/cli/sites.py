@@ -45,7 +45,7 @@ def compare(
     if as_json + as_md + as_csv > 1:
         raise fail(InvalidInputError("choose one of --json, --md, --csv"))
     site, task = site_option(site), task_option(task)
-    client = read_client(as_json, [])
+    client = read_client(as_json, [], site)
     from siteml.core.tables import to_csv, to_markdown
     from siteml.tracking.compare import compare_rows, log_comparison
 
@@ -119,7 +119,9 @@ def ui(
 def _experiment_of(store: Store, site: str) -> str:
     """The experiment id of a site; looking must not create the embedded database."""
     from siteml.tracking.runs import find_experiment_id, open_client
+    from siteml.tracking.workspaces import enter_customer
 
+    enter_customer(store, site.split("/", 1)[0])
     found = find_experiment_id(open_client(store), site) if store.exists() else None
     if found is None:
         raise InvalidInputError(f"--site {site!r}: no such site in the store {store.display}")

@@ -40,6 +40,27 @@ def slug_problem(value: str) -> str | None:
     return None
 
 
+RESERVED_CUSTOMERS = frozenset({"workspaces", "api", "ajax-api", "static-files", "default"})
+"""Names MLflow reserves for workspaces (its routes, and ``default`` for what has none): a
+customer is a workspace on a team server."""
+CUSTOMER_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def customer_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a customer slug, or None: a customer is a slug that can also
+    name an MLflow workspace (2-63 characters, no '-' at either end, not a reserved name)."""
+    problem = slug_problem(value)
+    if problem:
+        return problem
+    if len(value) < 2:
+        return "is 1 character long; a customer needs at least 2 (it names a workspace)"
+    if not CUSTOMER_RE.fullmatch(value):
+        return "must not end with '-' (it names a workspace)"
+    if value in RESERVED_CUSTOMERS:
+        return "is a name MLflow reserves for its workspaces; choose another"
+    return None
+
+
 def site_path(customer: str, region: str, plant: str, zone: str) -> str:
     """The site's path, which is also its MLflow experiment name."""
     return f"{customer}/{region}-{plant}/{zone}"
@@ -138,7 +159,7 @@ class ModelRef:
                              f"got {len(parts)} part(s)")
         *site_parts, leaf = parts
         for label, part in zip(("customer", "region-plant", "zone"), site_parts, strict=True):
-            problem = slug_problem(part)
+            problem = (customer_problem if label == "customer" else slug_problem)(part)
             if problem:
                 raise ValueError(f"{label} {part!r} {problem}")
         task, _, variant = leaf.partition("__")

@@ -11,7 +11,7 @@ import os
 import re
 
 SECRET_VARIABLES = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
-                    "MLFLOW_AUTH_ADMIN_PASSWORD")
+                    "MLFLOW_AUTH_ADMIN_PASSWORD", "SITEML_NEW_USER_PASSWORD")
 """Environment variables whose values are secrets wherever they appear."""
 MASK = "***"
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"]+@")

@@ -45,6 +45,7 @@ from siteml.tracking.runs import (
     runs_named,
 )
 from siteml.tracking.store import Store, check_reachable, resolve_store
+from siteml.tracking.workspaces import enter_customer
 
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
@@ -134,6 +135,7 @@ def preflight(path: Path, overrides: Sequence[str] = (), *, sites_dir: str | Pat
     _refuse(path, overrides, pipeline.check(scenario))
     store = store or resolve_store()
     check_reachable(store)
+    enter_customer(store, scenario.site.customer, "write")
     roles = [role for role in kind.roles
              if role == "source" or scenario.model_reference(role) is not None]
     needed = [role for role in roles if role not in kind.optional]

@@ -29,9 +29,12 @@ from pydantic_core import PydanticCustomError
 from siteml.backends import registry as backends
 from siteml.core import keys
 from siteml.core.naming import (
+    CUSTOMER_RE,
     MODELS_SCHEME,
+    RESERVED_CUSTOMERS,
     SLUG_MAX,
     ModelRef,
+    customer_problem,
     registered_model_name,
     site_path,
     slug_problem,
@@ -56,6 +59,13 @@ def _check_slug(value: str) -> str:
     problem = slug_problem(value)
     if problem:
         raise PydanticCustomError("slug", "{value} " + problem, {"value": repr(value)})
+    return value
+
+
+def _check_customer(value: str) -> str:
+    problem = customer_problem(value)
+    if problem:
+        raise PydanticCustomError("customer", "{value} " + problem, {"value": repr(value)})
     return value
 
 
@@ -92,6 +102,9 @@ def _matching(pattern: str, hint: str) -> Any:
 
 Slug = Annotated[str, AfterValidator(_check_slug), WithJsonSchema(
     {"type": "string", "pattern": f"^[a-z0-9][a-z0-9-]{{0,{SLUG_MAX - 1}}}$"})]
+Customer = Annotated[str, AfterValidator(_check_customer), WithJsonSchema(
+    {"type": "string", "pattern": f"^{CUSTOMER_RE.pattern}$", "minLength": 2,
+     "maxLength": SLUG_MAX, "not": {"enum": sorted(RESERVED_CUSTOMERS)}})]
 Version = _matching(r"v(0|[1-9][0-9]{0,5})", "use 'v<N>', e.g. v2")
 ScenarioName = _matching(r"[a-z0-9][a-z0-9_-]{0,99}",
                          "use lowercase letters, digits, '-' and '_' (at most 100)")
@@ -240,7 +253,8 @@ class TrainingGate(_Section):
 class SiteConfig(_Section):
     """Where: one zone of one customer's plant. Names the MLflow experiment."""
 
-    customer: Slug = Field(description="Customer slug, e.g. 'donghwa-entec'")
+    customer: Customer = Field(description="Customer slug, e.g. 'donghwa-entec' (on a team "
+                               "server, the MLflow workspace)")
     region: Slug = Field(description="Region or city slug, e.g. 'busan'")
     plant: Slug = Field(description="Plant slug within the region, e.g. 'plant1'")
     zone: Slug = Field(description="Zone slug within the plant, e.g. 'welding'")
