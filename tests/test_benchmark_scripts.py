@@ -23,7 +23,8 @@ TINY_DEMO = ("--demo-epochs", "1", "--demo-train-images", "16", "--demo-val-imag
              "--demo-imgsz", "64")
 TESTED = {"validate_speed.py", "tracking_overhead.py", "registry_queries.py",
           "train_overhead.py", "demo_store.py", "quant_figures.py", "benchmark_fidelity.py",
-          "speed_check_spread.py", "data_import.py", "training_gates.py"}
+          "speed_check_spread.py", "data_import.py", "training_gates.py",
+          "team_server_overhead.py"}
 
 
 def run_script(name: str, *args: str, cwd: Path, timeout: float = 300) -> str:
@@ -162,3 +163,12 @@ def test_training_gates(tmp_path):
     assert lines_starting(out, "challenger rule: scoring both models on val ")
     assert lines_starting(out, "site b from scratch: val mAP50 >= 0.5 at epoch ")
     assert lines_starting(out, "site b fine-tuned from site a @champion: val mAP50 >= 0.5 ")
+
+
+@pytest.mark.slow  # two servers, two trainings
+def test_team_server_overhead(tmp_path):
+    needs("ultralytics", "train")
+    out = run_script("team_server_overhead.py", "--rounds", "1", "--epochs", "1", "--images",
+                     "16", "--imgsz", "64", cwd=tmp_path, timeout=480)
+    for label in ("run", "runs"):
+        assert lines_starting(out, f"{label}: team server / plain server: ")
