@@ -66,6 +66,22 @@ def line_of(text: str, needle: str) -> int:
     return text[: text.index(needle)].count("\n") + 1
 
 
+@pytest.fixture(autouse=True)
+def _no_workspace_left_behind():
+    """A command that chose a customer's workspace leaves it in MLflow's context (one command
+    per process in real use); the next test starts without it."""
+    yield
+    if "siteml.tracking.workspaces" in sys.modules:
+        from siteml.tracking.workspaces import Customer
+
+        Customer.name, Customer.action = None, "read"
+        if Customer.workspace is not None:
+            import mlflow
+
+            mlflow.set_workspace(None)
+            Customer.workspace = None
+
+
 @pytest.fixture
 def cli():
     """Invoke the siteml CLI in-process; returns (exit code, stdout, stderr)."""
@@ -113,10 +129,12 @@ def wait_healthy(url: str, proc: subprocess.Popen | None = None, timeout: float 
     raise TimeoutError(f"{url} not healthy after {timeout} s")
 
 
-def start_mlflow_server(folder: Path, *extra: str) -> tuple[subprocess.Popen, str]:
-    """A real ``mlflow server`` on 127.0.0.1, sqlite-backed, in its own process group."""
-    port = free_port()
-    log = open(folder / "server.log", "w")  # noqa: SIM115 - closed with the process
+def start_mlflow_server(folder: Path, *extra: str,
+                        port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """A real ``mlflow server`` on 127.0.0.1 (on ``port``, else a free one), backed by sqlite in
+    ``folder`` (the same store again when started again there), in its own process group."""
+    port = port or free_port()
+    log = open(folder / "server.log", "a")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
          f"sqlite:///{folder}/server.db", "--artifacts-destination", str(folder / "artifacts"),

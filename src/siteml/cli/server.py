@@ -99,3 +99,35 @@ def _ready(url: str, as_json: bool) -> None:
     else:
         typer.echo(url)
     sys.stdout.flush()
+
+
+@server_app.command()
+def migrate(
+    store_uri: Annotated[str, typer.Argument(
+        help="The store's database (postgresql://…, sqlite:///…), its server stopped.")],
+    apply: Annotated[bool, typer.Option(
+        "--apply", help="Move (after a backup); without it, only show what would move.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Move a store from before workspaces into one workspace per customer (by the
+    site.customer tag of experiments and registered models), with MLflow's own move; a dry run
+    unless --apply. Grant roles on each customer afterwards (siteml access grant)."""
+    from siteml.cli.app import reporting_errors
+    from siteml.tracking.migrate import move_customers
+
+    with reporting_errors():
+        moves = move_customers(store_uri, apply)
+    if as_json:
+        print_json({"applied": apply, "customers": [m.to_dict() for m in moves]})
+        return
+    verb = "moved" if apply else "would move"
+    for move in moves:
+        made = " (new workspace)" if move.created_workspace else ""
+        typer.echo(f"{move.customer}{made}: {verb} {len(move.experiments)} experiment(s), "
+                   f"{len(move.registered_models)} registered model(s)")
+    if not moves:
+        typer.echo("nothing to move: no experiment or registered model outside a workspace "
+                   "carries a site.customer tag")
+    elif not apply:
+        typer.echo("dry run: nothing changed; back the database up, stop the server, then "
+                   "run again with --apply")

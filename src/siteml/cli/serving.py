@@ -40,6 +40,7 @@ def serve(command: list[str], url: str, ready: Callable[[], None],
     from siteml.tracking.store import Store, TrackingUnavailableError, check_reachable
 
     env = {**SERVER_DEFAULTS, **(os.environ if env is None else env)}
+    env.pop("MLFLOW_WORKSPACE", None)  # client-only: MLflow's server refuses to start with it
     proc = subprocess.Popen(command, stdout=2, env=env)
     signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
     try:

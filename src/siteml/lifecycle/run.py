@@ -44,7 +44,12 @@ from siteml.tracking.runs import (
     open_client,
     runs_named,
 )
-from siteml.tracking.store import Store, check_reachable, resolve_store
+from siteml.tracking.store import (
+    Store,
+    TrackingUnavailableError,
+    check_reachable,
+    resolve_store,
+)
 from siteml.tracking.workspaces import enter_customer
 
 EXIT_SIGINT = 130
@@ -182,6 +187,7 @@ def execute(checked: Preflight, recorder: RunRecorder) -> RunOutcome:
             with contextlib.redirect_stdout(sys.stderr):  # stdout is for siteml's --json
                 result = checked.pipeline.run(scenario, recorder)
             recorder.log_metrics(result.metrics)
+            recorder.settle()  # every metric recorded before anything is registered
             outcome.metrics = result.metrics
             if result.model is not None and scenario.registers_model:
                 version = register(checked, recorder, result)
@@ -198,6 +204,14 @@ def execute(checked: Preflight, recorder: RunRecorder) -> RunOutcome:
         recorder.finish("KILLED")
         raise RunInterruptedError(f"terminated; run {recorder.run_id} marked KILLED",
                                   EXIT_SIGTERM) from None
+    except TrackingUnavailableError as exc:  # it stayed away past the wait: no more waiting
+        try:
+            _record_failure(recorder, exc)
+            marked = "marked FAILED"
+        except Exception:
+            marked = "could not be marked FAILED (it stays RUNNING on the server)"
+        raise TrackingUnavailableError(f"{exc}; nothing was registered; run {recorder.run_id} "
+                                       f"{marked}") from None
     except Exception as exc:
         _record_failure(recorder, exc)
         raise PipelineFailedError(f"pipeline failed: {type(exc).__name__}: {exc}\n"

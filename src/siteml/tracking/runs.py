@@ -29,6 +29,7 @@ from mlflow.entities import (
 
 from siteml.core import keys
 from siteml.core.models import SourceModel
+from siteml.tracking.blink import Patience
 from siteml.tracking.store import Store
 
 MAX_BATCH = {"params": 100, "tags": 100, "metrics": 1000}  # MLflow's log_batch limits
@@ -101,6 +102,8 @@ class RunRecorder:
         self._versions = {role: v for role, v in (models or {}).items() if v is not None}
         self._downloaded: dict[str, SourceModel] = {}
         self.last_step = 0
+        self.patience = Patience(lambda batch: client.log_batch(
+            run_id, metrics=batch, synchronous=True), MAX_BATCH["metrics"])
 
     @cached_property
     def workdir(self) -> Path:
@@ -121,31 +124,34 @@ class RunRecorder:
 
     def log_params(self, params: dict[str, str]) -> None:
         for batch in _batches([Param(k, v) for k, v in params.items()], MAX_BATCH["params"]):
-            self.client.log_batch(self.run_id, params=batch, synchronous=True)
+            self.patience.call(lambda b=batch: self.client.log_batch(
+                self.run_id, params=b, synchronous=True))
 
     def set_tags(self, tags: dict[str, str]) -> None:
         for batch in _batches([RunTag(k, v) for k, v in tags.items()], MAX_BATCH["tags"]):
-            self.client.log_batch(self.run_id, tags=batch, synchronous=True)
+            self.patience.call(lambda b=batch: self.client.log_batch(
+                self.run_id, tags=b, synchronous=True))
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         """Log metrics at ``step``; without one, after every step logged so far, so that final
-        metrics are what MLflow shows as the run's latest values."""
+        metrics are what MLflow shows as the run's latest values. While the server is away they
+        wait in memory (``Patience``)."""
         step = self.last_step + 1 if step is None else step
         self.last_step = max(self.last_step, step)
         now = int(time.time() * 1000)
-        entities = [Metric(sanitize_metric_name(k), float(v), now, step)
-                    for k, v in metrics.items()]
-        for batch in _batches(entities, MAX_BATCH["metrics"]):
-            self.client.log_batch(self.run_id, metrics=batch, synchronous=True)
+        self.patience.add([Metric(sanitize_metric_name(k), float(v), now, step)
+                           for k, v in metrics.items()])
+
+    def settle(self) -> None:
+        """Wait until every metric logged so far is recorded (or the server is given up)."""
+        self.patience.call(lambda: None)
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
-        if Path(path).is_dir():
-            self.client.log_artifacts(self.run_id, str(path), artifact_path)
-        else:
-            self.client.log_artifact(self.run_id, str(path), artifact_path)
+        log = self.client.log_artifacts if Path(path).is_dir() else self.client.log_artifact
+        self.patience.call(lambda: log(self.run_id, str(path), artifact_path))
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, text, artifact_file)
+        self.patience.call(lambda: self.client.log_text(self.run_id, text, artifact_file))
 
     def log_dataset(self, name: str, digest: str, source: str, context: str,
                     profile: dict[str, Any] | None = None) -> None:
@@ -155,7 +161,8 @@ class RunRecorder:
                           source=json.dumps({"uri": source}),
                           profile=json.dumps(profile) if profile is not None else None)
         tags = [InputTag("mlflow.data.context", context)]
-        self.client.log_inputs(self.run_id, [DatasetInput(dataset, tags)])
+        self.patience.call(lambda: self.client.log_inputs(self.run_id,
+                                                          [DatasetInput(dataset, tags)]))
 
     def reads(self, role: str) -> bool:
         return role in self._versions
@@ -168,14 +175,14 @@ class RunRecorder:
                 raise RuntimeError(f"this scenario has no {role} model")
             from siteml.tracking.registry import download_version
 
-            self._downloaded[role] = download_version(self._versions[role], self.workdir / role,
-                                                      self.store.tracking_uri)
+            self._downloaded[role] = self.patience.call(lambda: download_version(
+                self._versions[role], self.workdir / role, self.store.tracking_uri))
         return self._downloaded[role]
 
     def finish(self, status: str) -> None:
         """End the run as FINISHED, FAILED or KILLED."""
-        self.client.set_terminated(self.run_id, RunStatus.to_string(
-            RunStatus.from_string(status)))
+        self.patience.call(lambda: self.client.set_terminated(
+            self.run_id, RunStatus.to_string(RunStatus.from_string(status))))
 
     def cleanup(self) -> None:
         if "workdir" in self.__dict__:
