@@ -289,3 +289,17 @@ def test_wrong_credentials_are_exit_1_naming_the_user_not_the_password(team_serv
         code, out, err = as_person(mallory, team_server.url, *args)
         assert code == 1 and "refused the credentials of 'admin'" in err, args
         assert mallory.password not in out + err
+
+
+def test_credentials_in_the_uri_are_named_by_user_only(team_server, monkeypatch):
+    from tests.pipelines.conftest import invoke
+
+    parts = urllib.parse.urlsplit(team_server.url)
+    secret = "not-the-admin-password"
+    url = parts._replace(netloc=f"admin:{secret}@{parts.netloc}").geturl()
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    code, out, err = invoke("models")
+    assert code == 1 and "refused the credentials of 'admin'" in err, err
+    assert secret not in out + err

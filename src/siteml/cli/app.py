@@ -8,14 +8,18 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from siteml import __version__
 from siteml.core.errors import InvalidInputError, ScenarioError, SitemlError
+from siteml.core.naming import customer_of
 from siteml.core.secrets import redact
 from siteml.core.tasks import TASK_TYPES
+
+if TYPE_CHECKING:
+    from siteml.tracking.store import Store
 
 app = typer.Typer(
     name="siteml",
@@ -96,10 +100,11 @@ def task_option(task: str | None) -> str | None:
     return choice("--task", task, TASK_TYPES)
 
 
-def read_client(as_json: bool, empty: Any, site: str | None = None) -> Any:
-    """An MLflow client for a read-only command (a tracking server that does not answer fails
-    fast), in the workspace of the site's customer if given; or exit 0 with ``empty`` when the
-    embedded database does not exist yet (a read-only command must not create one)."""
+def read_client(as_json: bool, empty: Any, site: str | None = None) -> tuple[Store, Any]:
+    """The store and an MLflow client for a read-only command (a tracking server that does not
+    answer fails fast), in the workspace of the site's customer if given; or exit 0 with
+    ``empty`` when the embedded database does not exist yet (a read-only command must not
+    create one)."""
     from siteml.tracking.store import check_reachable, resolve_store
     from siteml.tracking.workspaces import enter_customer
 
@@ -107,7 +112,7 @@ def read_client(as_json: bool, empty: Any, site: str | None = None) -> Any:
         store = resolve_store()
         check_reachable(store)
         if site is not None:
-            enter_customer(store, site.split("/", 1)[0])
+            enter_customer(store, customer_of(site))
     except SitemlError as exc:
         raise fail(exc) from None
     if not store.exists():
@@ -118,7 +123,7 @@ def read_client(as_json: bool, empty: Any, site: str | None = None) -> Any:
         raise typer.Exit(0)
     from siteml.tracking.runs import open_client
 
-    return open_client(store)
+    return store, open_client(store)
 
 
 @contextmanager

@@ -40,12 +40,12 @@ def models(site: SiteOption = None, task: TaskOption = None,
     """Registered models as a tree: site, task, variants, versions with aliases, metrics, gate,
     worst class and parent; or, with --history, every alias move."""
     site, task = site_option(site), task_option(task)
-    client = read_client(as_json, [], site)
+    store, client = read_client(as_json, [], site)
     from siteml.tracking.registry import model_tree, promotion_history
     from siteml.tracking.workspaces import across_customers
 
     with reporting_errors():
-        found = across_customers(client, lambda: (promotion_history if history else model_tree)(
+        found = across_customers(store, lambda: (promotion_history if history else model_tree)(
             client, site, task))
     if as_json:
         print_json(found)
@@ -77,7 +77,7 @@ def promote(
     version whose training gate passed, unless --force."""
     import getpass
 
-    from siteml.core.naming import ALIAS_RE, ModelRef, registry_path
+    from siteml.core.naming import ALIAS_RE, ModelRef, customer_of, registry_path
 
     try:
         ref = ModelRef.parse(model_ref)
@@ -96,7 +96,7 @@ def promote(
         check_reachable(store)
         if not store.exists():
             raise ModelNotFoundError(f"no registered models yet in {store.display}")
-        enter_customer(store, ref.site.split("/", 1)[0], "manage")
+        enter_customer(store, customer_of(ref.site), "manage")
         moved = promote_version(open_client(store), ref, alias, getpass.getuser(), force)
     version = moved.version
     result = {"name": version.name, "path": registry_path(version.name),
@@ -125,12 +125,12 @@ def runs(
     """Runs of a site (or of every site), newest first, with status and key metrics."""
     site, task = site_option(site), task_option(task)
     kind, status = choice("--type", kind, RUN_TYPES), choice("--status", status, RUN_STATES)
-    client = read_client(as_json, [], site)
+    store, client = read_client(as_json, [], site)
     from siteml.tracking.queries import site_runs
     from siteml.tracking.workspaces import across_customers
 
     with reporting_errors():
-        rows = across_customers(client, lambda: site_runs(client, site, limit, task=task,
+        rows = across_customers(store, lambda: site_runs(client, site, limit, task=task,
                                                           kind=kind, status=status))
         rows = sorted(rows, key=lambda row: row["start_time"], reverse=True)[:limit]
     if as_json:
@@ -148,7 +148,7 @@ def best(
 ) -> None:
     """The finished training run of a task at a site with the best metric, and its model."""
     site, task = site_option(site), task_option(task)
-    client = read_client(as_json, None, site)
+    _, client = read_client(as_json, None, site)
     from siteml.tracking.queries import best_run
 
     with reporting_errors():

@@ -25,6 +25,7 @@ from siteml.cli.app import (
 from siteml.cli.render import COMPARE_COLUMNS, COMPARE_EXPORT, headline, print_table
 from siteml.cli.serving import answers, serve
 from siteml.core.errors import InvalidInputError
+from siteml.core.naming import customer_of
 
 if TYPE_CHECKING:
     from siteml.tracking.store import Store
@@ -45,7 +46,7 @@ def compare(
     if as_json + as_md + as_csv > 1:
         raise fail(InvalidInputError("choose one of --json, --md, --csv"))
     site, task = site_option(site), task_option(task)
-    client = read_client(as_json, [], site)
+    _, client = read_client(as_json, [], site)
     from siteml.core.tables import to_csv, to_markdown
     from siteml.tracking.compare import compare_rows, log_comparison
 
@@ -121,7 +122,7 @@ def _experiment_of(store: Store, site: str) -> str:
     from siteml.tracking.runs import find_experiment_id, open_client
     from siteml.tracking.workspaces import enter_customer
 
-    enter_customer(store, site.split("/", 1)[0])
+    enter_customer(store, customer_of(site))
     found = find_experiment_id(open_client(store), site) if store.exists() else None
     if found is None:
         raise InvalidInputError(f"--site {site!r}: no such site in the store {store.display}")

@@ -66,6 +66,11 @@ def site_path(customer: str, region: str, plant: str, zone: str) -> str:
     return f"{customer}/{region}-{plant}/{zone}"
 
 
+def customer_of(site: str) -> str:
+    """The customer slug of a site path."""
+    return site.split("/", 1)[0]
+
+
 def registered_model_name(site: str, task: str, variant: str | None = None) -> str:
     """MLflow registered model name for a site path, task and optional variant.
 

@@ -34,6 +34,7 @@ from siteml.core.naming import (
     RESERVED_CUSTOMERS,
     SLUG_MAX,
     ModelRef,
+    customer_of,
     customer_problem,
     registered_model_name,
     site_path,
@@ -612,7 +613,7 @@ class TrainingScenario(BaseScenario):
                                       {"field": "environment.precision"})
         parent = self.model.parent
         if parent is not None:
-            customer = parent.site.split("/", 1)[0]
+            customer = customer_of(parent.site)
             if parent.variant:
                 problem = (f"{parent.path} is the quantized variant {parent.variant}, which "
                            "cannot be trained; start from the task model")

@@ -8,6 +8,7 @@ import os
 from mlflow.exceptions import MlflowException
 
 from siteml.core.errors import SitemlError
+from siteml.tracking.store import credentials_of
 from siteml.tracking.workspaces import ROLE_OF_ACTION, Customer
 
 CREDENTIALS = "MLFLOW_TRACKING_USERNAME / _PASSWORD or MLFLOW_TRACKING_TOKEN"
@@ -26,7 +27,7 @@ def access_error(exc: BaseException) -> AccessDeniedError | None:
     """A server's 401 or 403 as one line naming the user, the customer and the role it takes;
     None for any other error. MLflow does not retry either."""
     code = getattr(exc, "error_code", None)
-    user = os.environ.get("MLFLOW_TRACKING_USERNAME") or "(no user)"
+    user = credentials_of(os.environ.get("MLFLOW_TRACKING_URI", ""))[0] or "(no user)"
     if code == "UNAUTHENTICATED":
         return AccessDeniedError(f"the tracking server refused the credentials of {user!r}: "
                                  f"check {CREDENTIALS}")

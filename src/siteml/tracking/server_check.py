@@ -8,13 +8,13 @@ credentials, which a server with auth on answers 401.
 
 from __future__ import annotations
 
-import json
 import urllib.error
 import urllib.request
 from typing import Any
 
 from siteml.core.secrets import redact
 from siteml.tracking.store import HEALTH_TIMEOUT_S, server_request
+from siteml.tracking.workspaces import server_info
 
 SEARCH = "/api/2.0/mlflow/experiments/search?max_results=1"
 
@@ -45,8 +45,7 @@ def server_facts(uri: str) -> dict[str, Any]:
     if status in (401, 403):  # basic-auth guards /version
         status, body = _get(uri, "/version")
     facts["mlflow_version"] = body.decode().strip() if status == 200 else None
-    status, body = _get(uri, "/api/3.0/mlflow/server-info", credentials=False)
-    info = json.loads(body) if status == 200 and body else {}
+    info = server_info(uri)
     facts["workspaces"] = bool(info.get("workspaces_enabled"))
     facts["store_type"] = info.get("store_type")
     anonymous, _ = _get(uri, SEARCH, credentials=False)

@@ -122,6 +122,16 @@ def check_reachable(store: Store, timeout: float = HEALTH_TIMEOUT_S) -> None:
         f"tracking server {store.display} is not reachable ({reason}); nothing was recorded")
 
 
+def credentials_of(uri: str) -> tuple[str, str]:
+    """The user and password for the server at ``uri``: from the URI, else
+    ``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD`` (empty when neither says)."""
+    parts = urllib.parse.urlsplit(uri)
+    return (urllib.parse.unquote(parts.username or "")
+            or os.environ.get("MLFLOW_TRACKING_USERNAME", ""),
+            urllib.parse.unquote(parts.password or "")
+            or os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
+
+
 def server_request(uri: str, path: str, credentials: bool = True) -> urllib.request.Request:
     """A GET of ``path`` on the server at ``uri``, with the user's credentials (from the URI,
     else ``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD`` or ``MLFLOW_TRACKING_TOKEN``) unless
@@ -130,10 +140,7 @@ def server_request(uri: str, path: str, credentials: bool = True) -> urllib.requ
     url = urllib.parse.urlunsplit(parts._replace(netloc=_host_port(parts),
                                                  path=parts.path.rstrip("/") + path))
     request = urllib.request.Request(url)
-    user = urllib.parse.unquote(parts.username or "") or os.environ.get(
-        "MLFLOW_TRACKING_USERNAME", "")
-    password = urllib.parse.unquote(parts.password or "") or os.environ.get(
-        "MLFLOW_TRACKING_PASSWORD", "")
+    user, password = credentials_of(uri)
     token = os.environ.get("MLFLOW_TRACKING_TOKEN")
     if credentials and (user or password):
         basic = base64.b64encode(f"{user}:{password}".encode()).decode()

@@ -28,14 +28,20 @@ ROLE_OF_ACTION = {"read": "viewer", "write": "editor", "manage": "manager"}
 
 
 @functools.cache
-def workspaces_on(uri: str) -> bool:
-    """Whether the tracking server at ``uri`` has workspaces on (False when it cannot say)."""
+def server_info(uri: str) -> dict[str, Any]:
+    """What the server at ``uri`` says of itself without a login (``workspaces_enabled``,
+    ``store_type``); empty when it cannot say. Asked once per process."""
     try:
         with urllib.request.urlopen(server_request(uri, SERVER_INFO, credentials=False),
                                     timeout=HEALTH_TIMEOUT_S) as response:
-            return bool(json.loads(response.read() or b"{}").get("workspaces_enabled"))
+            return json.loads(response.read() or b"{}")
     except (urllib.error.URLError, OSError, ValueError):
-        return False
+        return {}
+
+
+def workspaces_on(uri: str) -> bool:
+    """Whether the tracking server at ``uri`` has workspaces on (False when it cannot say)."""
+    return bool(server_info(uri).get("workspaces_enabled"))
 
 
 class Customer:
@@ -85,22 +91,18 @@ def enter_customer(store: Store, customer: str, action: str = "read") -> str | N
     return customer
 
 
-def visible_workspaces(client: Any) -> list[str]:
-    """The workspaces the user may see, by name."""
-    return sorted(w.name for w in client.list_workspaces())
-
-
-def across_customers(client: Any, query: Callable[[], list[T]]) -> list[T]:
+def across_customers(store: Store, query: Callable[[], list[T]]) -> list[T]:
     """``query`` in every workspace the user may see, results joined in that order, on a
-    server with workspaces; else ``query()``."""
-    Customer.name, Customer.action = None, "read"
-    uri = client.tracking_uri
-    if not (uri.startswith(("http://", "https://")) and workspaces_on(uri.rstrip("/"))):
+    server with workspaces where no customer was entered; else ``query()``."""
+    if Customer.workspace or not (store.is_server and workspaces_on(store.tracking_uri)):
         return query()
     from mlflow.utils.workspace_context import WorkspaceContext
 
+    from siteml.tracking.runs import open_client
+
+    Customer.name, Customer.action = None, "read"
     found: list[T] = []
-    for name in visible_workspaces(client):
+    for name in sorted(w.name for w in open_client(store).list_workspaces()):
         with WorkspaceContext(name):
             found.extend(query())
     return found
