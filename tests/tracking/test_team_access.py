@@ -303,3 +303,14 @@ def test_credentials_in_the_uri_are_named_by_user_only(team_server, monkeypatch)
     code, out, err = invoke("models")
     assert code == 1 and "refused the credentials of 'admin'" in err, err
     assert secret not in out + err
+
+
+def test_ui_links_open_the_customers_workspace(customers):
+    c = customers
+    where = site(c.a)
+    site_path = f"{c.a}/{where['region']}-{where['plant']}/{where['zone']}"
+    code, out, err = as_person(c.alice, c.server.url, "ui", "--site", site_path, "--json")
+    assert code == 0, err
+    links = json.loads(out)["links"]
+    assert links["runs"].startswith(f"{c.server.url}/#/experiments/{c.experiment_id}/runs?")
+    assert all(link.endswith(f"&workspace={c.a}") for link in links.values()), links

@@ -94,6 +94,7 @@ def ui(
         ui_command,
         ui_links,
     )
+    from siteml.tracking.workspaces import Customer
 
     site = site_option(site)
     with reporting_errors():
@@ -104,7 +105,8 @@ def ui(
     if store.is_server:
         typer.echo(f"the store is the tracking server {store.display}", err=True)
         url = browser_url(store.tracking_uri)
-        _show_links(url, ui_links(url, experiment_id), site, as_json, open_browser)
+        links = ui_links(url, experiment_id, Customer.workspace)
+        _show_links(url, links, site, as_json, open_browser)
         return
     browse = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # a browser needs an address
     url = f"http://[{browse}]:{port}" if ":" in browse else f"http://{browse}:{port}"

@@ -175,18 +175,20 @@ view (traces, latency, "Detect issues in your traces") unless the URL (or a choi
 remembers) says otherwise, whatever an experiment's ``mlflow.experimentKind`` tag says."""
 
 
-def ui_links(base_url: str, experiment_id: str | None = None) -> dict[str, str]:
+def ui_links(base_url: str, experiment_id: str | None = None,
+             workspace: str | None = None) -> dict[str, str]:
     """Links into MLflow's UI in its machine-learning view: the store's experiments, one
     experiment's runs table (datasets, durations) when ``experiment_id`` is given, and the model
-    registry.
+    registry; in ``workspace`` (the UI's ``workspace`` query parameter) on a team server.
 
     The UI routes with the URL fragment (``#/experiments/1/runs?…``), so the view goes after the
     route. The registry page rewrites its own query and so keeps the view the browser last
     chose; it lists the registered models in either.
     """
     base = browser_url(base_url)
-    links = {"experiments": f"{base}/#/experiments?{ML_VIEW}"}
+    view = ML_VIEW + (f"&workspace={urllib.parse.quote(workspace)}" if workspace else "")
+    links = {"experiments": f"{base}/#/experiments?{view}"}
     if experiment_id is not None:
-        links["runs"] = f"{base}/#/experiments/{experiment_id}/runs?{ML_VIEW}"
-    links["models"] = f"{base}/#/models?{ML_VIEW}"
+        links["runs"] = f"{base}/#/experiments/{experiment_id}/runs?{view}"
+    links["models"] = f"{base}/#/models?{view}"
     return links
