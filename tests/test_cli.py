@@ -37,7 +37,10 @@ def test_plan_json_has_exactly_the_documented_keys(cli):
     code, out, _ = cli("plan", str(QUANT), "--json")
     assert code == 0
     plan = json.loads(out)
-    assert set(plan) == {"experiment_name", "run_name", "registered_model_name", "tags", "params"}
+    assert set(plan) == {"experiment_name", "run_name", "registered_model_name", "files",
+                         "scenario", "tags", "params"}
+    assert plan["files"] == [str(QUANT), str(QUANT.parent / "_welding-ppe.yaml")]
+    assert plan["scenario"]["quantization"]["backend"] == "openvino"
     assert plan["experiment_name"] == "donghwa-entec/busan-plant1/welding"
     assert plan["run_name"] == "ppe-yolov11l-quant-v2"
     assert plan["registered_model_name"] == "donghwa-entec.busan-plant1.welding.ppe__openvino_int8"

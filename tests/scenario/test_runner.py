@@ -112,6 +112,23 @@ def test_train_run_is_recorded_by_the_convention(cli, store_uri, site_scenario, 
     assert tags["siteml.model_version"] == f"{site_scenario.model_name}/1"
 
 
+def test_a_retry_after_a_dead_attempt_registers_no_second_version(cli, store_uri, site_scenario,
+                                                                   pipelines):
+    code, out, _ = cli("run", str(site_scenario.path), "--json")
+    assert code == 0
+    dead = json.loads(out)["run_id"]
+    client = client_for(store_uri)
+    client.set_terminated(dead, "KILLED")  # as if its process died after registering
+    code, out, err = cli("run", str(site_scenario.path), "--json")
+    assert code == 0, err
+    retry = json.loads(out)
+    assert retry["status"] == "FINISHED" and retry["run_id"] != dead
+    assert retry["model_version"] == 1
+    versions = client.search_model_versions(f"name = '{site_scenario.model_name}'")
+    assert [int(v.version) for v in versions] == [1]
+    assert client.get_run(retry["run_id"]).data.tags["siteml.model_version"].endswith("/1")
+
+
 def test_registered_files_download_through_the_registry(cli, store_uri, site_scenario,
                                                         pipelines, tmp_path):
     assert cli("run", str(site_scenario.path))[0] == 0
@@ -123,19 +140,30 @@ def test_registered_files_download_through_the_registry(cli, store_uri, site_sce
     assert (tmp_path / "d" / "best.pt").read_bytes() == b"weights v2", local
 
 
-def test_same_run_name_is_refused_unless_rerun(cli, store_uri, site_scenario, pipelines):
-    assert cli("run", str(site_scenario.path))[0] == 0
-    code, _, err = cli("run", str(site_scenario.path))
+def test_the_same_run_key_is_skipped_a_changed_one_refused_unless_rerun(
+        cli, store_uri, site_scenario, pipelines):
+    code, out, _ = cli("run", str(site_scenario.path), "--json")
+    assert code == 0
+    first = json.loads(out)
+    code, out, err = cli("run", str(site_scenario.path), "--json")
+    assert code == 0, err
+    again = json.loads(out)
+    assert again["status"] == "SKIPPED" and again["run_id"] == first["run_id"]
+    assert again["model_version"] == first["model_version"] == 1
+    code, _, err = cli("run", str(site_scenario.path), "--set", "training.epochs=2")
     assert code == 2
     assert "already FINISHED" in err and "bump 'version'" in err
-    code, _, err = cli("run", str(site_scenario.path), "--rerun")
+    code, _, err = cli("run", str(site_scenario.path), "--set", "training.epochs=2", "--rerun")
     assert code == 0, err
     client = client_for(store_uri)
     experiment = client.get_experiment_by_name(site_scenario.site)
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
     assert [r.data.tags["siteml.attempt"] for r in runs] == ["1", "2"]
+    keys = [r.data.tags["siteml.run_key"] for r in runs]
+    assert len(set(keys)) == 2 and all(len(k) == 64 for k in keys)
     versions = client.search_model_versions(f"name = '{site_scenario.model_name}'")
     assert sorted(int(v.version) for v in versions) == [1, 2]
+    assert {v.tags["siteml.run_key"] for v in versions} == set(keys)
 
 
 def test_pipeline_failure_marks_failed_and_registers_nothing(cli, store_uri, site_scenario,

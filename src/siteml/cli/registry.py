@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,9 +22,16 @@ from siteml.cli.app import (
     site_option,
     task_option,
 )
-from siteml.cli.render import HISTORY_COLUMNS, RUNS_COLUMNS, print_model_tree, print_table
+from siteml.cli.render import (
+    HISTORY_COLUMNS,
+    RUNS_COLUMNS,
+    STALE_COLUMNS,
+    print_model_tree,
+    print_table,
+)
 from siteml.core import keys
 from siteml.core.errors import InvalidInputError
+from siteml.core.naming import customer_of
 from siteml.scenario.types import EXPERIMENT_TYPES
 
 RUN_TYPES = (*EXPERIMENT_TYPES, "compare")
@@ -77,7 +84,7 @@ def promote(
     version whose training gate passed, unless --force."""
     import getpass
 
-    from siteml.core.naming import ALIAS_RE, ModelRef, customer_of, registry_path
+    from siteml.core.naming import ALIAS_RE, ModelRef, registry_path
 
     try:
         ref = ModelRef.parse(model_ref)
@@ -120,12 +127,24 @@ def runs(
     status: Annotated[str | None, typer.Option(
         help=f"Only runs in this state: {', '.join(RUN_STATES)}.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many runs.")] = 50,
+    stale: Annotated[bool, typer.Option(
+        "--stale", help="Only RUNNING runs whose process is gone: no heartbeat for --older-than "
+        "seconds, or a process of this host that ended; with host and pid.")] = False,
+    older_than: Annotated[float | None, typer.Option(
+        min=1, help="Seconds without a heartbeat before a RUNNING run counts as stale "
+        "(default SITEML_STALE_AFTER_S, 90).")] = None,
+    reap: Annotated[bool, typer.Option(
+        "--reap", help="Mark the stale runs KILLED, with the reason as a tag.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Runs of a site (or of every site), newest first, with status and key metrics."""
+    """Runs of a site (or of every site), newest first, with status and key metrics; or, with
+    --stale, the crashed ones (and --reap ends them KILLED)."""
     site, task = site_option(site), task_option(task)
     kind, status = choice("--type", kind, RUN_TYPES), choice("--status", status, RUN_STATES)
     store, client = read_client(as_json, [], site)
+    if stale or reap:
+        _stale_runs(store, client, site, older_than, reap, as_json)
+        return
     from siteml.tracking.queries import site_runs
     from siteml.tracking.workspaces import across_customers
 
@@ -137,6 +156,30 @@ def runs(
         print_json(rows)
     else:
         print_table(rows, RUNS_COLUMNS)
+
+
+def _stale_runs(store: Any, client: Any, site: str | None, older_than: float | None,
+                reap: bool, as_json: bool) -> None:
+    from siteml.tracking.heartbeat import reap as reap_run
+    from siteml.tracking.heartbeat import stale_after_s
+    from siteml.tracking.queries import stale_runs
+    from siteml.tracking.workspaces import Customer, across_customers
+
+    def found() -> list[dict[str, Any]]:
+        rows = []
+        for run in stale_runs(client, site, older_than or stale_after_s()):
+            if reap:
+                Customer.name, Customer.action = customer_of(run.site), "write"
+                reap_run(client, run)
+            rows.append({**run.to_dict(), "reaped": reap})
+        return rows
+
+    with reporting_errors():
+        rows = across_customers(store, found)
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(rows, STALE_COLUMNS)
 
 
 @app.command()

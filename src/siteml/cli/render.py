@@ -69,6 +69,24 @@ HISTORY_COLUMNS = (
     Column("forced", "forced", _yes),
 )
 
+STALE_COLUMNS = (
+    Column("site", "site"), Column("run_name", "run"), Column("run_id", "run id"),
+    Column("host", "host"), Column("pid", "pid"), Column("last_seen", "last heartbeat"),
+    Column("reason", "why stale"), Column("reaped", "reaped", _yes),
+)
+
+BATCH_COLUMNS = (
+    Column("file", "scenario"), Column("run_name", "run"), Column("status", "status"),
+    Column("duration_s", "s"), Column("model_version", "model version"),
+    Column("detail", "detail"),
+)
+
+PLAN_COLUMNS = (
+    Column("order", "#"), Column("file", "scenario"), Column("run_name", "run"),
+    Column("action", "action"), Column("produces", "registers"),
+    Column("needs", "after", lambda needs: ", ".join(map(str, needs or []))),
+)
+
 ACCESS_COLUMNS = (Column("user", "user"), Column("customer", "customer"), Column("role", "role"))
 
 HEADLINE_FORMATS: dict[str, Callable[[float], str]] = {
@@ -131,6 +149,9 @@ def print_plan(result: dict[str, Any]) -> None:
     out.print(f"[bold]experiment[/bold]        {result['experiment_name']}")
     out.print(f"[bold]run[/bold]               {result['run_name']}")
     out.print(f"[bold]registered model[/bold]  {result['registered_model_name'] or '-'}")
+    out.print(f"[bold]files[/bold]             {', '.join(result['files'])}")
+    out.print("[bold]resolved scenario[/bold]")
+    out.print(result["scenario_yaml"], markup=False, highlight=False)
     for title in ("tags", "params"):
         table = Table(title=title, title_justify="left", show_header=False, box=None)
         table.add_column(style="cyan", no_wrap=True)

@@ -19,7 +19,7 @@ from siteml.cli.app import (
     print_json,
     reporting_errors,
 )
-from siteml.cli.render import print_plan
+from siteml.cli.render import BATCH_COLUMNS, PLAN_COLUMNS, print_plan, print_table
 from siteml.core.errors import EXIT_INVALID_INPUT, ScenarioError
 
 
@@ -57,31 +57,64 @@ def validate(
         raise typer.Exit(EXIT_INVALID_INPUT)
 
 
+PathsArgument = Annotated[list[Path], typer.Argument(
+    help="Scenario files or folders (a folder: every scenario in it, bases '_*.yaml' aside).")]
+
+
+def _one_file(paths: list[Path]) -> bool:
+    return len(paths) == 1 and not paths[0].is_dir()
+
+
 @app.command()
 def plan(
-    file: Annotated[Path, typer.Argument(help="Scenario file.")],
+    paths: PathsArgument,
     overrides: SetOption = None,
     sites_dir: SitesDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show the MLflow names, tags and params a scenario would produce, without running it."""
+    """Show what scenarios would do, without running them. One file: its resolved scenario
+    (bases merged) and the MLflow names, tags and params it produces. Several, or a folder:
+    the batch's dependency graph in run order, marking what would be skipped."""
+    if not _one_file(paths):
+        _plan_batch(paths, overrides or (), sites_dir, as_json)
+        return
     from siteml.scenario.factory import load_scenario
 
     try:
-        scenario = load_scenario(file, overrides or (), sites_dir)
+        scenario = load_scenario(paths[0], overrides or (), sites_dir)
     except ScenarioError as exc:
         raise fail(exc) from None
     result = {
         "experiment_name": scenario.get_experiment_name(),
         "run_name": scenario.get_run_name(),
         "registered_model_name": scenario.output_model_name(),
+        "files": [str(f) for f in scenario.source_files],
+        "scenario": scenario.model_dump(mode="json"),
         "tags": scenario.to_all_tags(),
         "params": scenario.to_all_params(),
     }
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    print_plan(result)
+    print_plan({**result, "scenario_yaml": scenario.resolved_yaml()})
+
+
+def _plan_batch(paths: list[Path], overrides: list[str], sites_dir: Path | None,
+                as_json: bool) -> None:
+    from siteml.lifecycle.batch import plan_batch, survey
+    from siteml.tracking.store import resolve_store
+
+    with reporting_errors():
+        steps = plan_batch(paths, overrides, sites_dir)
+        actions = survey(steps, resolve_store(), overrides, sites_dir)
+    rows = [{"order": i + 1, "file": str(step.path), "run_name": step.scenario.get_run_name(),
+             "experiment_name": step.scenario.get_experiment_name(), "action": action,
+             "produces": step.produces, "needs": [n + 1 for n in step.needs]}
+            for i, (step, action) in enumerate(zip(steps, actions, strict=True))]
+    if as_json:
+        print_json(rows)
+        return
+    print_table(rows, PLAN_COLUMNS)
 
 
 @app.command()
@@ -101,32 +134,77 @@ def schema(
 
 @app.command()
 def run(
-    file: Annotated[Path, typer.Argument(help="Scenario file.")],
+    paths: PathsArgument,
     overrides: SetOption = None,
     sites_dir: SitesDirOption = None,
     rerun: Annotated[bool, typer.Option(
-        help="Run again although a FINISHED run of this name exists (tags the attempt).")] = False,
+        help="Run again although this run name FINISHED, even with the same run key (tags "
+             "the attempt; registers a new version).")] = False,
     skip_data_check: Annotated[bool, typer.Option(
         help="Skip the dataset check (for huge datasets); recorded as a run tag.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Validate a scenario, run its pipeline and record everything in MLflow.
+    """Validate scenarios, run their pipelines and record everything in MLflow. Several files
+    or a folder run as one batch in dependency order (see 'siteml plan'); a scenario whose
+    run key already FINISHED is skipped.
 
-    Exit codes: 0 finished, 1 pipeline failure or tracking unavailable, 2 invalid input,
+    Exit codes: 0 finished (or skipped), 1 a pipeline failed (or, in a batch, a scenario
+    failed or was blocked) or tracking unavailable, 2 invalid input (nothing written),
     130/143 interrupted.
     """
+    if not _one_file(paths):
+        _run_batch(paths, overrides or (), sites_dir, rerun, skip_data_check, as_json)
+        return
     from siteml.lifecycle.run import run_scenario
 
     with reporting_errors():
-        outcome = run_scenario(file, overrides or (), sites_dir=sites_dir, rerun=rerun,
+        outcome = run_scenario(paths[0], overrides or (), sites_dir=sites_dir, rerun=rerun,
                                skip_data_check=skip_data_check)
     if as_json:
         print_json(outcome.to_dict())
         return
     out = console()
+    why = "  (this run key already FINISHED)" if outcome.status == "SKIPPED" else ""
     out.print(f"[green]{outcome.status}[/green] {outcome.experiment_name} / "
-              f"{outcome.run_name}  (run {outcome.run_id})")
+              f"{outcome.run_name}  (run {outcome.run_id}){why}")
     for key, value in sorted(outcome.metrics.items()):
         out.print(f"  {key:<28} {value:.4g}")
     if outcome.registered_path:
         out.print(f"registered {outcome.registered_path}")
+
+
+def _run_batch(paths: list[Path], overrides: list[str], sites_dir: Path | None, rerun: bool,
+               skip_data_check: bool, as_json: bool) -> None:
+    from siteml.lifecycle.batch import (
+        FINISHED,
+        SKIPPED,
+        BatchInterruptedError,
+        plan_batch,
+        run_batch,
+    )
+    from siteml.tracking.store import resolve_store
+
+    err = console(stderr=True)
+
+    def report(row: Any) -> None:
+        err.print(f"{row.status:>9}  {row.file}  {row.detail or ''}", markup=False,
+                  highlight=False)
+
+    interrupted = None
+    with reporting_errors():
+        steps = plan_batch(paths, overrides, sites_dir)
+        try:
+            outcomes = run_batch(steps, resolve_store(), overrides, sites_dir, rerun,
+                                 skip_data_check, report)
+        except BatchInterruptedError as exc:
+            interrupted, outcomes = exc, exc.outcomes
+    rows = [o.to_dict() for o in outcomes]
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(rows, BATCH_COLUMNS)
+    if interrupted is not None:
+        err.print(f"error: {interrupted}", markup=False, highlight=False)
+        raise typer.Exit(interrupted.exit_code)
+    if any(o.status not in (FINISHED, SKIPPED) for o in outcomes):
+        raise typer.Exit(1)

@@ -23,20 +23,20 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import yaml
-
 from siteml import __version__
 from siteml.backends import registry as backends
 from siteml.core import keys
 from siteml.core.errors import InvalidInputError, SitemlError
 from siteml.core.models import PipelineResult
-from siteml.core.naming import CANDIDATE, registered_model_name, registry_path
+from siteml.core.naming import CANDIDATE, ModelRef, registered_model_name, registry_path
+from siteml.core.progress import note
 from siteml.core.provenance import git_tags, host_tags
 from siteml.core.secrets import redact
 from siteml.scenario.factory import load_scenario, scenario_problem
 from siteml.scenario.schema import BaseScenario
 from siteml.scenario.types import EXPERIMENT_TYPES, ExperimentType
 from siteml.tracking import registry
+from siteml.tracking.heartbeat import StaleRun, reap, stale, stale_after_s, staleness
 from siteml.tracking.runs import (
     RunRecorder,
     ensure_experiment,
@@ -111,12 +111,24 @@ class Preflight:
     models: dict[str, Any]
     """Registered versions the scenario reads, by role (``source``, ``baseline``)."""
     skip_data_check: bool
+    run_key: str | None
+    """None while a model it reads is still to be produced (``pending``)."""
+    done: Any = None
+    """The FINISHED run with the same run key, when there is one: nothing to do."""
+    dead: list[StaleRun] = field(default_factory=list)
+    """Earlier attempts still RUNNING whose process is gone: reaped (KILLED) at start."""
 
 
 def run_scenario(path: str | Path, overrides: Sequence[str] = (), *,
                  sites_dir: str | Path | None = None, rerun: bool = False,
-                 skip_data_check: bool = False, store: Store | None = None) -> RunOutcome:
-    """Validate and run one scenario file, recording everything in MLflow.
+                 skip_data_check: bool = False, store: Store | None = None,
+                 pinned: dict[str, int] | None = None) -> RunOutcome:
+    """Validate and run one scenario file, recording everything in MLflow; a scenario whose
+    run key already FINISHED is skipped (status SKIPPED, that run's id and version) unless
+    ``rerun``.
+
+    ``pinned`` maps registered model names to the version a batch produced: a source left
+    unset reads that version instead of @champion / @candidate.
 
     Raises:
         InvalidInputError: the scenario, its data or its source model is invalid (nothing written).
@@ -126,14 +138,33 @@ def run_scenario(path: str | Path, overrides: Sequence[str] = (), *,
         RunInterruptedError: Ctrl-C or SIGTERM (run KILLED).
     """
     checked = preflight(Path(path), overrides, sites_dir=sites_dir, rerun=rerun,
-                        skip_data_check=skip_data_check, store=store)
+                        skip_data_check=skip_data_check, store=store, pinned=pinned)
+    if checked.done is not None:
+        return skipped(checked)
     return execute(checked, start(checked))
+
+
+def skipped(checked: Preflight) -> RunOutcome:
+    """The outcome of a scenario whose run key already FINISHED: that run and its version."""
+    scenario, run = checked.scenario, checked.done
+    outcome = RunOutcome(scenario.get_experiment_name(), run.info.experiment_id,
+                         scenario.get_run_name(), run.info.run_id, "SKIPPED",
+                         dict(run.data.metrics))
+    registered = run.data.tags.get(keys.MODEL_VERSION)
+    if registered:
+        name, version = registered.rsplit("/", 1)
+        outcome.registered_model, outcome.model_version = name, int(version)
+        outcome.alias = CANDIDATE
+    return outcome
 
 
 def preflight(path: Path, overrides: Sequence[str] = (), *, sites_dir: str | Path | None = None,
               rerun: bool = False, skip_data_check: bool = False,
-              store: Store | None = None) -> Preflight:
-    """Every check, in the order of their cost; nothing is written."""
+              store: Store | None = None, pinned: dict[str, int] | None = None,
+              pending: frozenset[str] = frozenset()) -> Preflight:
+    """Every check, in the order of their cost; nothing is written. Roles that read a model
+    in ``pending`` (one a batch will produce first) are not checked, and leave the run key
+    open."""
     scenario = load_scenario(path, overrides, sites_dir, check_data=not skip_data_check)
     kind = EXPERIMENT_TYPES[scenario.experiment_type]
     pipeline = importlib.import_module(kind.pipeline)
@@ -141,26 +172,70 @@ def preflight(path: Path, overrides: Sequence[str] = (), *, sites_dir: str | Pat
     store = store or resolve_store()
     check_reachable(store)
     enter_customer(store, scenario.site.customer, "write")
-    roles = [role for role in kind.roles
-             if role == "source" or scenario.model_reference(role) is not None]
+    roles = [role for role in kind.roles if model_read(scenario, role) not in (None, *pending)]
     needed = [role for role in roles if role not in kind.optional]
     locator = _Locator(path, overrides)
     if needed and not store.exists():  # refused before opening it, which would create it
         _refuse_missing(scenario, needed[0], store, locator)
     client = open_client(store)
     previous = _previous_runs(client, store, scenario)
-    _refuse_finished(path, scenario, previous, rerun)
-    models = {role: version for role in roles
-              if (version := _resolve(client, scenario, role, locator, kind)) is not None}
+    models = {role: version for role in roles if (version := _resolve(
+        client, scenario, role, locator, kind, pinned or {})) is not None}
+    waiting = any(model_read(scenario, role) in pending for role in kind.roles)
+    key = None if waiting else run_key(scenario, models)
+    done = next((r for r in previous if r.info.status == "FINISHED"
+                 and r.data.tags.get(keys.RUN_KEY) == key), None) if key and not rerun else None
+    if done is None and key:
+        _refuse_finished(path, scenario, previous, rerun)
+    dead = [] if done else _dead_attempts(path, scenario, previous)
     read = {role: dict(version.tags) for role, version in models.items()}
     _refuse(path, overrides, pipeline.check_models(scenario, read))
     return Preflight(path, scenario, kind, pipeline, store, client, len(previous) + 1, models,
-                     skip_data_check)
+                     skip_data_check, key, done, dead)
+
+
+def _dead_attempts(path: Path, scenario: BaseScenario, previous: list[Any]) -> list[StaleRun]:
+    """Earlier attempts still RUNNING: stale ones, to reap; a live one refuses a second."""
+    dead = []
+    for run in (r for r in previous if r.info.status == "RUNNING"):
+        reason = staleness(run, stale_after_s())
+        if reason is None:
+            tags = run.data.tags
+            raise InvalidInputError(
+                f"{path}: run {scenario.get_run_name()!r} is RUNNING in experiment "
+                f"{scenario.get_experiment_name()!r} (run id {run.info.run_id}, host "
+                f"{tags.get(keys.ENV_HOSTNAME, '?')}, pid {tags.get(keys.PID, '?')}, heartbeat "
+                f"{tags.get(keys.HEARTBEAT, 'none')}); wait for it to end (it counts as "
+                f"crashed after {stale_after_s():.0f} s without a heartbeat: siteml runs --stale)")
+        dead.append(stale(run, scenario.get_experiment_name(), reason))
+    return dead
+
+
+def model_read(scenario: BaseScenario, role: str) -> str | None:
+    """The registered model the scenario reads as ``role``, by name (a source left unset
+    reads its site/task model); None for a role it does not have."""
+    ref = scenario.model_reference(role)
+    if ref is not None:
+        return ref.name
+    if role == "source" and role in EXPERIMENT_TYPES[scenario.experiment_type].roles:
+        return registered_model_name(scenario.get_experiment_name(), scenario.task.type)
+    return None
+
+
+def run_key(scenario: BaseScenario, models: dict[str, Any]) -> str:
+    """``siteml.run_key``: the resolved scenario and the versions it reads, hashed."""
+    reads = {role: f"{version.name}/{version.version}" for role, version in models.items()}
+    text = scenario.resolved_yaml() + json.dumps(reads, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def start(checked: Preflight) -> RunRecorder:
-    """Create the site's experiment if needed, and the run with every tag and param."""
+    """Reap the dead attempts; create the site's experiment if needed, and the run with every
+    tag and param."""
     scenario, path = checked.scenario, checked.path
+    for dead in checked.dead:
+        reap(checked.client, dead)
+        note(f"reaped run {dead.run_id} (KILLED): {dead.reason}")
     experiment_id = ensure_experiment(
         checked.client, checked.store, scenario.get_experiment_name(), scenario.site.to_tags(),
         scenario.site.description or f"Runs for site {scenario.get_experiment_name()}")
@@ -168,6 +243,7 @@ def start(checked: Preflight) -> RunRecorder:
             **git_tags(path.absolute()), keys.USER: getpass.getuser(),
             keys.SOURCE_TYPE: "LOCAL", keys.SOURCE_NAME: str(path.absolute()),
             **_bookkeeping_tags(scenario, checked.attempt, checked.skip_data_check),
+            keys.RUN_KEY: checked.run_key,
             **{k: v for role, version in checked.models.items()
                for k, v in _model_tags(role, version).items()}}
     return RunRecorder.start(checked.client, checked.store, experiment_id,
@@ -228,8 +304,14 @@ def register(checked: Preflight, recorder: RunRecorder, result: PipelineResult) 
     scenario, model = checked.scenario, result.model
     assert model is not None
     name = scenario.get_registered_model_name(model.variant)
+    earlier = registry.version_with_key(checked.client, name, checked.run_key)
+    if earlier is not None and checked.client.get_run(earlier.run_id).info.status != "FINISHED":
+        # an attempt that registered and then died (a retry): no second version
+        recorder.set_tags({keys.MODEL_VERSION: f"{name}/{earlier.version}"})
+        return earlier
     version_tags = {
         keys.RUN_ID: recorder.run_id,
+        keys.RUN_KEY: checked.run_key,
         keys.SCENARIO: f"{scenario.name}:{scenario.version}",
         keys.DATA_DVC_HASH: scenario.dataset.dvc_hash,
         keys.DATA_VERSION: scenario.dataset.version,
@@ -295,11 +377,15 @@ def _refuse_finished(path: Path, scenario: BaseScenario, previous: list[Any],
 
 
 def _resolve(client: Any, scenario: BaseScenario, role: str, locator: _Locator,
-             kind: ExperimentType) -> Any:
+             kind: ExperimentType, pinned: dict[str, int]) -> Any:
     """The registered version the scenario reads as ``role`` (a source defaults to the
-    site/task's @champion, else @candidate); a missing one is an error located in the file,
-    or None for an optional role."""
+    version ``pinned`` for the site/task model, else its @champion, else @candidate); a
+    missing one is an error located in the file, or None for an optional role."""
     ref = scenario.model_reference(role)
+    task_model = (registered_model_name(scenario.get_experiment_name(), scenario.task.type)
+                  if role == "source" else None)
+    if ref is None and task_model in pinned:
+        ref = ModelRef(name=task_model, version=pinned[task_model])
     if role in kind.optional:
         with contextlib.suppress(registry.ModelNotFoundError):
             return registry.resolve(client, ref)
@@ -332,15 +418,10 @@ def _model_tags(role: str, version: Any) -> dict[str, str]:
             for name, value in zip(keys.ROLE_FIELDS, values, strict=True)}
 
 
-def scenario_yaml(scenario: BaseScenario) -> str:
-    """The resolved scenario (site inlined, overrides applied, defaults filled) as YAML."""
-    return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
-
-
 def _bookkeeping_tags(scenario: BaseScenario, attempt: int,
                       skip_data_check: bool) -> dict[str, str]:
     tags = {keys.SITEML_VERSION: __version__, keys.ATTEMPT: str(attempt),
-            keys.SCENARIO_SHA256: hashlib.sha256(scenario_yaml(scenario).encode()).hexdigest()}
+            keys.SCENARIO_SHA256: hashlib.sha256(scenario.resolved_yaml().encode()).hexdigest()}
     if skip_data_check:
         tags[keys.DATA_CHECK] = "skipped"
     if scenario.description:
@@ -350,10 +431,12 @@ def _bookkeeping_tags(scenario: BaseScenario, attempt: int,
 
 def _record_inputs(recorder: RunRecorder, scenario: BaseScenario, path: Path,
                    profile: bool) -> None:
-    """The scenario, its file and its dataset; the dataset's profile too when the type asks for
-    one and the data check was not skipped (a huge dataset)."""
-    recorder.log_text(scenario_yaml(scenario), "scenario.yaml")
-    recorder.log_artifact(path, "scenario_source")
+    """The scenario, its files (its own and the bases it extends) and its dataset; the
+    dataset's profile too when the type asks for one and the data check was not skipped (a
+    huge dataset)."""
+    recorder.log_text(scenario.resolved_yaml(), "scenario.yaml")
+    for source in scenario.source_files or [path]:
+        recorder.log_artifact(source, "scenario_source")
     dataset = scenario.dataset
     found = None
     if profile and EXPERIMENT_TYPES[scenario.experiment_type].profiles_dataset:

@@ -1,8 +1,9 @@
 """The one way to build a scenario: ``load_scenario(path, overrides)``.
 
-Loads the YAML safely, resolves a site id to its ``configs/sites/<id>.yaml``, applies ``--set``
-overrides, picks the scenario class by ``experiment_type`` and validates. Every problem of a file
-is reported together, each as ``FILE:LINE: yaml.path: message``.
+Loads the YAML safely, merges the bases it ``extends``, resolves a site id to its
+``configs/sites/<id>.yaml``, applies ``--set`` overrides, picks the scenario class by
+``experiment_type`` and validates. Every problem of a file is reported together, each as
+``FILE:LINE: yaml.path: message``.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from pydantic import BaseModel, ValidationError
 
 from siteml.core.errors import Problem, ScenarioError
 from siteml.core.naming import slug_problem
+from siteml.scenario.extends import load_extended
 from siteml.scenario.schema import BaseScenario, SiteConfig
 from siteml.scenario.types import SCENARIO_TYPES
 from siteml.scenario.yaml_loader import YamlDocument, YamlPath, load_yaml
 
 SITES_DIR = Path("configs", "sites")
 YAML_SUFFIXES = (".yaml", ".yml")
+BASE_PREFIX = "_"
 PROGRESS_FILES = 2000  # hash with a progress bar above this many files
 PARAM_SECTIONS = {cls.params_key: name for name, cls in SCENARIO_TYPES.items()}
 
@@ -50,7 +53,7 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = (),
         ScenarioError: every problem found, with file, line and YAML path.
     """
     path = Path(path)
-    doc = load_yaml(path)
+    doc, files = load_extended(path)
     problems = _apply_overrides(doc, overrides)
     problems += _resolve_site(doc, path, Path(sites_dir) if sites_dir else None)
     experiment_type = doc.data.get("experiment_type")
@@ -62,6 +65,7 @@ def load_scenario(path: str | Path, overrides: Sequence[str] = (),
         cls = BaseScenario
     skip = {p.path.split(".")[0] for p in problems}
     scenario = _validate(cls, data, doc, path.absolute().parent, problems, skip)
+    scenario.source_files = files
     if check_data:
         problems = _check_dataset(scenario, doc)
         if problems:
@@ -73,7 +77,7 @@ def scenario_problem(path: str | Path, overrides: Sequence[str], yaml_path: str,
                      message: str) -> ScenarioError:
     """A problem found after loading (against the registry, say), located like the loader's
     own: file, line (or the ``--set`` that gave the value) and YAML path."""
-    doc = load_yaml(Path(path))
+    doc, _ = load_extended(Path(path))
     _apply_overrides(doc, overrides)
     return ScenarioError([_problem(doc, tuple(yaml_path.split(".")), message)])
 
@@ -98,16 +102,24 @@ def load_any(path: Path) -> BaseScenario | SiteConfig:
 
 
 def find_yaml_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand files and folders (recursively, hidden folders skipped) into YAML files, sorted."""
+    """Expand files and folders into YAML files, sorted. A folder is searched recursively,
+    skipping hidden folders and bases (``_name.yaml``: a partial scenario that others
+    ``extends``, checked through them)."""
     found: list[Path] = []
     for entry in map(Path, paths):
         if entry.is_dir():
             found.extend(sorted(
                 p for p in entry.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file()
+                and not p.name.startswith(BASE_PREFIX)
                 and not any(part.startswith(".") for part in p.relative_to(entry).parts)))
         else:
             found.append(entry)
     return found
+
+
+_hashed: dict[tuple[Path, tuple[tuple[str, int, int], ...]], Any] = {}
+"""Dataset hashes of this process, by folder and its files' names, sizes and mtimes (as DVC
+trusts them): a batch whose scenarios share a dataset hashes it once."""
 
 
 def _check_dataset(scenario: BaseScenario, doc: YamlDocument) -> list[Problem]:
@@ -131,11 +143,16 @@ def _check_dataset(scenario: BaseScenario, doc: YamlDocument) -> list[Problem]:
         problems.append(_problem(doc, ("dataset", "dvc_hash"), f"is {dataset.dvc_hash} but "
                                  f"{recorded_file} records {recorded}"))
     files = list_files(dataset.path)
-    if len(files) > PROGRESS_FILES:
+    stats = [f.stat() for f in files]
+    seen = (dataset.path, tuple((str(f), s.st_size, s.st_mtime_ns)
+                                for f, s in zip(files, stats, strict=True)))
+    actual = _hashed.get(seen)
+    if actual is None and len(files) > PROGRESS_FILES:
         with progress_bar(f"hashing {dataset.path.name}", len(files)) as advance:
             actual = dir_hash(dataset.path, files, advance)
-    else:
+    elif actual is None:
         actual = dir_hash(dataset.path, files)
+    _hashed[seen] = actual
     if actual.md5 != dataset.dvc_hash:
         problems.append(_problem(doc, ("dataset", "dvc_hash"), f"is {dataset.dvc_hash} but "
                                  f"{dataset.path} hashes to {actual.md5} (changed since "

@@ -6,8 +6,11 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter
 
+from siteml.scenario.extends import EXTENDS
 from siteml.scenario.types import SCENARIO_TYPES
 
+EXTENDS_SCHEMA = {"type": "string", "description": "A base scenario file (relative to this "
+                  "file) deep-merged under this file's keys"}
 SITE_ID_SCHEMA = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$",
                   "description": "Site id: the name of configs/sites/<id>.yaml"}
 
@@ -24,5 +27,7 @@ def scenario_json_schema() -> dict[str, Any]:
         site = definition.get("properties", {}).get("site")
         if site and "$ref" in site:
             site["anyOf"] = [{"$ref": site.pop("$ref")}, SITE_ID_SCHEMA]
+        if "experiment_type" in definition.get("properties", {}):
+            definition["properties"][EXTENDS] = EXTENDS_SCHEMA
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
             "title": "siteml scenario", **schema}

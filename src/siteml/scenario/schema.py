@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    PrivateAttr,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -530,6 +531,16 @@ class BaseScenario(_Section):
     dataset: DatasetConfig
     tags: dict[TagKey, Annotated[str, Field(max_length=5000)]] = Field(
         default_factory=dict, description="Extra MLflow run tags (reserved prefixes excluded)")
+    _files: list[Path] = PrivateAttr(default_factory=list)
+
+    @property
+    def source_files(self) -> list[Path]:
+        """The files the scenario was read from: its own, then the bases it extends."""
+        return self._files
+
+    @source_files.setter
+    def source_files(self, files: list[Path]) -> None:
+        self._files = list(files)
 
     @field_validator("tags")
     @classmethod
@@ -550,6 +561,13 @@ class BaseScenario(_Section):
                 {"num": self.model.num_classes, "count": len(self.task.classes),
                  "field": "model.num_classes"})
         return self
+
+    def resolved_yaml(self) -> str:
+        """The resolved scenario (bases merged, site inlined, overrides applied, defaults
+        filled) as YAML."""
+        import yaml
+
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
     @property
     def params(self) -> TrainingParams | InferenceBenchmarkParams | QuantizationParams:

@@ -1,4 +1,5 @@
-"""Read-only questions about runs: a site's runs, the best version of a task at a site."""
+"""Read-only questions about runs: a site's runs, the best version of a task at a site, the
+runs whose process is gone."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
 from siteml.core import keys
+from siteml.tracking.heartbeat import StaleRun, stale, staleness
 from siteml.tracking.runs import find_experiment_id
 
 
-def _site_experiments(client: MlflowClient, site: str | None) -> dict[str, str]:
+def site_experiments(client: MlflowClient, site: str | None) -> dict[str, str]:
     """Experiment id -> name, of one site or of every site siteml created."""
     if site:
         found = find_experiment_id(client, site)
@@ -27,7 +29,7 @@ def site_runs(client: MlflowClient, site: str | None = None, limit: int = 100, *
     """Newest runs of a site (or of all sites), with status, key metrics, the model version
     each read (``source_model``: quant and infer runs) and the one it registered; only those
     of ``task``, of type ``kind`` (train, quant, infer, compare) or in ``status`` if given."""
-    experiments = _site_experiments(client, site)
+    experiments = site_experiments(client, site)
     if not experiments:
         return []
     clauses = [f"tags.`{keys.EXPERIMENT_TYPE}` = '{kind}'" if kind
@@ -76,3 +78,14 @@ def best_run(client: MlflowClient, site: str, task: str,
     return {"run_id": run.info.run_id, "run_name": run.info.run_name,
             "metric": metric, "value": run.data.metrics[metric],
             "model_version": run.data.tags.get(keys.MODEL_VERSION)}
+
+
+def stale_runs(client: MlflowClient, site: str | None, older_than: float) -> list[StaleRun]:
+    """RUNNING runs of a site (or of every site) whose process is gone."""
+    experiments = site_experiments(client, site)
+    if not experiments:
+        return []
+    runs = client.search_runs(list(experiments), "attributes.status = 'RUNNING'",
+                              max_results=50_000)
+    return [stale(run, experiments[run.info.experiment_id], reason) for run in runs
+            if (reason := staleness(run, older_than)) is not None]

@@ -137,6 +137,13 @@ def register(client: MlflowClient, *, experiment_id: str, run_id: str, model: Pr
     return version
 
 
+def version_with_key(client: MlflowClient, name: str, run_key: str) -> Any:
+    """The version of ``name`` registered for ``run_key`` (``siteml.run_key``), or None."""
+    found = client.search_model_versions(
+        f"name = '{name}' and tags.`{keys.RUN_KEY}` = '{run_key}'", max_results=1)
+    return found[0] if found else None
+
+
 def set_alias(client: MlflowClient, name: str, alias: str, version: str) -> None:
     """Point ``alias`` at ``version``.
 

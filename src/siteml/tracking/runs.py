@@ -30,6 +30,7 @@ from mlflow.entities import (
 from siteml.core import keys
 from siteml.core.models import SourceModel
 from siteml.tracking.blink import Patience
+from siteml.tracking.heartbeat import Heartbeat, process_tags
 from siteml.tracking.store import Store
 
 MAX_BATCH = {"params": 100, "tags": 100, "metrics": 1000}  # MLflow's log_batch limits
@@ -104,6 +105,7 @@ class RunRecorder:
         self.last_step = 0
         self.patience = Patience(lambda batch: client.log_batch(
             run_id, metrics=batch, synchronous=True), MAX_BATCH["metrics"])
+        self.heartbeat: Heartbeat | None = None
 
     @cached_property
     def workdir(self) -> Path:
@@ -119,7 +121,9 @@ class RunRecorder:
         run = client.create_run(experiment_id, run_name=run_name)
         recorder = cls(client, store, run.info.run_id, experiment_id, models)
         recorder.log_params(params)
-        recorder.set_tags(tags)
+        recorder.set_tags({**tags, **process_tags()})
+        recorder.heartbeat = Heartbeat(lambda stamp: client.set_tag(
+            recorder.run_id, keys.HEARTBEAT, stamp, synchronous=True))
         return recorder
 
     def log_params(self, params: dict[str, str]) -> None:
@@ -181,9 +185,16 @@ class RunRecorder:
 
     def finish(self, status: str) -> None:
         """End the run as FINISHED, FAILED or KILLED."""
+        self._stop_heartbeat()
         self.patience.call(lambda: self.client.set_terminated(
             self.run_id, RunStatus.to_string(RunStatus.from_string(status))))
 
+    def _stop_heartbeat(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+            self.heartbeat = None
+
     def cleanup(self) -> None:
+        self._stop_heartbeat()
         if "workdir" in self.__dict__:
             shutil.rmtree(self.workdir, ignore_errors=True)
