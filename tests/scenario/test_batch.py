@@ -39,8 +39,7 @@ def test_a_batch_runs_in_dependency_order_and_once(cli, store_uri, site_scenario
     rows = json.loads(out)
     assert [(r["file"], r["status"]) for r in rows] == [
         (str(chain / "b-train.yaml"), "finished"), (str(chain / "a-quant.yaml"), "finished")]
-    model = site_scenario.model_name.replace(".", "/", 2).replace(".", "/")
-    assert rows[0]["model_version"] == f"{model}/1"
+    assert rows[0]["model_version"] == f"{site_scenario.model_name}/1"
     runs = {r.info.run_name: r for r in runs_of(store_uri, site_scenario.site)}
     quant = runs["ppe-yolov11l-quant-v2"]
     assert quant.data.tags["source.model_version"] == "1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -101,16 +102,18 @@ def plan(
 
 def _plan_batch(paths: list[Path], overrides: list[str], sites_dir: Path | None,
                 as_json: bool) -> None:
-    from siteml.lifecycle.batch import plan_batch, survey
+    from siteml.lifecycle.batch import BatchOptions, plan_batch, survey
     from siteml.tracking.store import resolve_store
 
     with reporting_errors():
         steps = plan_batch(paths, overrides, sites_dir)
-        actions = survey(steps, resolve_store(), overrides, sites_dir)
+        options = BatchOptions(tuple(overrides), str(sites_dir) if sites_dir else None)
+        done = survey(steps, resolve_store(), options)
     rows = [{"order": i + 1, "file": str(step.path), "run_name": step.scenario.get_run_name(),
-             "experiment_name": step.scenario.get_experiment_name(), "action": action,
-             "produces": step.produces, "needs": [n + 1 for n in step.needs]}
-            for i, (step, action) in enumerate(zip(steps, actions, strict=True))]
+             "experiment_name": step.scenario.get_experiment_name(),
+             "action": "run" if skipped is None else "skipped", "produces": step.produces,
+             "needs": [n + 1 for n in step.needs]}
+            for i, (step, skipped) in enumerate(zip(steps, done, strict=True))]
     if as_json:
         print_json(rows)
         return
@@ -142,6 +145,12 @@ def run(
              "the attempt; registers a new version).")] = False,
     skip_data_check: Annotated[bool, typer.Option(
         help="Skip the dataset check (for huge datasets); recorded as a run tag.")] = False,
+    ray: Annotated[bool, typer.Option(
+        "--ray", help="Run the batch on a Ray cluster (needs a tracking server): each "
+        "scenario a Ray task, on the node its environment.host names.")] = False,
+    ray_address: Annotated[str | None, typer.Option(
+        help="The Ray cluster (default RAY_ADDRESS, else the one started on this machine).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Validate scenarios, run their pipelines and record everything in MLflow. Several files
@@ -152,8 +161,9 @@ def run(
     failed or was blocked) or tracking unavailable, 2 invalid input (nothing written),
     130/143 interrupted.
     """
-    if not _one_file(paths):
-        _run_batch(paths, overrides or (), sites_dir, rerun, skip_data_check, as_json)
+    if ray or not _one_file(paths):
+        _run_batch(paths, overrides or (), sites_dir, rerun, skip_data_check, as_json,
+                   (ray_address or "") if ray else None)
         return
     from siteml.lifecycle.run import run_scenario
 
@@ -174,11 +184,12 @@ def run(
 
 
 def _run_batch(paths: list[Path], overrides: list[str], sites_dir: Path | None, rerun: bool,
-               skip_data_check: bool, as_json: bool) -> None:
+               skip_data_check: bool, as_json: bool, ray_address: str | None) -> None:
     from siteml.lifecycle.batch import (
         FINISHED,
         SKIPPED,
         BatchInterruptedError,
+        BatchOptions,
         plan_batch,
         run_batch,
     )
@@ -193,11 +204,19 @@ def _run_batch(paths: list[Path], overrides: list[str], sites_dir: Path | None, 
     interrupted = None
     with reporting_errors():
         steps = plan_batch(paths, overrides, sites_dir)
-        try:
-            outcomes = run_batch(steps, resolve_store(), overrides, sites_dir, rerun,
-                                 skip_data_check, report)
-        except BatchInterruptedError as exc:
-            interrupted, outcomes = exc, exc.outcomes
+        options = BatchOptions(tuple(overrides), str(sites_dir) if sites_dir else None, rerun,
+                               skip_data_check)
+        store = resolve_store()
+        executor = None
+        with contextlib.redirect_stdout(sys.stderr):  # stdout is for --json (Ray prints too)
+            if ray_address is not None:  # "": RAY_ADDRESS, else this machine's cluster
+                from siteml.lifecycle.ray_batch import RayExecutor
+
+                executor = RayExecutor(steps, store, options, ray_address)
+            try:
+                outcomes = run_batch(steps, store, options, report, executor)
+            except BatchInterruptedError as exc:
+                interrupted, outcomes = exc, exc.outcomes
     rows = [o.to_dict() for o in outcomes]
     if as_json:
         print_json(rows)

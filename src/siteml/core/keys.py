@@ -24,6 +24,8 @@ RUN_KEY = "siteml.run_key"
 HEARTBEAT = "siteml.heartbeat"
 """When the run's process last said it is alive (UTC, ISO 8601), every ``SITEML_HEARTBEAT_S``."""
 PID = "siteml.pid"
+RAY_NODE, RAY_JOB, RAY_TASK = "ray.node_id", "ray.job_id", "ray.task_id"
+"""Where a run of a Ray batch ran (``siteml run --ray``)."""
 REAPED = "siteml.reaped"
 """Why a RUNNING run whose process was gone was marked KILLED."""
 """A hash of the resolved scenario and the model versions it reads: the same key FINISHED

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from siteml.core import keys
 from siteml.core.errors import InvalidInputError, Problem, ScenarioError, SitemlError
 from siteml.core.naming import registry_path
+from siteml.core.secrets import redact
 from siteml.lifecycle.run import (
     EXIT_SIGINT,
     RunInterruptedError,
@@ -30,6 +31,7 @@ from siteml.lifecycle.run import (
 from siteml.scenario.factory import find_yaml_files, is_site_file, load_scenario, scenario_problem
 from siteml.scenario.schema import BaseScenario
 from siteml.scenario.types import EXPERIMENT_TYPES
+from siteml.tracking.errors import access_error, is_mlflow_error
 from siteml.tracking.store import Store
 
 FINISHED, SKIPPED, FAILED, BLOCKED, NOT_RUN = "finished", "skipped", "failed", "blocked", "not run"
@@ -60,6 +62,16 @@ class BatchInterruptedError(RunInterruptedError):
     def __init__(self, message: str, exit_code: int, outcomes: list[StepOutcome]):
         super().__init__(message, exit_code)
         self.outcomes = outcomes
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How every step of a batch runs (as ``siteml run``'s options say)."""
+
+    overrides: tuple[str, ...] = ()
+    sites_dir: str | None = None
+    rerun: bool = False
+    skip_data_check: bool = False
 
 
 @dataclass
@@ -144,87 +156,172 @@ def _located(step: Step, overrides: Sequence[str], yaml_path: str,
     return scenario_problem(step.path, overrides, yaml_path, message).problems
 
 
-def survey(steps: list[Step], store: Store, overrides: Sequence[str] = (),
-           sites_dir: str | Path | None = None, rerun: bool = False,
-           skip_data_check: bool = False) -> list[str]:
-    """What running the batch would do to each step (``skipped`` or ``run``), after checking,
-    without writing, every step against its data and the registry.
+def survey(steps: list[Step], store: Store, options: BatchOptions) -> list[StepOutcome | None]:
+    """Check every step, without writing, against its data and the registry; for each, the
+    SKIPPED row of the FINISHED run with its run key, or None when it is to run.
 
     Raises:
         ScenarioError: every step's problems (a model neither the batch nor the registry
             holds, a dataset that changed, a FINISHED run of another key), located.
     """
-    actions: list[str] = []
+    found: list[StepOutcome | None] = []
     pinned: dict[str, int] = {}
     problems: list[Problem] = []
     for step in steps:
-        pending = frozenset(steps[n].produces for n in step.needs if actions[n] != SKIPPED)
+        pending = frozenset(steps[n].produces for n in step.needs if found[n] is None)
+        found.append(None)
         try:
-            checked = preflight(step.path, overrides, sites_dir=sites_dir, rerun=rerun,
-                                skip_data_check=skip_data_check, store=store, pinned=pinned,
-                                pending=pending - {None})
+            done = preflight(step.path, options.overrides, sites_dir=options.sites_dir,
+                             rerun=options.rerun, skip_data_check=options.skip_data_check,
+                             store=store, pinned=pinned, pending=pending - {None}).done
         except ScenarioError as exc:
             problems.extend(exc.problems)
-            actions.append(FAILED)
             continue
         except InvalidInputError as exc:
             problems.append(Problem(str(step.path), None, "", str(exc)))
-            actions.append(FAILED)
             continue
-        done = checked.done
-        actions.append(SKIPPED if done is not None else "run")
-        version = done.data.tags.get(keys.MODEL_VERSION) if done is not None else None
-        if version and step.produces:
-            pinned[step.produces] = int(version.rsplit("/", 1)[1])
+        if done is not None:
+            version = done.data.tags.get(keys.MODEL_VERSION)
+            found[-1] = StepOutcome(str(step.path), step.scenario.get_run_name(), SKIPPED,
+                                    done.info.run_id, 0.0, version)
+            if version and step.produces:
+                pinned[step.produces] = int(version.rsplit("/", 1)[1])
     if problems:  # a base shared by several scenarios: its problem once
         raise ScenarioError(list(dict.fromkeys(problems)))
-    return actions
+    return found
 
 
-def run_batch(steps: list[Step], store: Store, overrides: Sequence[str] = (),
-              sites_dir: str | Path | None = None, rerun: bool = False,
-              skip_data_check: bool = False,
-              report: Callable[[StepOutcome], None] = lambda _: None) -> list[StepOutcome]:
-    """Run the steps in order; one row per step, ``report`` told each as it ends.
+def run_step(path: str, run_name: str, options: BatchOptions, store: Store | None = None,
+             pinned: dict[str, int] | None = None,
+             executor_tags: dict[str, str] | None = None) -> StepOutcome:
+    """Run one step of a batch (here or on a Ray worker); a failure is a row, not an error.
 
     Raises:
-        BatchInterruptedError: Ctrl-C or SIGTERM; the running run is KILLED, the rest not run.
+        RunInterruptedError: Ctrl-C or SIGTERM (the run is KILLED).
     """
-    survey(steps, store, overrides, sites_dir, rerun, skip_data_check)
-    outcomes: list[StepOutcome] = []
+    row = StepOutcome(path, run_name, FAILED)
+    started = time.perf_counter()
+    try:
+        outcome = run_scenario(path, options.overrides, sites_dir=options.sites_dir,
+                               rerun=options.rerun, skip_data_check=options.skip_data_check,
+                               store=store, pinned=pinned, executor_tags=executor_tags)
+    except RunInterruptedError:
+        raise
+    except SitemlError as exc:
+        row.detail = "; ".join(str(exc).splitlines())
+    except Exception as exc:
+        if not is_mlflow_error(exc):
+            raise
+        row.detail = redact(str(access_error(exc) or exc))
+    else:
+        row.status = SKIPPED if outcome.status == "SKIPPED" else FINISHED
+        row.run_id = outcome.run_id
+        if outcome.registered_model:
+            row.model_version = f"{outcome.registered_model}/{outcome.model_version}"
+    row.duration_s = round(time.perf_counter() - started, 1)
+    return row
+
+
+class Executor(Protocol):
+    """Where a batch's steps run: ``submit`` starts a step (its models pinned) and returns a
+    handle; ``wait`` returns one finished handle and its row; ``cancel`` stops what runs."""
+
+    capacity: int
+    checks_data_here: bool
+    """False where the steps run on other machines, which check their own copy."""
+
+    def submit(self, index: int, pinned: dict[str, int]) -> Any: ...
+
+    def wait(self, running: list[Any]) -> tuple[Any, StepOutcome]: ...
+
+    def cancel(self, running: list[Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _HereInTurn:
+    """The local executor: one step at a time, in this process."""
+
+    capacity = 1
+    checks_data_here = True
+
+    def __init__(self, steps: list[Step], store: Store, options: BatchOptions):
+        self.steps, self.store, self.options = steps, store, options
+        self.done: dict[int, StepOutcome] = {}
+
+    def submit(self, index: int, pinned: dict[str, int]) -> int:
+        step = self.steps[index]
+        self.done[index] = run_step(str(step.path), step.scenario.get_run_name(), self.options,
+                                    self.store, pinned)
+        return index
+
+    def wait(self, running: list[int]) -> tuple[int, StepOutcome]:
+        return running[0], self.done.pop(running[0])
+
+    def cancel(self, running: list[int]) -> None:
+        """Nothing runs between calls."""
+
+    def close(self) -> None:
+        """Nothing to let go of."""
+
+
+def run_batch(steps: list[Step], store: Store, options: BatchOptions,
+              report: Callable[[StepOutcome], None] = lambda _: None,
+              executor: Executor | None = None) -> list[StepOutcome]:
+    """Check the whole batch (``survey``), then run its steps in order, as many at once as
+    the executor takes (default: here, one at a time; it is closed at the end); one row per
+    step, in run order, ``report`` told each as it ends. Dependents of a step that did not
+    finish are blocked.
+
+    Raises:
+        ScenarioError: the survey's problems (nothing ran).
+        BatchInterruptedError: Ctrl-C or SIGTERM; the running runs are KILLED, the rest not run.
+    """
+    executor = executor or _HereInTurn(steps, store, options)
+    done = survey(steps, store, options if executor.checks_data_here else replace(
+        options, skip_data_check=True))
+    rows: dict[int, StepOutcome] = {}
+    running: dict[Any, int] = {}
     pinned: dict[str, int] = {}
-    for step in steps:
-        scenario = step.scenario
-        row = StepOutcome(str(step.path), scenario.get_run_name(), NOT_RUN)
-        broken = [steps[n] for n in step.needs if outcomes[n].status not in (FINISHED, SKIPPED)]
-        if broken:
-            row.status, row.detail = BLOCKED, f"needs {broken[0].path} ({broken[0].produces})"
-            outcomes.append(row)
-            report(row)
-            continue
-        started = time.perf_counter()
-        try:
-            outcome = run_scenario(step.path, overrides, sites_dir=sites_dir, rerun=rerun,
-                                   skip_data_check=skip_data_check, store=store, pinned=pinned)
-        except (RunInterruptedError, KeyboardInterrupt) as exc:
-            code = getattr(exc, "exit_code", EXIT_SIGINT)
-            row.status, row.detail = FAILED, str(exc) or "interrupted"
-            outcomes.append(row)
-            outcomes += [StepOutcome(str(s.path), s.scenario.get_run_name(), NOT_RUN)
-                         for s in steps[len(outcomes):]]
-            left = sum(o.status == NOT_RUN for o in outcomes)
-            raise BatchInterruptedError(f"batch interrupted at {step.path}; {left} not run",
-                                        code, outcomes) from None
-        except SitemlError as exc:
-            row.status, row.detail = FAILED, "; ".join(str(exc).splitlines())
-        else:
-            row.status = SKIPPED if outcome.status == "SKIPPED" else FINISHED
-            row.run_id = outcome.run_id
-            if outcome.registered_model:
-                pinned[outcome.registered_model] = int(outcome.model_version)
-                row.model_version = f"{registry_path(outcome.registered_model)}/" \
-                                    f"{outcome.model_version}"
-        row.duration_s = round(time.perf_counter() - started, 1)
-        outcomes.append(row)
+
+    def finish(index: int, row: StepOutcome) -> None:
+        rows[index] = row
+        if row.model_version:
+            name, version = row.model_version.rsplit("/", 1)
+            pinned[name] = int(version)
         report(row)
-    return outcomes
+
+    try:
+        while len(rows) < len(steps):
+            for index, step in enumerate(steps):
+                if index not in rows and (skipped := done[index]) is not None:
+                    finish(index, skipped)
+                busy = index in rows or index in running.values()
+                if busy or len(running) >= executor.capacity or any(
+                        n not in rows for n in step.needs):
+                    continue
+                broken = [steps[n] for n in step.needs
+                          if rows[n].status not in (FINISHED, SKIPPED)]
+                if broken:
+                    finish(index, StepOutcome(str(step.path), step.scenario.get_run_name(),
+                                              BLOCKED, detail=f"needs {broken[0].path}, "
+                                              "which did not finish"))
+                    continue
+                running[executor.submit(index, dict(pinned))] = index
+            if running:
+                handle, row = executor.wait(list(running))
+                finish(running.pop(handle), row)
+    except (RunInterruptedError, KeyboardInterrupt) as exc:
+        executor.cancel(list(running))
+        for index in running.values():
+            rows[index] = StepOutcome(str(steps[index].path),
+                                      steps[index].scenario.get_run_name(), FAILED,
+                                      detail=str(exc) or "interrupted")
+        left = [StepOutcome(str(s.path), s.scenario.get_run_name(), NOT_RUN)
+                for i, s in enumerate(steps) if i not in rows]
+        raise BatchInterruptedError(
+            f"batch interrupted; {len(left)} not run", getattr(exc, "exit_code", EXIT_SIGINT),
+            [rows[i] for i in sorted(rows)] + left) from None
+    finally:
+        executor.close()
+    return [rows[i] for i in range(len(steps))]

@@ -117,18 +117,21 @@ class Preflight:
     """The FINISHED run with the same run key, when there is one: nothing to do."""
     dead: list[StaleRun] = field(default_factory=list)
     """Earlier attempts still RUNNING whose process is gone: reaped (KILLED) at start."""
+    executor_tags: dict[str, str] = field(default_factory=dict)
 
 
 def run_scenario(path: str | Path, overrides: Sequence[str] = (), *,
                  sites_dir: str | Path | None = None, rerun: bool = False,
                  skip_data_check: bool = False, store: Store | None = None,
-                 pinned: dict[str, int] | None = None) -> RunOutcome:
+                 pinned: dict[str, int] | None = None,
+                 executor_tags: dict[str, str] | None = None) -> RunOutcome:
     """Validate and run one scenario file, recording everything in MLflow; a scenario whose
     run key already FINISHED is skipped (status SKIPPED, that run's id and version) unless
     ``rerun``.
 
     ``pinned`` maps registered model names to the version a batch produced: a source left
-    unset reads that version instead of @champion / @candidate.
+    unset reads that version instead of @champion / @candidate. ``executor_tags`` say where a
+    batch ran it (``ray.task_id`` ...); an earlier RUNNING attempt of the same Ray task died.
 
     Raises:
         InvalidInputError: the scenario, its data or its source model is invalid (nothing written).
@@ -138,7 +141,8 @@ def run_scenario(path: str | Path, overrides: Sequence[str] = (), *,
         RunInterruptedError: Ctrl-C or SIGTERM (run KILLED).
     """
     checked = preflight(Path(path), overrides, sites_dir=sites_dir, rerun=rerun,
-                        skip_data_check=skip_data_check, store=store, pinned=pinned)
+                        skip_data_check=skip_data_check, store=store, pinned=pinned,
+                        executor_tags=executor_tags)
     if checked.done is not None:
         return skipped(checked)
     return execute(checked, start(checked))
@@ -161,7 +165,8 @@ def skipped(checked: Preflight) -> RunOutcome:
 def preflight(path: Path, overrides: Sequence[str] = (), *, sites_dir: str | Path | None = None,
               rerun: bool = False, skip_data_check: bool = False,
               store: Store | None = None, pinned: dict[str, int] | None = None,
-              pending: frozenset[str] = frozenset()) -> Preflight:
+              pending: frozenset[str] = frozenset(),
+              executor_tags: dict[str, str] | None = None) -> Preflight:
     """Every check, in the order of their cost; nothing is written. Roles that read a model
     in ``pending`` (one a batch will produce first) are not checked, and leave the run key
     open."""
@@ -187,18 +192,23 @@ def preflight(path: Path, overrides: Sequence[str] = (), *, sites_dir: str | Pat
                  and r.data.tags.get(keys.RUN_KEY) == key), None) if key and not rerun else None
     if done is None and key:
         _refuse_finished(path, scenario, previous, rerun)
-    dead = [] if done else _dead_attempts(path, scenario, previous)
+    task = (executor_tags or {}).get(keys.RAY_TASK)
+    dead = [] if done else _dead_attempts(path, scenario, previous, task)
     read = {role: dict(version.tags) for role, version in models.items()}
     _refuse(path, overrides, pipeline.check_models(scenario, read))
     return Preflight(path, scenario, kind, pipeline, store, client, len(previous) + 1, models,
-                     skip_data_check, key, done, dead)
+                     skip_data_check, key, done, dead, executor_tags or {})
 
 
-def _dead_attempts(path: Path, scenario: BaseScenario, previous: list[Any]) -> list[StaleRun]:
-    """Earlier attempts still RUNNING: stale ones, to reap; a live one refuses a second."""
+def _dead_attempts(path: Path, scenario: BaseScenario, previous: list[Any],
+                   ray_task: str | None) -> list[StaleRun]:
+    """Earlier attempts still RUNNING: stale ones and earlier attempts of this Ray task (Ray
+    retries a task only when its worker died), to reap; a live one refuses a second."""
     dead = []
     for run in (r for r in previous if r.info.status == "RUNNING"):
-        reason = staleness(run, stale_after_s())
+        same_task = ray_task is not None and run.data.tags.get(keys.RAY_TASK) == ray_task
+        reason = (f"an earlier attempt of Ray task {ray_task}, whose worker died" if same_task
+                  else staleness(run, stale_after_s()))
         if reason is None:
             tags = run.data.tags
             raise InvalidInputError(
@@ -243,7 +253,7 @@ def start(checked: Preflight) -> RunRecorder:
             **git_tags(path.absolute()), keys.USER: getpass.getuser(),
             keys.SOURCE_TYPE: "LOCAL", keys.SOURCE_NAME: str(path.absolute()),
             **_bookkeeping_tags(scenario, checked.attempt, checked.skip_data_check),
-            keys.RUN_KEY: checked.run_key,
+            keys.RUN_KEY: checked.run_key, **checked.executor_tags,
             **{k: v for role, version in checked.models.items()
                for k, v in _model_tags(role, version).items()}}
     return RunRecorder.start(checked.client, checked.store, experiment_id,

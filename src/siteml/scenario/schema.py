@@ -351,6 +351,9 @@ class EnvironmentConfig(_Section):
                         "(CPU, GPU, GPU.N, NPU, AUTO)")
     precision: Precision = Field("fp32", description="Numeric precision: fp32, fp16 or int8")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Random seed for every library")
+    host: Label | None = Field(None, description="The machine it must run on in a Ray batch "
+                               "('siteml run --ray'): the node started with the custom resource "
+                               "host:NAME (a site's edge box); ignored on this machine")
 
     def to_params(self) -> dict[str, str]:
         return self._prefixed("environment")
