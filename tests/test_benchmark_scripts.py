@@ -24,7 +24,7 @@ TINY_DEMO = ("--demo-epochs", "1", "--demo-train-images", "16", "--demo-val-imag
 TESTED = {"validate_speed.py", "tracking_overhead.py", "registry_queries.py",
           "train_overhead.py", "demo_store.py", "quant_figures.py", "benchmark_fidelity.py",
           "speed_check_spread.py", "data_import.py", "training_gates.py",
-          "team_server_overhead.py"}
+          "team_server_overhead.py", "batch_figures.py"}
 
 
 def run_script(name: str, *args: str, cwd: Path, timeout: float = 300) -> str:
@@ -172,3 +172,15 @@ def test_team_server_overhead(tmp_path):
                      "16", "--imgsz", "64", cwd=tmp_path, timeout=480)
     for label in ("run", "runs"):
         assert lines_starting(out, f"{label}: team server / plain server: ")
+
+
+@pytest.mark.slow  # trainings, quantizations, benchmarks, a server and a Ray cluster
+def test_batch_figures(tmp_path):
+    needs("ray", "cluster")
+    cluster = os.environ.get("SITEML_TEST_RAY_ADDRESS")
+    out = run_script("batch_figures.py", "--rounds", "1", "--scenarios", "2", "--epochs", "1",
+                     "--images", "8", *(("--ray-address", cluster) if cluster else ()),
+                     cwd=tmp_path, timeout=1200)
+    assert lines_starting(out, "batch overhead: one batch / one by one: ")
+    assert lines_starting(out, "Ray overhead per scenario (one node - local) / 2: ")
+    assert lines_starting(out, "parallel speedup: one node / two nodes: ")

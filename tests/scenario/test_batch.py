@@ -7,7 +7,7 @@ import pytest
 
 import siteml.pipelines.train
 from tests.conftest import line_of
-from tests.scenario.test_runner import as_quant, client_for, fake_train
+from tests.scenario.test_runner import as_quant, client_for, fake_train, interrupt
 
 
 @pytest.fixture
@@ -92,6 +92,17 @@ def test_two_producers_of_one_model_are_invalid_and_nothing_is_written(
     assert runs_of(store_uri, site_scenario.site) == []
 
 
+def test_two_scenarios_of_one_run_name_are_invalid(cli, store_uri, site_scenario, chain):
+    quant = chain / "a-quant.yaml"
+    (chain / "c-quant.yaml").write_text(quant.read_text().replace("name: welding-ppe",
+                                                                  "name: other-name"))
+    code, _, err = cli("plan", str(chain))
+    assert code == 2
+    line = line_of(quant.read_text(), "version:")
+    assert f"{chain / 'c-quant.yaml'}:{line}: version: names run 'ppe-yolov11l-quant-v2'" in err
+    assert runs_of(store_uri, site_scenario.site) == []
+
+
 def test_a_model_nothing_can_provide_is_located_before_anything_runs(
         cli, store_uri, site_scenario, chain, pipelines):
     quant = chain / "a-quant.yaml"
@@ -118,3 +129,14 @@ def test_scenarios_waiting_for_each_other_are_a_cycle(cli, store_uri, site_scena
     assert code == 2
     assert "waits in a cycle" in err and "train-painting.yaml" in err
     assert runs_of(store_uri, site_scenario.site) == []
+
+
+def test_ctrl_c_kills_the_running_run_and_leaves_the_rest_not_run(
+        cli, store_uri, site_scenario, chain, pipelines, monkeypatch):
+    monkeypatch.setattr(siteml.pipelines.train, "run", interrupt)
+    code, out, err = cli("run", str(chain), "--json")
+    assert code == 130
+    rows = {r["file"].rsplit("/", 1)[1]: r["status"] for r in json.loads(out)}
+    assert rows == {"b-train.yaml": "failed", "a-quant.yaml": "not run"}
+    assert "batch interrupted; 1 not run" in err
+    assert [r.info.status for r in runs_of(store_uri, site_scenario.site)] == ["KILLED"]

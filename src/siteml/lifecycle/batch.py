@@ -110,6 +110,14 @@ def plan_batch(paths: Sequence[str | Path], overrides: Sequence[str] = (),
             problems.extend(exc.problems)
     if problems:
         raise ScenarioError(problems)
+    runs: dict[tuple[str, str], Step] = {}
+    for step in steps:
+        key = (step.scenario.get_experiment_name(), step.scenario.get_run_name())
+        other = runs.setdefault(key, step)
+        if other is not step:
+            problems += _located(step, overrides, "version", (
+                f"names run {key[1]!r} at {key[0]} as {other.path} does (the run name is "
+                "task, architecture, type and version); bump one version"))
     producers: dict[str, Step] = {}
     for step in steps:
         other = producers.setdefault(step.produces, step) if step.produces else step
@@ -282,6 +290,7 @@ def run_batch(steps: list[Step], store: Store, options: BatchOptions,
         options, skip_data_check=True))
     rows: dict[int, StepOutcome] = {}
     running: dict[Any, int] = {}
+    starting: list[int] = []  # a step being submitted (the local executor runs it right there)
     pinned: dict[str, int] = {}
 
     def finish(index: int, row: StepOutcome) -> None:
@@ -307,13 +316,15 @@ def run_batch(steps: list[Step], store: Store, options: BatchOptions,
                                               BLOCKED, detail=f"needs {broken[0].path}, "
                                               "which did not finish"))
                     continue
+                starting[:] = [index]
                 running[executor.submit(index, dict(pinned))] = index
+                starting.clear()
             if running:
                 handle, row = executor.wait(list(running))
                 finish(running.pop(handle), row)
     except (RunInterruptedError, KeyboardInterrupt) as exc:
         executor.cancel(list(running))
-        for index in running.values():
+        for index in [*running.values(), *starting]:
             rows[index] = StepOutcome(str(steps[index].path),
                                       steps[index].scenario.get_run_name(), FAILED,
                                       detail=str(exc) or "interrupted")
