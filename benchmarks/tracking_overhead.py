@@ -70,7 +70,9 @@ def make_scenario(root: Path) -> Path:
     images.mkdir(parents=True)
     for i in range(10):
         (images / f"{i}.jpg").write_bytes(b"x")
-    scenario = yaml.safe_load((REPO / SHIPPED).read_text())
+    from siteml.scenario.factory import load_scenario
+
+    scenario = load_scenario(REPO / SHIPPED).model_dump(mode="json")  # bases merged
     scenario["environment"]["device"] = "cpu"
     scenario["dataset"].update(path="data", image_count=10,
                                dvc_hash=dir_hash(root / "data").md5)

@@ -23,14 +23,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def make_corpus(root: Path, count: int) -> None:
-    """Copy the shipped scenarios (and their site files) into ``root`` until there are ``count``."""
+    """Copy the shipped scenarios (with the bases they extend, and the site files) into
+    ``root`` until there are ``count`` scenarios, one copy of the folder tree at a time."""
     shutil.copytree(REPO / "configs", root / "configs")
-    sources = sorted((REPO / "experiments").rglob("*.yaml"))
+    sources = sorted(p.relative_to(REPO / "experiments")
+                     for p in (REPO / "experiments").rglob("*.yaml"))
+    scenarios = [p for p in sources if not p.name.startswith("_")]
     for i in range(count):
-        src = sources[i % len(sources)]
-        text = src.read_text().replace("\nversion: v", f"\nversion: v{i + 1}", 1)
-        (root / "experiments").mkdir(exist_ok=True)
-        (root / "experiments" / f"{src.stem}-{i}.yaml").write_text(text)
+        copy = root / "experiments" / f"copy-{i // len(scenarios)}"
+        for src in [scenarios[i % len(scenarios)], *(p for p in sources if p not in scenarios)]:
+            (copy / src).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(REPO / "experiments" / src, copy / src)
 
 
 def main() -> None:

@@ -77,13 +77,15 @@ def siteml_on_ray(team_server, address: str, chain: Chain, *args: str) -> subpro
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def client_in(team_server, customer: str) -> MlflowClient:
+def client_in(team_server, customer: str, monkeypatch) -> MlflowClient:
+    """The admin's client in the customer's workspace (the registry named too: an earlier test
+    of this process may have set MLflow's global registry URI)."""
     import mlflow
 
-    os.environ["MLFLOW_TRACKING_USERNAME"] = team_server.admin
-    os.environ["MLFLOW_TRACKING_PASSWORD"] = team_server.admin_password
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", team_server.admin)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", team_server.admin_password)
     mlflow.set_workspace(customer)
-    return MlflowClient(team_server.url)
+    return MlflowClient(team_server.url, registry_uri=team_server.url)
 
 
 def node_of_resource(address: str) -> dict[str, str]:
@@ -112,7 +114,7 @@ def test_the_demo_site_as_one_batch_on_the_cluster(team_server, ray_cluster, cha
         for log in Path("/tmp/ray").glob("session_*/logs/**/*"):
             assert not log.is_file() or secret not in log.read_text(errors="replace"), log
 
-    client = client_in(team_server, customer)
+    client = client_in(team_server, customer, monkeypatch)
     try:
         experiment = client.get_experiment_by_name(f"{customer}/ulsan-plant1/welding")
         runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
@@ -141,14 +143,15 @@ def test_the_demo_site_as_one_batch_on_the_cluster(team_server, ray_cluster, cha
         mlflow.set_workspace(None)
 
 
-def test_a_killed_worker_is_retried_and_its_run_reaped(team_server, ray_cluster, chain):
+def test_a_killed_worker_is_retried_and_its_run_reaped(team_server, ray_cluster, chain,
+                                                       monkeypatch):
     folder, customer = chain.folder, chain.customer
     train = folder / "ppe-yolov11n-train-v1.yaml"
     data = yaml.safe_load(train.read_text())
     data["training"]["epochs"] = 6
     train.write_text(yaml.safe_dump(data, sort_keys=False))
     proc = siteml_on_ray(team_server, ray_cluster, chain, str(train))
-    client = client_in(team_server, customer)
+    client = client_in(team_server, customer, monkeypatch)
     try:
         site = f"{customer}/ulsan-plant1/welding"
         deadline, victim = time.monotonic() + 300, None
