@@ -392,10 +392,9 @@ def _resolve(client: Any, scenario: BaseScenario, role: str, locator: _Locator,
     version ``pinned`` for the site/task model, else its @champion, else @candidate); a
     missing one is an error located in the file, or None for an optional role."""
     ref = scenario.model_reference(role)
-    task_model = (registered_model_name(scenario.get_experiment_name(), scenario.task.type)
-                  if role == "source" else None)
-    if ref is None and task_model in pinned:
-        ref = ModelRef(name=task_model, version=pinned[task_model])
+    read = model_read(scenario, role)  # an unset source: the site/task model
+    if ref is None and read in pinned:
+        ref = ModelRef(name=read, version=pinned[read])
     if role in kind.optional:
         with contextlib.suppress(registry.ModelNotFoundError):
             return registry.resolve(client, ref)
