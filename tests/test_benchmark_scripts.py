@@ -178,9 +178,12 @@ def test_team_server_overhead(tmp_path):
 def test_batch_figures(tmp_path):
     needs("ray", "cluster")
     cluster = os.environ.get("SITEML_TEST_RAY_ADDRESS")
-    out = run_script("batch_figures.py", "--rounds", "1", "--scenarios", "2", "--epochs", "1",
-                     "--images", "8", *(("--ray-address", cluster) if cluster else ()),
-                     cwd=tmp_path, timeout=1200)
+    out = run_script("batch_figures.py", "--rounds", "1", "--scenarios", "2", "--iterations",
+                     "30", "--epochs", "1", "--images", "8",
+                     *(("--ray-address", cluster) if cluster else ()), cwd=tmp_path,
+                     timeout=1200)
     assert lines_starting(out, "batch overhead: one batch / one by one: ")
     assert lines_starting(out, "Ray overhead per scenario (one node - local) / 2: ")
     assert lines_starting(out, "parallel speedup: one node / two nodes: ")
+    assert lines_starting(out, "local speedup: one at a time / --jobs 2: ")
+    assert lines_starting(out, "kill -9 of a training's worker: its retry's run started after ")

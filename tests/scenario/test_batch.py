@@ -140,3 +140,15 @@ def test_ctrl_c_kills_the_running_run_and_leaves_the_rest_not_run(
     assert rows == {"b-train.yaml": "failed", "a-quant.yaml": "not run"}
     assert "batch interrupted; 1 not run" in err
     assert [r.info.status for r in runs_of(store_uri, site_scenario.site)] == ["KILLED"]
+
+
+def test_more_jobs_than_cores_or_jobs_on_ray_are_invalid_and_write_nothing(
+        cli, store_uri, site_scenario, chain):
+    from siteml.core.cores import usable_cores
+
+    too_many = str(len(usable_cores()) + 1)
+    for args, says in (((too_many,), "--share-cores"), (("2", "--ray"), "on --ray")):
+        code, _, err = cli("run", str(chain), "--jobs", *args)
+        assert code == 2, err
+        assert says in err
+    assert runs_of(store_uri, site_scenario.site) == []

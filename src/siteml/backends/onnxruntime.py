@@ -9,7 +9,6 @@ used: it ran slower than FP32 here and deletes the FP32 file beside it.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from siteml.backends.base import Backend, LoadedModel, LoadOptions, VariantRequest
 from siteml.backends.ultralytics import export
+from siteml.core.cores import usable_cores
 from siteml.core.extras import require
 from siteml.core.progress import progress_bar
 
@@ -87,7 +87,7 @@ def load(path: Path, frame: Any, options: LoadOptions) -> LoadedModel:
     outputs allocated once."""
     import numpy as np
 
-    threads, device = options.threads or os.cpu_count() or 1, options.device
+    threads, device = options.threads or len(usable_cores()), options.device
 
     ort = require("onnxruntime", "quantize")
     settings = ort.SessionOptions()

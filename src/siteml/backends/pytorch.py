@@ -3,11 +3,11 @@ Its registered models are Ultralytics ``.pt`` weights; it makes no variants."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from siteml.backends.base import Backend, LoadedModel, LoadOptions, on_cpu
+from siteml.core.cores import usable_cores
 from siteml.core.extras import require
 
 
@@ -16,7 +16,7 @@ def load(path: Path, frame: Any, options: LoadOptions) -> LoadedModel:
     torch = require("torch", "train")
     from ultralytics import YOLO
 
-    threads = options.threads or os.cpu_count() or 1
+    threads = options.threads or len(usable_cores())
     torch.set_num_threads(threads)
     target = "cpu" if on_cpu(options.device) else options.device
     net = YOLO(str(path)).model.fuse().eval().to(target)

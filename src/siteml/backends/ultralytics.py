@@ -29,6 +29,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from siteml.core.cores import usable_cores
 from siteml.core.extras import require
 
 OFFLINE_ENV = {"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False", "YOLO_VERBOSE": "False"}
@@ -91,10 +92,10 @@ def train(model: str, callbacks: dict[str, Callable[[Any], None]], all_cores: bo
 def use_all_cores(_trainer: Any = None) -> None:
     """Ultralytics computes on ``cores - 1`` threads; on a small CPU box that halves the speed
     (measured on 2 cores, yolo11n at 320 px: 21 s per epoch on 1 thread, 12.5 s on 2 threads with
-    2 loader workers), so compute on every core."""
+    2 loader workers), so compute on every core this process may use."""
     import torch
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(len(usable_cores()))
 
 
 def reset_class_head(weights: Path, target: Path) -> int:

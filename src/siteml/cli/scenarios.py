@@ -21,7 +21,7 @@ from siteml.cli.app import (
     reporting_errors,
 )
 from siteml.cli.render import BATCH_COLUMNS, PLAN_COLUMNS, print_plan, print_table
-from siteml.core.errors import EXIT_INVALID_INPUT, ScenarioError
+from siteml.core.errors import EXIT_INVALID_INPUT, InvalidInputError, ScenarioError
 
 
 @app.command()
@@ -151,6 +151,11 @@ def run(
     ray_address: Annotated[str | None, typer.Option(
         help="The Ray cluster (default RAY_ADDRESS, else the one started on this machine).")
     ] = None,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", "-j", help="Run up to N independent scenarios at once here, each in its own "
+        "process pinned to its share of the cores.")] = 1,
+    share_cores: Annotated[bool, typer.Option(
+        help="Let --jobs exceed the cores (the jobs then time each other).")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Validate scenarios, run their pipelines and record everything in MLflow. Several files
@@ -161,9 +166,9 @@ def run(
     failed or was blocked) or tracking unavailable, 2 invalid input (nothing written),
     130/143 interrupted.
     """
-    if ray or not _one_file(paths):
+    if ray or jobs != 1 or not _one_file(paths):
         _run_batch(paths, overrides or (), sites_dir, rerun, skip_data_check, as_json,
-                   (ray_address or "") if ray else None)
+                   (ray_address or "") if ray else None, jobs, share_cores)
         return
     from siteml.lifecycle.run import run_scenario
 
@@ -184,7 +189,9 @@ def run(
 
 
 def _run_batch(paths: list[Path], overrides: list[str], sites_dir: Path | None, rerun: bool,
-               skip_data_check: bool, as_json: bool, ray_address: str | None) -> None:
+               skip_data_check: bool, as_json: bool, ray_address: str | None, jobs: int,
+               share_cores: bool) -> None:
+    from siteml.core.cores import core_shares
     from siteml.lifecycle.batch import (
         FINISHED,
         SKIPPED,
@@ -203,6 +210,10 @@ def _run_batch(paths: list[Path], overrides: list[str], sites_dir: Path | None, 
 
     interrupted = None
     with reporting_errors():
+        if ray_address is not None and jobs != 1:
+            raise InvalidInputError("--jobs is for this machine; on --ray the cluster's "
+                                    "resources decide how many scenarios run at once")
+        shares = core_shares(jobs, share_cores)
         steps = plan_batch(paths, overrides, sites_dir)
         options = BatchOptions(tuple(overrides), str(sites_dir) if sites_dir else None, rerun,
                                skip_data_check)
@@ -213,6 +224,10 @@ def _run_batch(paths: list[Path], overrides: list[str], sites_dir: Path | None, 
                 from siteml.lifecycle.ray_batch import RayExecutor
 
                 executor = RayExecutor(steps, store, options, ray_address)
+            elif jobs != 1:
+                from siteml.lifecycle.local_jobs import LocalJobs
+
+                executor = LocalJobs(steps, options, shares)
             try:
                 outcomes = run_batch(steps, store, options, report, executor)
             except BatchInterruptedError as exc:

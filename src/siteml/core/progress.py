@@ -5,6 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+_live = True
+
+
+def plain_bars() -> None:
+    """Print each bar once, when it ends, instead of redrawing it: for processes that share a
+    terminal (the jobs of ``siteml run --jobs N``)."""
+    global _live
+    _live = False
+
 
 @contextmanager
 def progress_bar(description: str, total: int) -> Iterator[Callable[[str], None]]:
@@ -21,7 +30,8 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[str], None]
 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
-    with Progress(*columns, console=Console(stderr=True)) as progress:
+    console = Console(stderr=True, force_terminal=None if _live else False)
+    with Progress(*columns, console=console) as progress:
         task = progress.add_task(description, total=total, info="")
 
         def advance(info: str = "") -> None:

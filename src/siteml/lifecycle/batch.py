@@ -17,16 +17,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from siteml.core import keys
 from siteml.core.errors import InvalidInputError, Problem, ScenarioError, SitemlError
 from siteml.core.naming import registry_path
 from siteml.core.secrets import redact
 from siteml.lifecycle.run import (
     EXIT_SIGINT,
+    EXIT_SIGTERM,
     RunInterruptedError,
+    RunOutcome,
+    Terminated,
     model_read,
     preflight,
     run_scenario,
+    sigterm_raises,
+    skipped,
 )
 from siteml.scenario.factory import find_yaml_files, is_site_file, load_scenario, scenario_problem
 from siteml.scenario.schema import BaseScenario
@@ -85,6 +89,22 @@ class StepOutcome:
     duration_s: float | None = None
     model_version: str | None = None
     detail: str | None = None
+
+    @classmethod
+    def of(cls, path: str | Path, outcome: RunOutcome, duration_s: float) -> StepOutcome:
+        """The row of a run that finished or was skipped."""
+        made = outcome.registered_model and f"{outcome.registered_model}/{outcome.model_version}"
+        return cls(str(path), outcome.run_name,
+                   SKIPPED if outcome.status == "SKIPPED" else FINISHED, outcome.run_id,
+                   duration_s, made or None)
+
+    @property
+    def pin(self) -> tuple[str, int] | None:
+        """The registered model and version it made (or its skipped run had made)."""
+        if not self.model_version:
+            return None
+        name, version = self.model_version.rsplit("/", 1)
+        return name, int(version)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -179,21 +199,19 @@ def survey(steps: list[Step], store: Store, options: BatchOptions) -> list[StepO
         pending = frozenset(steps[n].produces for n in step.needs if found[n] is None)
         found.append(None)
         try:
-            done = preflight(step.path, options.overrides, sites_dir=options.sites_dir,
-                             rerun=options.rerun, skip_data_check=options.skip_data_check,
-                             store=store, pinned=pinned, pending=pending - {None}).done
+            checked = preflight(step.path, options.overrides, sites_dir=options.sites_dir,
+                                rerun=options.rerun, skip_data_check=options.skip_data_check,
+                                store=store, pinned=pinned, pending=pending - {None})
         except ScenarioError as exc:
             problems.extend(exc.problems)
             continue
         except InvalidInputError as exc:
             problems.append(Problem(str(step.path), None, "", str(exc)))
             continue
-        if done is not None:
-            version = done.data.tags.get(keys.MODEL_VERSION)
-            found[-1] = StepOutcome(str(step.path), step.scenario.get_run_name(), SKIPPED,
-                                    done.info.run_id, 0.0, version)
-            if version and step.produces:
-                pinned[step.produces] = int(version.rsplit("/", 1)[1])
+        if checked.done is not None:
+            found[-1] = StepOutcome.of(step.path, skipped(checked), 0.0)
+            if found[-1].pin:
+                pinned.update([found[-1].pin])
     if problems:  # a base shared by several scenarios: its problem once
         raise ScenarioError(list(dict.fromkeys(problems)))
     return found
@@ -222,10 +240,7 @@ def run_step(path: str, run_name: str, options: BatchOptions, store: Store | Non
             raise
         row.detail = redact(str(access_error(exc) or exc))
     else:
-        row.status = SKIPPED if outcome.status == "SKIPPED" else FINISHED
-        row.run_id = outcome.run_id
-        if outcome.registered_model:
-            row.model_version = f"{outcome.registered_model}/{outcome.model_version}"
+        row = StepOutcome.of(path, outcome, 0.0)
     row.duration_s = round(time.perf_counter() - started, 1)
     return row
 
@@ -295,34 +310,34 @@ def run_batch(steps: list[Step], store: Store, options: BatchOptions,
 
     def finish(index: int, row: StepOutcome) -> None:
         rows[index] = row
-        if row.model_version:
-            name, version = row.model_version.rsplit("/", 1)
-            pinned[name] = int(version)
+        if row.pin:
+            pinned.update([row.pin])
         report(row)
 
     try:
-        while len(rows) < len(steps):
-            for index, step in enumerate(steps):
-                if index not in rows and (skipped := done[index]) is not None:
-                    finish(index, skipped)
-                busy = index in rows or index in running.values()
-                if busy or len(running) >= executor.capacity or any(
-                        n not in rows for n in step.needs):
-                    continue
-                broken = [steps[n] for n in step.needs
-                          if rows[n].status not in (FINISHED, SKIPPED)]
-                if broken:
-                    finish(index, StepOutcome(str(step.path), step.scenario.get_run_name(),
-                                              BLOCKED, detail=f"needs {broken[0].path}, "
-                                              "which did not finish"))
-                    continue
-                starting[:] = [index]
-                running[executor.submit(index, dict(pinned))] = index
-                starting.clear()
-            if running:
-                handle, row = executor.wait(list(running))
-                finish(running.pop(handle), row)
-    except (RunInterruptedError, KeyboardInterrupt) as exc:
+        with sigterm_raises():
+            while len(rows) < len(steps):
+                for index, step in enumerate(steps):
+                    if index not in rows and (skipped := done[index]) is not None:
+                        finish(index, skipped)
+                    busy = index in rows or index in running.values()
+                    if busy or len(running) >= executor.capacity or any(
+                            n not in rows for n in step.needs):
+                        continue
+                    broken = [steps[n] for n in step.needs
+                              if rows[n].status not in (FINISHED, SKIPPED)]
+                    if broken:
+                        finish(index, StepOutcome(str(step.path), step.scenario.get_run_name(),
+                                                  BLOCKED, detail=f"needs {broken[0].path}, "
+                                                  "which did not finish"))
+                        continue
+                    starting[:] = [index]
+                    running[executor.submit(index, dict(pinned))] = index
+                    starting.clear()
+                if running:
+                    handle, row = executor.wait(list(running))
+                    finish(running.pop(handle), row)
+    except (RunInterruptedError, KeyboardInterrupt, Terminated) as exc:
         executor.cancel(list(running))
         for index in [*running.values(), *starting]:
             rows[index] = StepOutcome(str(steps[index].path),
@@ -331,7 +346,8 @@ def run_batch(steps: list[Step], store: Store, options: BatchOptions,
         left = [StepOutcome(str(s.path), s.scenario.get_run_name(), NOT_RUN)
                 for i, s in enumerate(steps) if i not in rows]
         raise BatchInterruptedError(
-            f"batch interrupted; {len(left)} not run", getattr(exc, "exit_code", EXIT_SIGINT),
+            f"batch interrupted; {len(left)} not run", getattr(
+                exc, "exit_code", EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT),
             [rows[i] for i in sorted(rows)] + left) from None
     finally:
         executor.close()

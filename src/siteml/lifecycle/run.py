@@ -68,7 +68,7 @@ class RunInterruptedError(SitemlError):
         self.exit_code = exit_code
 
 
-class _Terminated(BaseException):
+class Terminated(BaseException):
     """Raised in the main thread when SIGTERM arrives."""
 
 
@@ -177,7 +177,8 @@ def preflight(path: Path, overrides: Sequence[str] = (), *, sites_dir: str | Pat
     store = store or resolve_store()
     check_reachable(store)
     enter_customer(store, scenario.site.customer, "write")
-    roles = [role for role in kind.roles if model_read(scenario, role) not in (None, *pending)]
+    reads = {role: model_read(scenario, role) for role in kind.roles}
+    roles = [role for role, name in reads.items() if name not in (None, *pending)]
     needed = [role for role in roles if role not in kind.optional]
     locator = _Locator(path, overrides)
     if needed and not store.exists():  # refused before opening it, which would create it
@@ -186,8 +187,7 @@ def preflight(path: Path, overrides: Sequence[str] = (), *, sites_dir: str | Pat
     previous = _previous_runs(client, store, scenario)
     models = {role: version for role in roles if (version := _resolve(
         client, scenario, role, locator, kind, pinned or {})) is not None}
-    waiting = any(model_read(scenario, role) in pending for role in kind.roles)
-    key = None if waiting else run_key(scenario, models)
+    key = None if pending & set(reads.values()) else run_key(scenario, models)
     done = next((r for r in previous if r.info.status == "FINISHED"
                  and r.data.tags.get(keys.RUN_KEY) == key), None) if key and not rerun else None
     if done is None and key:
@@ -268,7 +268,7 @@ def execute(checked: Preflight, recorder: RunRecorder) -> RunOutcome:
     outcome = RunOutcome(scenario.get_experiment_name(), recorder.experiment_id,
                          scenario.get_run_name(), recorder.run_id, "RUNNING")
     try:
-        with _sigterm_raises():
+        with sigterm_raises():
             _record_inputs(recorder, scenario, checked.path, profile=not checked.skip_data_check)
             with contextlib.redirect_stdout(sys.stderr):  # stdout is for siteml's --json
                 result = checked.pipeline.run(scenario, recorder)
@@ -286,7 +286,7 @@ def execute(checked: Preflight, recorder: RunRecorder) -> RunOutcome:
         recorder.finish("KILLED")
         raise RunInterruptedError(f"interrupted; run {recorder.run_id} marked KILLED",
                                   EXIT_SIGINT) from None
-    except _Terminated:
+    except Terminated:
         recorder.finish("KILLED")
         raise RunInterruptedError(f"terminated; run {recorder.run_id} marked KILLED",
                                   EXIT_SIGTERM) from None
@@ -482,10 +482,10 @@ def _record_failure(recorder: RunRecorder, exc: BaseException) -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
+def sigterm_raises() -> Iterator[None]:
     """Turn SIGTERM into an exception in the main thread, so the run can be marked KILLED."""
     def handler(signum: int, frame: Any) -> None:
-        raise _Terminated()
+        raise Terminated()
 
     try:
         previous = signal.signal(signal.SIGTERM, handler)
