@@ -24,7 +24,7 @@ TINY_DEMO = ("--demo-epochs", "1", "--demo-train-images", "16", "--demo-val-imag
 TESTED = {"validate_speed.py", "tracking_overhead.py", "registry_queries.py",
           "train_overhead.py", "demo_store.py", "quant_figures.py", "benchmark_fidelity.py",
           "speed_check_spread.py", "data_import.py", "training_gates.py",
-          "team_server_overhead.py", "batch_figures.py"}
+          "team_server_overhead.py", "batch_figures.py", "export_figures.py"}
 
 
 def run_script(name: str, *args: str, cwd: Path, timeout: float = 300) -> str:
@@ -187,3 +187,12 @@ def test_batch_figures(tmp_path):
     assert lines_starting(out, "parallel speedup: one node / two nodes: ")
     assert lines_starting(out, "local speedup: one at a time / --jobs 2: ")
     assert lines_starting(out, "kill -9 of a training's worker: its retry's run started after ")
+
+
+@pytest.mark.slow  # a training, a quantization and a server
+def test_export_figures(tmp_path):
+    needs("openvino", "quantize")
+    out = run_script("export_figures.py", "--rounds", "1", "--epochs", "1", "--images", "8",
+                     cwd=tmp_path, timeout=900)
+    assert len(lines_starting(out, "  ovms: command ")) == 1
+    assert lines_starting(out, "export time beyond the download (worst layout): ")

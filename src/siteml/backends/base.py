@@ -80,6 +80,35 @@ class VariantRequest:
 
 
 @dataclass(frozen=True)
+class TensorSpec:
+    """One input or output of a model: its name, NumPy dtype name and shape (-1: dynamic)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+
+SERVED_INPUT, SERVED_OUTPUT = "images", "output"
+"""Names of unnamed tensors in a served model: ``images`` (one input; else ``images0`` …) and
+``output0`` …, as Ultralytics names its ONNX exports."""
+
+
+def served_name(prefix: str, index: int, count: int) -> str:
+    return f"{prefix}{index}" if count > 1 or prefix == SERVED_OUTPUT else prefix
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What a model takes and returns, read from the model file itself."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+
+@dataclass(frozen=True)
 class Backend:
     """One runtime.
 
@@ -101,6 +130,10 @@ class Backend:
         toolkits: Pip distributions that make its variants (lineage tags of a variant).
         also_runs: Other runtimes whose model files it also runs (OpenVINO reads ONNX).
         accuracy_control: Whether it offers accuracy-aware INT8.
+        signature: ``signature(path)``: the model's inputs and outputs, read from its files.
+        serve: ``serve(path, folder)``: write the model into an inference server's version
+            folder (OVMS, Triton) under the names those load, every tensor named; returns the
+            model's path there. None where no such server runs it.
     """
 
     name: str
@@ -120,6 +153,8 @@ class Backend:
     toolkits: tuple[str, ...] = ()
     also_runs: tuple[str, ...] = ()
     accuracy_control: bool = False
+    signature: Callable[[Path], Signature] | None = None
+    serve: Callable[[Path, Path], Path] | None = None
 
     def accepts(self, device: str) -> bool:
         """Whether ``device`` is a name this runtime uses."""

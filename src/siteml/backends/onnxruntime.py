@@ -14,7 +14,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from siteml.backends.base import Backend, LoadedModel, LoadOptions, VariantRequest
+from siteml.backends.base import (
+    Backend,
+    LoadedModel,
+    LoadOptions,
+    Signature,
+    TensorSpec,
+    VariantRequest,
+)
 from siteml.backends.ultralytics import export
 from siteml.core.cores import usable_cores
 from siteml.core.extras import require
@@ -143,9 +150,27 @@ def missing_device(device: str) -> str | None:
             "install onnxruntime-gpu")
 
 
+def signature(path: Path) -> Signature:
+    """The graph's inputs (its initializers left out) and outputs, read with ``onnx``."""
+    onnx = require("onnx", "quantize")
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {init.name for init in graph.initializer}
+
+    def spec(value: Any) -> TensorSpec:
+        tensor = value.type.tensor_type
+        return TensorSpec(value.name,
+                          onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name,
+                          tuple(d.dim_value if d.HasField("dim_value") else -1
+                                for d in tensor.shape.dim))
+
+    return Signature(tuple(spec(v) for v in graph.input if v.name not in weights),
+                     tuple(map(spec, graph.output)))
+
+
 BACKEND = Backend(
     name="onnxruntime", extra="quantize", modules=("onnx", "onnxslim", "onnxruntime"),
     packages=("onnxruntime",), devices=r"cpu|CPU|cuda(:\d+)?", device_names="cpu or cuda[:N]",
     model_format="onnx", owns=lambda path: path.suffix == ".onnx", globs=("*.onnx",), load=load,
     missing_device=missing_device, precisions=("fp32", "int8"), make_variant=make_variant,
-    toolkits=("onnxruntime", "onnx"))
+    toolkits=("onnxruntime", "onnx"), signature=signature,
+    serve=lambda path, folder: Path(shutil.copy2(path, folder / "model.onnx")))

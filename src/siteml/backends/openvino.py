@@ -22,7 +22,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from siteml.backends.base import Backend, LoadedModel, LoadOptions, VariantRequest
+from siteml.backends.base import (
+    SERVED_INPUT,
+    SERVED_OUTPUT,
+    Backend,
+    LoadedModel,
+    LoadOptions,
+    Signature,
+    TensorSpec,
+    VariantRequest,
+    served_name,
+)
 from siteml.backends.ultralytics import export
 from siteml.core.extras import require
 
@@ -227,6 +237,37 @@ def head_scope(model: Any) -> Any:
         or op.get_friendly_name().startswith((f"{head}/", f"{head}.dfl"))])
 
 
+def signature(path: Path) -> Signature:
+    """The IR's inputs and outputs (read, not compiled); an unnamed tensor's name is ""."""
+    model = offline_openvino().Core().read_model(str(_ir(path)))
+
+    def spec(port: Any) -> TensorSpec:
+        return TensorSpec(port.get_any_name() if port.get_names() else "",
+                          port.get_element_type().to_dtype().name,
+                          tuple(d.get_length() if d.is_static else -1
+                                for d in port.get_partial_shape()))
+
+    return Signature(tuple(map(spec, model.inputs)), tuple(map(spec, model.outputs)))
+
+
+def serve(path: Path, folder: Path) -> Path:
+    """The IR as ``model.xml`` / ``model.bin`` (the names Triton's OpenVINO backend loads),
+    its input named ``images`` and its outputs ``output0`` … as in the ONNX exports (an IR
+    converted from PyTorch leaves its outputs unnamed, which servers cannot address); the
+    weights are written as they are (no FP16 compression)."""
+    ov = offline_openvino()
+    model = ov.Core().read_model(str(_ir(path)))
+    for ports, prefix in ((model.inputs, SERVED_INPUT), (model.outputs, SERVED_OUTPUT)):
+        for index, port in enumerate(ports):
+            port.get_tensor().set_names({served_name(prefix, index, len(ports))})
+    ov.save_model(model, str(folder / "model.xml"), compress_to_fp16=False)
+    return folder / "model.xml"
+
+
+def _ir(path: Path) -> Path:
+    return next(iter(sorted(path.glob("*.xml")))) if path.is_dir() else path
+
+
 BACKEND = Backend(
     name="openvino", extra="quantize", modules=("openvino",), packages=("openvino",),
     devices=r"CPU|GPU(\.\d+)?|NPU|AUTO|cpu", device_names="CPU, GPU, GPU.N, NPU or AUTO",
@@ -234,4 +275,5 @@ BACKEND = Backend(
     owns=lambda path: (path.is_dir() and any(path.glob("*.xml"))) or path.suffix == ".xml",
     globs=("*.xml",), load=load, missing_device=missing_device,
     precisions=("fp32", "fp16", "int8"), make_variant=make_variant, int8_modules=("nncf",),
-    toolkits=("openvino",), also_runs=("onnxruntime",), accuracy_control=True)
+    toolkits=("openvino",), also_runs=("onnxruntime",), accuracy_control=True,
+    signature=signature, serve=serve)

@@ -7,6 +7,7 @@ the shared options and error reporting, ``render`` the tables.
 from siteml.cli import (  # noqa: F401 - they register commands
     access,
     data,
+    edge,
     registry,
     scenarios,
     server,

@@ -327,6 +327,7 @@ def register(checked: Preflight, recorder: RunRecorder, result: PipelineResult) 
         keys.DATA_VERSION: scenario.dataset.version,
         keys.MODEL_ARCHITECTURE: scenario.model.architecture,
         keys.MODEL_INPUT_SIZE: str(scenario.model.input_size),
+        keys.MODEL_CLASSES: ",".join(scenario.task.classes),
         keys.MODEL_FORMAT: model.format,
         keys.MODEL_BACKEND: model.backend,
         keys.MODEL_PRECISION: model.precision,

@@ -169,9 +169,7 @@ def run(scenario: TrainingScenario, tracker: Tracker) -> PipelineResult:
         table = tracker.workdir / keys.PER_CLASS_ARTIFACT
         table.write_text(per_class_table(rows), encoding="utf-8")
         tracker.log_artifact(table)
-    tags = {"ultralytics.version": framework.__version__,
-            keys.MODEL_CLASSES: ",".join(scenario.task.classes),
-            **warnings_of(metrics)}
+    tags = {"ultralytics.version": framework.__version__, **warnings_of(metrics)}
     tracker.set_tags({k: v for k, v in tags.items() if k.startswith(keys.SITEML_PREFIX)})
     if keys.WARNING in tags:
         note(f"[bold red]warning:[/bold red] {tags[keys.WARNING]}")

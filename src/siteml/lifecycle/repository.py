@@ -1,0 +1,139 @@
+"""Model repositories on an edge box: the folders OpenVINO Model Server and Triton load, and
+the manifest siteml writes beside every version it exports.
+
+A repository holds ``<model>/<version>/`` folders (the version is the registry's number, so a
+server serves the newest), each with ``siteml-manifest.json``: what the files are, where they
+came from, and the sha256 of each. OVMS reads ``config.json`` at the top (one entry per model,
+``base_path`` relative to that file); Triton reads ``<model>/config.pbtxt``. A file siteml did
+not write makes the repository foreign: siteml refuses to write there and never deletes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from siteml.backends.base import Signature, TensorSpec
+
+LAYOUTS = ("ovms", "triton", "plain")
+MANIFEST = "siteml-manifest.json"
+OVMS_CONFIG = "config.json"
+TRITON_CONFIG = "config.pbtxt"
+TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "float64": "TYPE_FP64",
+                "int8": "TYPE_INT8", "int16": "TYPE_INT16", "int32": "TYPE_INT32",
+                "int64": "TYPE_INT64", "uint8": "TYPE_UINT8", "uint16": "TYPE_UINT16",
+                "uint32": "TYPE_UINT32", "uint64": "TYPE_UINT64", "bool": "TYPE_BOOL"}
+"""NumPy dtype names -> Triton's ``DataType`` enum."""
+
+
+def repository_name(registered: str) -> str:
+    """A registered model's name in a repository (unique per site, task and variant, and valid
+    for both servers): the dotted name with ``_`` for ``.`` (site slugs hold no ``_``)."""
+    return registered.replace(".", "_")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` but its manifest, by path relative to it, with its sha256."""
+    return {path.relative_to(folder).as_posix(): sha256(path)
+            for path in sorted(folder.rglob("*")) if path.is_file() and path.name != MANIFEST}
+
+
+def manifests(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Each exported version folder under ``root`` and its manifest (``<model>/<version>/``)."""
+    for path in sorted(root.glob(f"*/*/{MANIFEST}")):
+        yield path.parent, json.loads(path.read_text(encoding="utf-8"))
+
+
+def foreign_files(root: Path) -> list[Path]:
+    """Files under ``root`` that siteml did not write: not a manifest, not listed in the
+    manifest of their version folder, not a server config of siteml's models."""
+    if not root.exists():
+        return []
+    if not root.is_dir():
+        return [root]
+    ours: set[Path] = set()
+    for folder, manifest in manifests(root):
+        ours |= {folder / MANIFEST, *(folder / name for name in manifest.get("files", {}))}
+        ours.add(folder.parent / TRITON_CONFIG)
+    if (root / OVMS_CONFIG).exists() and _ovms_entries(root) is not None:
+        ours.add(root / OVMS_CONFIG)
+    return [path for path in sorted(root.rglob("*")) if path.is_file() and path not in ours]
+
+
+def _ovms_entries(root: Path) -> list[dict[str, Any]] | None:
+    """The ``model_config_list`` of ``config.json`` when each entry is a model siteml
+    exported (its ``base_path`` a folder of this repository holding a manifest); else None."""
+    try:
+        entries = json.loads((root / OVMS_CONFIG).read_text(encoding="utf-8"))[
+            "model_config_list"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    ok = all(isinstance(e, dict) and isinstance(e.get("config"), dict)
+             and any((root / str(e["config"].get("base_path", ""))).glob(f"*/{MANIFEST}"))
+             for e in entries)
+    return entries if ok else None
+
+
+def add_to_ovms_config(root: Path, name: str) -> None:
+    """List model ``name`` in ``config.json`` (once), keeping every other entry."""
+    entries = _ovms_entries(root) or []
+    if not any(e["config"].get("name") == name for e in entries):
+        entries.append({"config": {"name": name, "base_path": name}})
+    write_atomically(root / OVMS_CONFIG, json.dumps({"model_config_list": entries}, indent=2)
+                     + "\n")
+
+
+def triton_config(name: str, backend: str, signature: Signature) -> str:
+    """``config.pbtxt`` of a model served without server-side batching (``max_batch_size: 0``:
+    the dims are the model's own, batch included; -1 is dynamic)."""
+    def tensors(kind: str, specs: tuple[TensorSpec, ...]) -> str:
+        rows = [f'  {{\n    name: "{spec.name}"\n    data_type: {TRITON_TYPES[spec.dtype]}\n'
+                f'    dims: [ {", ".join(map(str, spec.shape))} ]\n  }}' for spec in specs]
+        return f"{kind} [\n" + ",\n".join(rows) + "\n]\n"
+
+    return (f'name: "{name}"\nbackend: "{backend}"\nmax_batch_size: 0\n'
+            + tensors("input", signature.inputs) + tensors("output", signature.outputs))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a file beside ``path``, then move it into place."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def verify(root: Path) -> tuple[int, list[str]]:
+    """Rehash every exported version under ``root`` against its manifest; the number of
+    manifests and one line per problem (a changed, missing or unlisted file, a model its
+    server's config does not name)."""
+    problems, count = [], 0
+    listed = {e["config"].get("name") for e in _ovms_entries(root) or []}
+    for folder, manifest in manifests(root):
+        count += 1
+        expected, found = manifest.get("files", {}), file_hashes(folder)
+        for name, digest in expected.items():
+            if name not in found:
+                problems.append(f"missing: {folder / name}")
+            elif found[name] != digest:
+                problems.append(f"changed: {folder / name} (sha256 {found[name][:12]}…, "
+                                f"manifest {digest[:12]}…)")
+        problems += [f"not in its manifest: {folder / name}" for name in found
+                     if name not in expected]
+        layout, name = manifest.get("layout"), folder.parent.name
+        if layout == "ovms" and name not in listed:
+            problems.append(f"{root / OVMS_CONFIG} does not list model {name}")
+        if layout == "triton" and not (folder.parent / TRITON_CONFIG).is_file():
+            problems.append(f"missing: {folder.parent / TRITON_CONFIG}")
+    return count, problems
