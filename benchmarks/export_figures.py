@@ -1,6 +1,7 @@
 """Issue 16's export figure, measured on this machine: `siteml export` of the demo's INT8
 variant from a plain `mlflow server` into each layout, in turns; the command's wall time, the
-seconds its download took, and the rest (goal: under 2 s beyond the download).
+export's own time (from the call, after the imports), the seconds its download took, and what
+is beyond the download, for the export and for the whole command (goal: under 2 s).
 
     python benchmarks/export_figures.py [--rounds 3] [--epochs 2] [--images 16]
 """
@@ -53,7 +54,7 @@ def main() -> None:
                         env=env, capture_output=True, text=True, check=True).stdout
                     seconds = time.perf_counter() - started
                     outcome = json.loads(out)
-                    rows[layout].append((seconds, outcome["download_s"], outcome["write_s"]))
+                    rows[layout].append((seconds, outcome["seconds"], outcome["download_s"]))
         finally:
             os.killpg(server.pid, 15)
             server.wait(timeout=60)
@@ -61,16 +62,14 @@ def main() -> None:
           f"{args.rounds} rounds:")
     worst = 0.0
     for layout, runs in rows.items():
-        total = statistics.median(s for s, _, _ in runs)
-        download = statistics.median(d for _, d, _ in runs)
-        written = statistics.median(w for _, _, w in runs)
-        beyond = statistics.median(s - d for s, d, _ in runs)
+        command, export, download = (statistics.median(run[i] for run in runs) for i in range(3))
+        beyond = statistics.median(run[1] - run[2] for run in runs)
         worst = max(worst, beyond)
-        print(f"{layout:>6}: command {total:.2f} s, download {download:.2f} s, files and "
-              f"manifest written {written:.2f} s, beyond the download {beyond:.2f} s")
+        print(f"{layout:>6}: command {command:.2f} s (beyond the download "
+              f"{command - download:.2f} s), export {export:.2f} s, download {download:.2f} s, "
+              f"export beyond the download {beyond:.2f} s")
     print(f"export time beyond the download (worst layout): {worst:.2f} s  goal < 2 -> "
           f"{'met' if worst < 2 else 'NOT met'}")
-
 
 if __name__ == "__main__":
     main()

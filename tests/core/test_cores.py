@@ -22,3 +22,4 @@ def test_more_jobs_than_cores_share_them_only_when_asked():
     assert core_shares(len(cores) + 1, share=True) == [cores] * (len(cores) + 1)
     with pytest.raises(InvalidInputError, match="--jobs 0"):
         core_shares(0)
+

@@ -143,8 +143,11 @@ def test_compare_lists_each_variant_with_its_latest_benchmark(variants, tmp_path
     assert {"base", "openvino_fp32", "onnxruntime_fp32"} <= set(rows)
     base = rows["base"]
     assert base["speedup"] == pytest.approx(1.0)
+    from siteml.core.provenance import cpu_flags, instruction_set
+
     for row in rows.values():
         assert row["device"] == "cpu"
+        assert row["isa"] == instruction_set(cpu_flags()["env.cpu_flags"])  # this machine's
         assert 0 < row["p50_ms"] <= row["p95_ms"]
         assert row["fps"] > 0 and row["size_mb"] > 0
         assert row["speedup_paired"] is False  # these benchmarks timed no baseline

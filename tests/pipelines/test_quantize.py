@@ -93,7 +93,7 @@ def test_variant_is_registered_with_lineage_and_loads_in_mlflow(tiny_store, back
     if precision == "int8":
         assert version.tags["quant.calibration_size"] == "32"
         assert version.tags["quant.calibration_dvc_hash"] == dir_hash(tiny_store.dataset).md5
-        assert version.tags["quant.method"] == "ptq"
+        assert version.tags["quant.method"] == version.tags["quant.recipes_tried"] == "ptq"
     assert metrics["variant/size_mb"] > 0 and metrics["source/size_mb"] > 0
 
     import mlflow.pyfunc
@@ -137,11 +137,37 @@ def test_accuracy_control_quantizes_within_the_allowed_drop(tiny_store):
     assert -c.get_run(version.run_id).data.metrics["delta/map50_95"] <= 0.02
 
 
+def test_auto_tries_accuracy_control_when_ptq_misses_the_budget(tiny_store):
+    rough = {"backend": "openvino", "precision": "int8", "calibration_size": 4,
+             "preset": "performance", "ignore_head_postprocessing": False,
+             "bias_correction": "fast", "latency_iterations": 5}
+    c = tiny_store.client()
+    code, outcome, err = tiny_store.run("quant", "v71", method="ptq", max_accuracy_drop=1.0,
+                                        **rough)
+    assert code == 0, err
+    drop = -c.get_run(outcome["run_id"]).data.metrics["delta/map50_95"]
+    assert drop > 0.002, "this rough recipe should lose accuracy, or the test shows nothing"
+    budget = drop / 2
+    code, outcome, err = tiny_store.run("quant", "v72", max_accuracy_drop=budget, **rough)
+    assert code == 0, err
+    assert "trying accuracy_control" in err
+    run = c.get_run(outcome["run_id"])
+    metrics, tags = run.data.metrics, run.data.tags
+    assert tags["quant.method"] == "accuracy_control"
+    assert tags["quant.recipes_tried"] == "ptq,accuracy_control"
+    assert -metrics["ptq/delta/map50_95"] > budget
+    assert -metrics["delta/map50_95"] <= budget
+    assert metrics["recipe/speed_cost"] == pytest.approx(metrics["ptq/speedup"]
+                                                         / metrics["speedup"])
+    version = c.get_model_version(outcome["registered_model"], str(outcome["model_version"]))
+    assert version.tags["quant.method"] == "accuracy_control"
+
+
 def test_gate_refuses_a_variant_that_loses_accuracy_and_registers_nothing(tiny_store):
     c = tiny_store.client()
     before = c.search_model_versions(f"name = '{MODEL}__openvino_int8'")
     code, _, err = tiny_store.run("quant", "v9", backend="openvino", precision="int8",
-                         calibration_size=4, ignore_head_postprocessing=False,
+                         method="ptq", calibration_size=4, ignore_head_postprocessing=False,
                          bias_correction="fast",
                          preset="performance", max_accuracy_drop=0.0, max_class_drop=0.0,
                          latency_iterations=2)

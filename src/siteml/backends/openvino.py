@@ -195,7 +195,8 @@ def quantize_int8_accuracy_control(fp32: Path, target: Path, calibration: Sequen
     import openvino as ov
 
     nncf = quiet_nncf()
-    model = ov.Core().read_model(_xml(fp32))
+    model = name_tensors(ov.Core().read_model(_xml(fp32)))  # NNCF ranks layers by the
+    # outputs it collects by tensor name: an unnamed output gave it nothing (ZeroDivisionError)
 
     score: Callable[[list[Any]], float] = request.score  # type: ignore[assignment]
 
@@ -256,12 +257,18 @@ def serve(path: Path, folder: Path) -> Path:
     converted from PyTorch leaves its outputs unnamed, which servers cannot address); the
     weights are written as they are (no FP16 compression)."""
     ov = offline_openvino()
-    model = ov.Core().read_model(str(_ir(path)))
+    model = name_tensors(ov.Core().read_model(str(_ir(path))))
+    ov.save_model(model, str(folder / "model.xml"), compress_to_fp16=False)
+    return folder / "model.xml"
+
+
+def name_tensors(model: Any) -> Any:
+    """Name the model's input ``images`` and its outputs ``output0`` …, as in the ONNX
+    exports; return it."""
     for ports, prefix in ((model.inputs, SERVED_INPUT), (model.outputs, SERVED_OUTPUT)):
         for index, port in enumerate(ports):
             port.get_tensor().set_names({served_name(prefix, index, len(ports))})
-    ov.save_model(model, str(folder / "model.xml"), compress_to_fp16=False)
-    return folder / "model.xml"
+    return model
 
 
 def _ir(path: Path) -> Path:

@@ -39,7 +39,8 @@ def _yes(value: Any) -> str:
 
 COMPARE_COLUMNS = (
     Column("variant", "variant"), Column("version", "v"), Column("device", "device"),
-    Column("host", "host"), Column("batch", "batch"), Column("size_mb", "MB"),
+    Column("host", "host"), Column("isa", "ISA"), Column("batch", "batch"),
+    Column("size_mb", "MB"),
     Column("map50_95", "mAP50-95"),
     Column("delta_map50_95", "Δ pt", lambda d: "" if d is None else f"{d * 100:+.2f}"),
     Column("p50_ms", "p50 ms"), Column("p95_ms", "p95 ms"), Column("fps", "FPS"),

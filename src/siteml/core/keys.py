@@ -98,6 +98,10 @@ BENCHMARK_BACKEND = "benchmark.backend"
 BENCHMARK_MODEL_FILE = "benchmark.model_file"
 BENCHMARK_STEADY = "benchmark.steady"
 QUANT_EXECUTED_PRECISION = "quant.executed_precision"
+QUANT_METHOD = "quant.method"
+"""The recipe that made the variant: ``ptq``, ``accuracy_control`` (INT8) or ``convert``."""
+QUANT_RECIPES_TRIED = "quant.recipes_tried"
+"""Every INT8 recipe tried, in turn, the last one the one that made the variant."""
 
 # --- Metrics -----------------------------------------------------------------------------------
 VAL_PRECISION, VAL_RECALL = "val/precision", "val/recall"
@@ -136,6 +140,9 @@ SOURCE_MAP50, SOURCE_MAP50_95 = scored("source", "map50"), scored("source", "map
 VARIANT_MAP50, VARIANT_MAP50_95 = scored("variant", "map50"), scored("variant", "map50_95")
 DELTA_MAP50, DELTA_MAP50_95 = scored("delta", "map50"), scored("delta", "map50_95")
 SPEEDUP = "speedup"
+RECIPE_SPEED_COST = "recipe/speed_cost"
+"""The first recipe's speedup over the one of the recipe that made the variant (what meeting
+the accuracy budget cost in speed; logged when a fallback recipe made it)."""
 ACCURACY = "accuracy"
 """Label of a benchmark's ``measure_accuracy`` figures."""
 ACCURACY_MAP50, ACCURACY_MAP50_95 = scored(ACCURACY, "map50"), scored(ACCURACY, "map50_95")

@@ -32,6 +32,21 @@ def _cpu_model() -> str:
     return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
+def instruction_set(flags: str | None) -> str | None:
+    """The widest INT8-relevant instruction set in an ``env.cpu_flags`` value, in words:
+    ``AMX``, ``AVX-512+VNNI``, ``AVX-512``, ``AVX2+VNNI``, ``AVX2``, ``NEON`` or ``none``
+    (None when the flags were not recorded): a speedup is read against it."""
+    if flags is None:
+        return None
+    present = set(flags.split(","))
+    for needed, name in ((("amx_int8",), "AMX"), (("avx512f", "avx512_vnni"), "AVX-512+VNNI"),
+                         (("avx512f",), "AVX-512"), (("avx2", "avx_vnni"), "AVX2+VNNI"),
+                         (("avx2",), "AVX2"), (("asimd",), "NEON"), (("neon",), "NEON")):
+        if present.issuperset(needed):
+            return name
+    return "none"
+
+
 def cpu_flags() -> dict[str, str]:
     """``env.cpu_flags``: the CPU features inference speed hangs on (AVX-512, VNNI, AMX ...)."""
     present = set((_cpuinfo("flags") or _cpuinfo("Features") or "").split())

@@ -52,6 +52,8 @@ class ExportOutcome:
     files: dict[str, str] = field(default_factory=dict)
     download_s: float = 0.0
     write_s: float = 0.0
+    seconds: float = 0.0
+    """From the call to the end (the command adds Python's and MLflow's imports)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +68,7 @@ def export_version(reference: str, root: Path, layout: str,
             repository holding files siteml did not write or whose export of this version
             changed, a layout that cannot hold the model's format (nothing written).
     """
+    called = time.perf_counter()
     if layout not in LAYOUTS:
         raise InvalidInputError(f"--layout {layout!r}: use one of {', '.join(LAYOUTS)}")
     try:
@@ -118,9 +121,10 @@ def export_version(reference: str, root: Path, layout: str,
     elif layout == "triton":
         write_atomically(root / name / TRITON_CONFIG,
                          triton_config(name, backend.name, signature))  # type: ignore[arg-type]
+    ended = time.perf_counter()
     return ExportOutcome("exported", version.name, int(version.version), str(folder), layout,
-                         files, round(downloaded - started, 3),
-                         round(time.perf_counter() - downloaded, 3))
+                         files, round(downloaded - started, 3), round(ended - downloaded, 3),
+                         round(ended - called, 3))
 
 
 def _refuse_foreign(root: Path) -> None:

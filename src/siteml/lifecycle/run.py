@@ -233,9 +233,11 @@ def model_read(scenario: BaseScenario, role: str) -> str | None:
 
 
 def run_key(scenario: BaseScenario, models: dict[str, Any]) -> str:
-    """``siteml.run_key``: the resolved scenario and the versions it reads, hashed."""
+    """``siteml.run_key``: the resolved scenario and the versions it reads, hashed. Values
+    left at their defaults are left out, so that a setting a later siteml adds (with its
+    default) does not make every FINISHED run look like another one."""
     reads = {role: f"{version.name}/{version.version}" for role, version in models.items()}
-    text = scenario.resolved_yaml() + json.dumps(reads, sort_keys=True)
+    text = scenario.resolved_yaml(exclude_defaults=True) + json.dumps(reads, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

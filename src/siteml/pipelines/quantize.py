@@ -22,6 +22,7 @@ from siteml.backends.base import LoadOptions, VariantRequest, model_size_mb
 from siteml.backends.ultralytics import offline_ultralytics
 from siteml.core import keys
 from siteml.core.models import PipelineResult, ProducedModel, Tracker
+from siteml.core.progress import note
 from siteml.pipelines.checks import Problem, runtime_ready
 from siteml.pipelines.detection_map import Scores, deltas, evaluate, score, val_split
 from siteml.pipelines.gates import quantization_verdict
@@ -31,6 +32,8 @@ from siteml.pipelines.weights import pt_weights
 from siteml.scenario.schema import QuantizationScenario
 
 LATENCY_WARMUP = 10
+RECIPE_FIGURES = (keys.VARIANT_MAP50_95, keys.DELTA_MAP50_95, keys.SPEEDUP)
+"""What a run keeps of a recipe that missed the budget (``ptq/delta/map50_95`` …)."""
 
 
 def check(scenario: QuantizationScenario) -> Problem:
@@ -57,15 +60,27 @@ def run(scenario: QuantizationScenario, tracker: Tracker) -> PipelineResult:
     offline_ultralytics(tracker.workdir)
     weights = pt_weights(tracker.source_model().path, tracker.workdir / "source")
     frames, truths = val_split(scenario.dataset.path, scenario.model.input_size)
-    variant, calibrated = _build_variant(scenario, weights, tracker.workdir, frames, truths)
-    metrics, facts = _score_and_time(scenario, weights, variant, frames, truths)
-    tags = {**_lineage_tags(scenario, calibrated), **facts}
+    recipes = _recipes(scenario)
+    for recipe in recipes:
+        variant, calibrated = _build_variant(scenario, weights, tracker.workdir, frames, truths,
+                                             recipe)
+        metrics, facts = _score_and_time(scenario, weights, variant, frames, truths)
+        verdict = quantization_verdict(metrics, scenario.task.classes,
+                                       params.max_accuracy_drop, params.max_class_drop)
+        if not verdict.reasons or recipe == recipes[-1]:
+            break
+        tried = {f"{recipe}/{name}": metrics[name] for name in RECIPE_FIGURES}
+        note(f"{recipe} loses more than the budget ({verdict.reasons[0]}); trying "
+             f"{recipes[-1]}")
+    if recipe != recipes[0]:
+        metrics.update(tried)
+        metrics[keys.RECIPE_SPEED_COST] = tried[f"{recipes[0]}/{keys.SPEEDUP}"] / metrics[
+            keys.SPEEDUP]
+    tags = {**_lineage_tags(scenario, calibrated, recipe, recipes), **facts}
     worst = keys.worst_class(metrics, "variant")
     if worst:
         tags[keys.WORST_CLASS] = worst
     tracker.set_tags(tags)
-    verdict = quantization_verdict(metrics, scenario.task.classes, params.max_accuracy_drop,
-                                   params.max_class_drop)
     if verdict.reasons:
         tracker.log_metrics(metrics)  # a refused variant's figures are kept for inspection
     tags.update(verdict.enforce(tracker, f"the {params.variant} variant"))
@@ -76,13 +91,29 @@ def run(scenario: QuantizationScenario, tracker: Tracker) -> PipelineResult:
                           headline=keys.HEADLINE[scenario.experiment_type])
 
 
-def _lineage_tags(scenario: QuantizationScenario, calibrated: int) -> dict[str, str]:
-    """How the variant was made: method, calibration data, toolkit versions."""
+def _recipes(scenario: QuantizationScenario) -> tuple[str, ...]:
+    """The INT8 recipes to try in turn (the next only when the one before missed the budget);
+    ``convert`` for FP32 and FP16."""
+    params = scenario.quantization
+    if params.precision != "int8":
+        return ("convert",)
+    if params.method != "auto":
+        return (params.method,)
+    if backends.get(params.backend).accuracy_control:
+        return ("ptq", "accuracy_control")
+    return ("ptq",)
+
+
+def _lineage_tags(scenario: QuantizationScenario, calibrated: int, recipe: str,
+                  recipes: tuple[str, ...]) -> dict[str, str]:
+    """How the variant was made: the recipe that made it (and those tried before), calibration
+    data, toolkit versions."""
     params = scenario.quantization
     backend = backends.get(params.backend)
     toolkits = (*backend.toolkits, *(backend.int8_modules if params.precision == "int8" else ()))
-    tags = {f"{keys.QUANT_PREFIX}method": params.method if params.precision == "int8"
-            else "convert", **{f"{keys.TOOLKIT_PREFIX}{name}": version(name) for name in toolkits}}
+    tags = {keys.QUANT_METHOD: recipe,
+            keys.QUANT_RECIPES_TRIED: ",".join(recipes[:recipes.index(recipe) + 1]),
+            **{f"{keys.TOOLKIT_PREFIX}{name}": version(name) for name in toolkits}}
     if params.precision == "int8":
         tags.update({"quant.preset": params.preset,
                      "quant.bias_correction": params.bias_correction,
@@ -132,16 +163,17 @@ def figures(scores: dict[str, Scores], sizes: dict[str, float], p50_ms: dict[str
 
 
 def _build_variant(scenario: QuantizationScenario, weights: Path, workdir: Path,
-                   frames: Sequence[Any], truths: list[Any]) -> tuple[Path, int]:
-    """Have the target backend write the variant under ``workdir/variant``; return its path
-    and calibration size (``frames`` and ``truths``, the val split, drive accuracy control)."""
+                   frames: Sequence[Any], truths: list[Any], recipe: str) -> tuple[Path, int]:
+    """Have the target backend write the variant of ``recipe`` under ``workdir/<recipe>``;
+    return its path and calibration size (``frames`` and ``truths``, the val split, drive
+    accuracy control)."""
     params = scenario.quantization
     options = params.model_dump(include={"preset", "bias_correction", "per_channel",
                                          "ignore_head_postprocessing", "max_accuracy_drop"})
     request = VariantRequest(
         weights=weights, size=scenario.model.input_size, precision=params.precision,
-        target=workdir / "variant" / f"{weights.stem}_{params.variant}",
-        calibration=lambda: _calibration(scenario), method=params.method, options=options,
+        target=workdir / recipe / f"{weights.stem}_{params.variant}",
+        calibration=lambda: _calibration(scenario), method=recipe, options=options,
         validation=frames, score=lambda outputs: evaluate(outputs, truths).map50_95)
     make_variant = backends.get(params.backend).make_variant
     if make_variant is None:

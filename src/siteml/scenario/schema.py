@@ -468,8 +468,10 @@ class QuantizationParams(_Section):
                                          "site/task @champion, else @candidate")
     backend: QuantBackend = Field(description="Target runtime")
     precision: Precision = Field(description="Target precision: fp32, fp16 (OpenVINO) or int8")
-    method: Literal["ptq", "accuracy_control"] = Field(
-        "ptq", description="INT8 method: plain PTQ, or NNCF accuracy-aware (OpenVINO)")
+    method: Literal["auto", "ptq", "accuracy_control"] = Field(
+        "auto", description="INT8 method: plain PTQ, NNCF accuracy-aware (OpenVINO), or auto: "
+        "PTQ, then accuracy-aware where PTQ loses more than max_accuracy_drop and the backend "
+        "offers it")
     calibration_size: int = Field(300, ge=1, le=100_000,
                                   description="Calibration images, sampled with the seed")
     calibration_split: Literal["train", "calib"] = Field(
@@ -565,12 +567,13 @@ class BaseScenario(_Section):
                  "field": "model.num_classes"})
         return self
 
-    def resolved_yaml(self) -> str:
+    def resolved_yaml(self, exclude_defaults: bool = False) -> str:
         """The resolved scenario (bases merged, site inlined, overrides applied, defaults
-        filled) as YAML."""
+        filled unless ``exclude_defaults``) as YAML."""
         import yaml
 
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=exclude_defaults),
+                              sort_keys=False, allow_unicode=True)
 
     @property
     def params(self) -> TrainingParams | InferenceBenchmarkParams | QuantizationParams:

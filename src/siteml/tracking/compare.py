@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 from siteml.core import keys
 from siteml.core.naming import ModelRef, registered_model_name
 from siteml.core.pareto import pareto_front
+from siteml.core.provenance import instruction_set
 from siteml.tracking.registry import all_pages, headline_metrics, like_pattern
 from siteml.tracking.runs import find_experiment_id
 
@@ -93,7 +94,8 @@ def _row(name: str, run: Any, versions: dict[int, dict[str, str]]) -> dict | Non
                                                             tags.get(keys.VAL_MAP50_95)))
     return {
         "variant": variant or "base", "version": number,
-        "device": device, "host": host, "cpu": run.data.tags.get(keys.ENV_CPU), "batch": batch,
+        "device": device, "host": host, "cpu": run.data.tags.get(keys.ENV_CPU),
+        "isa": instruction_set(run.data.tags.get(keys.ENV_CPU_FLAGS)), "batch": batch,
         "size_mb": metrics.get(keys.MODEL_SIZE_MB), "map50_95": accuracy,
         "delta_map50_95": tags.get(keys.DELTA_MAP50_95, 0.0 if variant is None else None),
         "p50_ms": metrics[keys.batch_metric(batch, keys.LATENCY_P50)],
