@@ -31,7 +31,7 @@ from siteml.lifecycle.repository import (
     foreign_files,
     repository_name,
     triton_config,
-    verify,
+    version_problems,
     write_atomically,
 )
 from siteml.tracking.registry import ModelNotFoundError, download_version, headline_metrics, resolve
@@ -139,8 +139,7 @@ def _refuse_foreign(root: Path) -> None:
 def _unchanged(folder: Path, version: Any, layout: str) -> ExportOutcome:
     """The version is exported already: unchanged, or refused when its files changed."""
     manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    _, problems = verify(folder.parents[1])
-    mine = [p for p in problems if str(folder) in p]
+    mine = version_problems(folder, manifest)
     if manifest.get("layout") != layout or mine:
         why = mine[0] if mine else f"it was exported as {manifest.get('layout')}"
         raise InvalidInputError(f"{folder} already holds {registry_path(version.name)}/"

@@ -116,24 +116,32 @@ def write_atomically(path: Path, text: str) -> None:
 
 def verify(root: Path) -> tuple[int, list[str]]:
     """Rehash every exported version under ``root`` against its manifest; the number of
-    manifests and one line per problem (a changed, missing or unlisted file, a model its
-    server's config does not name)."""
+    manifests and one line per problem (``version_problems``, and a model its server's config
+    does not name)."""
     problems, count = [], 0
     listed = {e["config"].get("name") for e in _ovms_entries(root) or []}
     for folder, manifest in manifests(root):
         count += 1
-        expected, found = manifest.get("files", {}), file_hashes(folder)
-        for name, digest in expected.items():
-            if name not in found:
-                problems.append(f"missing: {folder / name}")
-            elif found[name] != digest:
-                problems.append(f"changed: {folder / name} (sha256 {found[name][:12]}…, "
-                                f"manifest {digest[:12]}…)")
-        problems += [f"not in its manifest: {folder / name}" for name in found
-                     if name not in expected]
+        problems += version_problems(folder, manifest)
         layout, name = manifest.get("layout"), folder.parent.name
         if layout == "ovms" and name not in listed:
             problems.append(f"{root / OVMS_CONFIG} does not list model {name}")
         if layout == "triton" and not (folder.parent / TRITON_CONFIG).is_file():
             problems.append(f"missing: {folder.parent / TRITON_CONFIG}")
     return count, problems
+
+
+def version_problems(folder: Path, manifest: dict[str, Any]) -> list[str]:
+    """One exported version's files against its manifest: a changed, missing or unlisted
+    file."""
+    problems = []
+    expected, found = manifest.get("files", {}), file_hashes(folder)
+    for name, digest in expected.items():
+        if name not in found:
+            problems.append(f"missing: {folder / name}")
+        elif found[name] != digest:
+            problems.append(f"changed: {folder / name} (sha256 {found[name][:12]}…, "
+                            f"manifest {digest[:12]}…)")
+    problems += [f"not in its manifest: {folder / name}" for name in found
+                 if name not in expected]
+    return problems
