@@ -183,3 +183,66 @@ def test_bad_exports_are_refused_and_write_nothing(exported, tmp_path):
     assert code == 0, err
     assert [p.suffix for p in Path(outcome["folder"]).iterdir()
             if p.name != "siteml-manifest.json"] == [".pt"]
+
+
+WITHOUT_TRAIN_EXTRA = (
+    "import sys; sys.modules.update(dict.fromkeys(['torch', 'torchvision', 'ultralytics', "
+    "'cv2'], None)); sys.argv[0] = 'siteml'; from siteml.cli import main; main()")
+"""``siteml`` as on an edge box with only the ``quantize`` extra: PyTorch, Ultralytics and
+OpenCV cannot be imported."""
+
+
+def test_an_edge_box_benchmarks_an_export_folder_and_counts_cameras(exported, tmp_path):
+    import csv
+    import os
+    import subprocess
+    import sys
+
+    store, refs = exported
+    code, outcome, err = export(store, refs["openvino"], str(tmp_path / "box"),
+                                "--layout", "ovms")
+    assert code == 0, err
+    folder = Path(outcome["folder"])
+    section = {"source": str(folder.parent), "iterations": 20, "warmup": 2, "streams": 6,
+               "target_fps": 100, "stream_seconds": 0.5}
+    path = store.scenario("infer", "v70", section)
+    done = subprocess.run([sys.executable, "-c", WITHOUT_TRAIN_EXTRA, "run", str(path),
+                           "--json"], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "MLFLOW_TRACKING_URI": store.uri})
+    assert done.returncode == 0, done.stderr
+    client = store.client()
+    run = client.get_run(json.loads(done.stdout)["run_id"])
+    version = client.get_model_version(registered(refs["openvino"]), folder.name)
+    tags, metrics = run.data.tags, run.data.metrics
+    assert (tags["source.model_name"], tags["source.model_version"], tags["source.run_id"]) == (
+        version.name, str(version.version), version.run_id)
+    assert tags["source.model_folder"] == str(folder)
+    assert metrics["b1/iterations"] == 20 and metrics["b1/latency_p50_ms"] > 0
+
+    local = Path(client.download_artifacts(run.info.run_id, "streams", str(tmp_path)))
+    assert (local / "cameras.png").stat().st_size > 0
+    curve = list(csv.DictReader((local / "curve.csv").open()))
+    sustained = {int(r["cameras"]): r["sustained"] == "True" for r in curve}
+    most = int(metrics["streams/max_cameras"])
+    assert 1 in sustained and all(1 <= n <= 6 for n in sustained)
+    assert most == max((n for n, ok in sustained.items() if ok), default=0)
+    assert most == 6 or sustained[most + 1] is False
+    assert metrics["streams/target_fps"] == 100 and metrics["streams/max_latency_ms"] == 10
+    assert metrics["streams/capacity_fps"] > 0
+    if most:
+        chosen = next(r for r in curve if int(r["cameras"]) == most)
+        assert metrics["streams/total_fps"] == pytest.approx(float(chosen["total_fps"]), 0.01)
+        assert metrics["streams/total_fps"] >= 0.95 * 100 * most
+        assert metrics["streams/p95_ms"] <= 10
+    code, out, err = store.invoke("compare", SITE_PATH, "--task", "ppe", "--json")
+    assert code == 0, err
+    [row] = [r for r in json.loads(out) if r["benchmark_run_id"] == run.info.run_id]
+    assert (row["variant"], row["cameras"], row["camera_fps"]) == ("openvino_int8", most, 100)
+
+    weights = folder / "model.bin"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    code, _, err = store.run("infer", "v71", **section)
+    assert code == 2 and f"changed: {weights}" in err and "benchmark.source" in err
+    assert store.runs_named("ppe-yolov11n-infer-v71") == []

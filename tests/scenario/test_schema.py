@@ -72,6 +72,32 @@ def test_infer_registers_nothing_and_tags_source():
     assert scenario.to_all_params()["benchmark.batch_sizes"] == "1,4"
 
 
+def test_a_benchmark_source_may_be_an_export_folder(tmp_path):
+    folder = tmp_path / "models" / "ppe"
+    folder.mkdir(parents=True)
+    scenario = InferenceBenchmarkScenario.model_validate(
+        {**COMMON, "experiment_type": "infer", "benchmark": {"source": "./models/ppe"}},
+        context={"base_dir": str(tmp_path)})
+    assert scenario.model_folder("source") == folder
+    assert scenario.model_reference("source") is None
+    assert scenario.to_all_tags()["source.model_ref"] == str(folder)
+    assert "benchmark.target_fps" not in scenario.to_all_params()
+    with pytest.raises(ValidationError, match="is not a folder"):
+        build(InferenceBenchmarkScenario, experiment_type="infer",
+              benchmark={"source": "/no/such/export"})
+
+
+def test_streams_default_to_one_frame_interval():
+    params = build(InferenceBenchmarkScenario, experiment_type="infer",
+                   benchmark={"streams": "auto", "target_fps": 25}).benchmark
+    assert params.latency_limit_ms == 40
+    assert params.to_params()["benchmark.streams"] == "auto"
+    for wrong in (0, 257, "many"):
+        with pytest.raises(ValidationError, match="streams"):
+            build(InferenceBenchmarkScenario, experiment_type="infer",
+                  benchmark={"streams": wrong})
+
+
 @pytest.mark.parametrize(
     ("cls", "changes", "fragment"),
     [

@@ -19,16 +19,22 @@ class LoadedModel:
     Attributes:
         infer: One inference on the bound input; returns nothing.
         predict: One inference on a given NCHW batch; returns the raw output array.
+        stream: ``stream(frame)``: a camera stream of its own (an infer request, a binding),
+            returning a call that runs one inference on ``frame``; streams run at once from
+            their own threads.
         facts: What the runtime reports about itself (executed precision, threads, properties).
         run_async: Throughput mode only (OpenVINO): ``run_async(count)`` runs ``count``
             inferences over parallel infer requests, returning each request's latency (ms) and
             the wall time (s).
+        parallel: Streams that keep the device busy (OpenVINO: its optimal infer requests).
     """
 
     infer: Callable[[], None]
     predict: Callable[[Any], Any]
+    stream: Callable[[Any], Callable[[], None]]
     facts: dict[str, str] = field(default_factory=dict)
     run_async: Callable[[int], tuple[list[float], float]] | None = None
+    parallel: int = 1
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,8 @@ def load(path: Path, frame: Any, options: LoadOptions) -> LoadedModel:
         else:
             binding.bind_output(output.name)
     return LoadedModel(lambda: session.run_with_iobinding(binding),
-                       lambda batch: session.run(None, {name: batch})[0], {
+                       lambda batch: session.run(None, {name: batch})[0],
+                       lambda frame: lambda: session.run(None, {name: frame}), {
                            "runtime": "onnxruntime", "runtime_version": ort.__version__,
                            "executed_precision": "f32", "threads": str(threads),
                            "device": session.get_providers()[0]})

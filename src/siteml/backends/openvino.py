@@ -112,8 +112,14 @@ def load(path: Path, frame: Any, options: LoadOptions) -> LoadedModel:
         queue.wait_all()
         return latencies, time.perf_counter() - start
 
+    def stream(frame: Any) -> Callable[[], None]:
+        own = compiled.create_infer_request()
+        own.set_input_tensor(ov.Tensor(frame))
+        return own.infer
+
     facts["ov.infer_requests"] = str(jobs)
-    return LoadedModel(request.infer, lambda batch: compiled(batch)[0], facts, run_async)
+    return LoadedModel(request.infer, lambda batch: compiled(batch)[0], stream, facts,
+                       run_async, parallel=jobs)
 
 
 def cpu_capabilities() -> tuple[str, ...]:

@@ -3,6 +3,7 @@ Its registered models are Ultralytics ``.pt`` weights; it makes no variants."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,19 @@ def load(path: Path, frame: Any, options: LoadOptions) -> LoadedModel:
         with torch.inference_mode():
             return net(torch.from_numpy(batch).to(target))[0].cpu().numpy()
 
-    return LoadedModel(infer, predict, {"runtime": "pytorch", "runtime_version": torch.__version__,
-                                        "executed_precision": "f32", "threads": str(threads),
-                                        "device": target})
+    def stream(frame: Any) -> Callable[[], None]:
+        bound = torch.from_numpy(frame).to(target)
+
+        def one() -> None:
+            with torch.inference_mode():
+                net(bound)
+            synchronize()
+
+        return one
+
+    return LoadedModel(infer, predict, stream, {
+        "runtime": "pytorch", "runtime_version": torch.__version__, "executed_precision": "f32",
+        "threads": str(threads), "device": target})
 
 
 def missing_device(device: str) -> str | None:

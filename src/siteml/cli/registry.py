@@ -15,7 +15,6 @@ from siteml.cli.app import (
     TaskOption,
     app,
     choice,
-    fail,
     print_json,
     read_client,
     reporting_errors,
@@ -84,27 +83,16 @@ def promote(
     version whose training gate passed, unless --force."""
     import getpass
 
-    from siteml.core.naming import ALIAS_RE, ModelRef, registry_path
-
-    try:
-        ref = ModelRef.parse(model_ref)
-    except ValueError as exc:
-        raise fail(InvalidInputError(f"model reference: {exc}")) from None
-    if not ALIAS_RE.fullmatch(alias):
-        raise fail(InvalidInputError(f"alias {alias!r}: use lowercase letters, digits, '_', '-'"))
-    from siteml.tracking.registry import ModelNotFoundError
+    from siteml.core.naming import ALIAS_RE, registry_path
+    from siteml.tracking.model_access import open_registry, parse_reference
     from siteml.tracking.registry import promote as promote_version
-    from siteml.tracking.runs import open_client
-    from siteml.tracking.store import check_reachable, resolve_store
-    from siteml.tracking.workspaces import enter_customer
 
     with reporting_errors():
-        store = resolve_store()
-        check_reachable(store)
-        if not store.exists():
-            raise ModelNotFoundError(f"no registered models yet in {store.display}")
-        enter_customer(store, customer_of(ref.site), "manage")
-        moved = promote_version(open_client(store), ref, alias, getpass.getuser(), force)
+        ref = parse_reference(model_ref)
+        if not ALIAS_RE.fullmatch(alias):
+            raise InvalidInputError(f"alias {alias!r}: use lowercase letters, digits, '_', '-'")
+        _, client = open_registry(ref, "manage")
+        moved = promote_version(client, ref, alias, getpass.getuser(), force)
     version = moved.version
     result = {"name": version.name, "path": registry_path(version.name),
               "version": int(version.version), "alias": alias, "previous": moved.previous,

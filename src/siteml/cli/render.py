@@ -44,6 +44,7 @@ COMPARE_COLUMNS = (
     Column("map50_95", "mAP50-95"),
     Column("delta_map50_95", "Δ pt", lambda d: "" if d is None else f"{d * 100:+.2f}"),
     Column("p50_ms", "p50 ms"), Column("p95_ms", "p95 ms"), Column("fps", "FPS"),
+    Column("cameras", "cameras"), Column("camera_fps", "@ FPS"),
     Column("speedup", "speedup", lambda s: "" if s is None else f"{s:.2f}x"),
     Column("speedup_paired", "paired", _yes), Column("pareto", "Pareto", _yes),
     Column("steady", "steady", lambda s: {True: "yes", False: "NO"}.get(s, "")),

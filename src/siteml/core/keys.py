@@ -74,7 +74,7 @@ ROLE_FIELDS = ("model_name", "model_version", "model_path", "run_id")
 
 def role_tag(role: str, field: str) -> str:
     """``{role}.{field}``: e.g. ``source.model_name`` of the model a quant or infer run read."""
-    if role not in MODEL_ROLES or field not in (*ROLE_FIELDS, "model_ref"):
+    if role not in MODEL_ROLES or field not in (*ROLE_FIELDS, "model_ref", "model_folder"):
         raise KeyError(f"no tag {role}.{field}")
     return f"{role}.{field}"
 
@@ -179,6 +179,12 @@ LATENCY_DRIFT = "latency_drift"
 BASELINE_P50 = "baseline_latency_p50_ms"
 SPEEDUP_VS_BASELINE = "speedup_vs_baseline"
 _BATCH_METRIC = re.compile(r"b([1-9][0-9]*)/(.+)")
+STREAMS_MAX_CAMERAS = "streams/max_cameras"
+"""Camera streams the box serves at ``streams/target_fps`` (each within its latency limit)."""
+STREAMS_TARGET_FPS, STREAMS_MAX_LATENCY = "streams/target_fps", "streams/max_latency_ms"
+STREAMS_TOTAL_FPS, STREAMS_CAPACITY_FPS = "streams/total_fps", "streams/capacity_fps"
+STREAMS_P50, STREAMS_P95 = "streams/p50_ms", "streams/p95_ms"
+"""At ``streams/max_cameras``: the median frame latency, and the worst stream's p95."""
 
 
 def batch_metric(batch: int, name: str) -> str:

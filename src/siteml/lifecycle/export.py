@@ -21,7 +21,7 @@ from siteml import __version__
 from siteml.backends.registry import find_model, get
 from siteml.core import keys
 from siteml.core.errors import InvalidInputError
-from siteml.core.naming import ModelRef, customer_of, registry_path
+from siteml.core.naming import ModelRef, registry_path
 from siteml.lifecycle.repository import (
     LAYOUTS,
     MANIFEST,
@@ -34,10 +34,9 @@ from siteml.lifecycle.repository import (
     version_problems,
     write_atomically,
 )
-from siteml.tracking.registry import ModelNotFoundError, download_version, headline_metrics, resolve
-from siteml.tracking.runs import open_client
-from siteml.tracking.store import Store, check_reachable, resolve_store
-from siteml.tracking.workspaces import enter_customer
+from siteml.tracking.model_access import open_registry, parse_reference
+from siteml.tracking.registry import download_version, headline_metrics, resolve
+from siteml.tracking.store import Store
 
 
 @dataclass
@@ -71,17 +70,9 @@ def export_version(reference: str, root: Path, layout: str,
     called = time.perf_counter()
     if layout not in LAYOUTS:
         raise InvalidInputError(f"--layout {layout!r}: use one of {', '.join(LAYOUTS)}")
-    try:
-        ref = ModelRef.parse(reference)
-    except ValueError as exc:
-        raise InvalidInputError(f"model reference: {exc}") from None
+    ref = parse_reference(reference)
     _refuse_foreign(root)
-    store = store or resolve_store()
-    check_reachable(store)
-    if not store.exists():
-        raise ModelNotFoundError(f"no registered models yet in {store.display}")
-    enter_customer(store, customer_of(ref.site))
-    client = open_client(store)
+    store, client = open_registry(ref, store=store)
     version = resolve(client, ref)
     tags = dict(version.tags)
     if keys.MODEL_CLASSES not in tags and keys.SOURCE_MODEL_NAME in tags:  # a variant made

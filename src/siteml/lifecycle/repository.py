@@ -145,3 +145,39 @@ def version_problems(folder: Path, manifest: dict[str, Any]) -> list[str]:
     problems += [f"not in its manifest: {folder / name}" for name in found
                  if name not in expected]
     return problems
+
+
+class ExportFolderError(ValueError):
+    """An export folder holds no single exported version, or its files differ from its
+    manifest."""
+
+
+def exported_version(folder: Path) -> tuple[Path, dict[str, Any]]:
+    """The exported version ``folder`` names, and its manifest: the folder itself (a version
+    folder), the newest version of a model folder, or that of a repository's only model; its
+    files must match the manifest.
+
+    Raises:
+        ExportFolderError: no manifest there, several models, or files that differ.
+    """
+    versions = [p.parent for p in folder.glob(f"*/{MANIFEST}") if p.parent.name.isdigit()]
+    models = sorted({p.parent.parent for p in folder.glob(f"*/*/{MANIFEST}")})
+    if (folder / MANIFEST).is_file():
+        version = folder
+    elif versions:
+        version = max(versions, key=lambda p: int(p.name))
+    elif len(models) == 1:
+        return exported_version(models[0])
+    elif models:
+        raise ExportFolderError(f"{folder} holds {len(models)} exported models "
+                                f"({', '.join(m.name for m in models)}): name one of their "
+                                "folders")
+    else:
+        raise ExportFolderError(f"{folder} holds no version written by siteml export "
+                                f"(no {MANIFEST})")
+    manifest = json.loads((version / MANIFEST).read_text(encoding="utf-8"))
+    problems = version_problems(version, manifest)
+    if problems:
+        raise ExportFolderError(f"{version}: its files differ from its manifest: "
+                                f"{'; '.join(problems[:3])}")
+    return version, manifest

@@ -32,6 +32,7 @@ from siteml.core.naming import CANDIDATE, ModelRef, registered_model_name, regis
 from siteml.core.progress import note
 from siteml.core.provenance import git_tags, host_tags
 from siteml.core.secrets import redact
+from siteml.lifecycle.repository import ExportFolderError, exported_version
 from siteml.scenario.factory import load_scenario, scenario_problem
 from siteml.scenario.schema import BaseScenario
 from siteml.scenario.types import EXPERIMENT_TYPES, ExperimentType
@@ -110,6 +111,8 @@ class Preflight:
     attempt: int
     models: dict[str, Any]
     """Registered versions the scenario reads, by role (``source``, ``baseline``)."""
+    local: dict[str, Path]
+    """Roles whose files are on disk already (an export folder), instead of downloaded."""
     skip_data_check: bool
     run_key: str | None
     """None while a model it reads is still to be produced (``pending``)."""
@@ -177,16 +180,18 @@ def preflight(path: Path, overrides: Sequence[str] = (), *, sites_dir: str | Pat
     store = store or resolve_store()
     check_reachable(store)
     enter_customer(store, scenario.site.customer, "write")
-    reads = {role: model_read(scenario, role) for role in kind.roles}
+    locator = _Locator(path, overrides)
+    exports = _exports(scenario, kind, locator)
+    reads = {role: exports[role][1]["registered_model"] if role in exports
+             else model_read(scenario, role) for role in kind.roles}
     roles = [role for role, name in reads.items() if name not in (None, *pending)]
     needed = [role for role in roles if role not in kind.optional]
-    locator = _Locator(path, overrides)
     if needed and not store.exists():  # refused before opening it, which would create it
         _refuse_missing(scenario, needed[0], store, locator)
     client = open_client(store)
     previous = _previous_runs(client, store, scenario)
     models = {role: version for role in roles if (version := _resolve(
-        client, scenario, role, locator, kind, pinned or {})) is not None}
+        client, scenario, role, locator, kind, pinned or {}, exports.get(role))) is not None}
     key = None if pending & set(reads.values()) else run_key(scenario, models)
     done = next((r for r in previous if r.info.status == "FINISHED"
                  and r.data.tags.get(keys.RUN_KEY) == key), None) if key and not rerun else None
@@ -197,7 +202,8 @@ def preflight(path: Path, overrides: Sequence[str] = (), *, sites_dir: str | Pat
     read = {role: dict(version.tags) for role, version in models.items()}
     _refuse(path, overrides, pipeline.check_models(scenario, read))
     return Preflight(path, scenario, kind, pipeline, store, client, len(previous) + 1, models,
-                     skip_data_check, key, done, dead, executor_tags or {})
+                     {role: folder for role, (folder, _) in exports.items()}, skip_data_check,
+                     key, done, dead, executor_tags or {})
 
 
 def _dead_attempts(path: Path, scenario: BaseScenario, previous: list[Any],
@@ -223,7 +229,13 @@ def _dead_attempts(path: Path, scenario: BaseScenario, previous: list[Any],
 
 def model_read(scenario: BaseScenario, role: str) -> str | None:
     """The registered model the scenario reads as ``role``, by name (a source left unset
-    reads its site/task model); None for a role it does not have."""
+    reads its site/task model, an export folder the one its manifest names); None for a role
+    it does not have (or an export folder that names none, refused by ``preflight``)."""
+    folder = scenario.model_folder(role)
+    if folder is not None:
+        with contextlib.suppress(ExportFolderError):
+            return exported_version(folder)[1]["registered_model"]
+        return None
     ref = scenario.model_reference(role)
     if ref is not None:
         return ref.name
@@ -258,9 +270,11 @@ def start(checked: Preflight) -> RunRecorder:
             keys.RUN_KEY: checked.run_key, **checked.executor_tags,
             **{k: v for role, version in checked.models.items()
                for k, v in _model_tags(role, version).items()}}
+    tags.update({keys.role_tag(role, "model_folder"): str(folder)
+                 for role, folder in checked.local.items()})
     return RunRecorder.start(checked.client, checked.store, experiment_id,
                              scenario.get_run_name(), tags, scenario.to_all_params(),
-                             checked.models)
+                             checked.models, checked.local)
 
 
 def execute(checked: Preflight, recorder: RunRecorder) -> RunOutcome:
@@ -364,7 +378,7 @@ class _Locator:
     def at(self, yaml_path: str) -> Iterator[None]:
         try:
             yield
-        except registry.ModelNotFoundError as exc:
+        except (registry.ModelNotFoundError, ExportFolderError) as exc:
             raise scenario_problem(self.path, self.overrides, yaml_path, str(exc)) from None
 
 
@@ -389,11 +403,37 @@ def _refuse_finished(path: Path, scenario: BaseScenario, previous: list[Any],
             "'version' for a new run, or pass --rerun")
 
 
+def _exports(scenario: BaseScenario, kind: ExperimentType,
+             locator: _Locator) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """The export folders the scenario reads models from, by role: each version folder and
+    its manifest, its files checked against it."""
+    found = {}
+    for role, yaml_path in kind.roles.items():
+        folder = scenario.model_folder(role)
+        if folder is not None:
+            with locator.at(yaml_path):
+                found[role] = exported_version(folder)
+    return found
+
+
 def _resolve(client: Any, scenario: BaseScenario, role: str, locator: _Locator,
-             kind: ExperimentType, pinned: dict[str, int]) -> Any:
+             kind: ExperimentType, pinned: dict[str, int],
+             exported: tuple[Path, dict[str, Any]] | None = None) -> Any:
     """The registered version the scenario reads as ``role`` (a source defaults to the
-    version ``pinned`` for the site/task model, else its @champion, else @candidate); a
-    missing one is an error located in the file, or None for an optional role."""
+    version ``pinned`` for the site/task model, else its @champion, else @candidate; an
+    ``exported`` one is the version its manifest names, from the run it names); a missing
+    one is an error located in the file, or None for an optional role."""
+    if exported is not None:
+        folder, manifest = exported
+        with locator.at(kind.roles[role]):
+            version = registry.resolve(client, ModelRef(name=manifest["registered_model"],
+                                                        version=int(manifest["version"])))
+            if version.run_id != manifest["lineage"]["run_id"]:
+                raise ExportFolderError(
+                    f"{folder} was exported from run {manifest['lineage']['run_id']}, but "
+                    f"this store's {registry_path(version.name)}/{version.version} comes from "
+                    f"run {version.run_id}: it is another store's model")
+        return version
     ref = scenario.model_reference(role)
     read = model_read(scenario, role)  # an unset source: the site/task model
     if ref is None and read in pinned:

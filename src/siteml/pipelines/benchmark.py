@@ -13,7 +13,12 @@ tagged ``benchmark.steady=false``); the raw latencies as CSV and a histogram PNG
 facts (executed precision, threads, compiled-model properties) and CPU flags as ``env.*`` tags.
 With a ``baseline`` model, both are timed in alternating turns, so that a change in the host's
 speed hits both alike, and ``b{b}/baseline_latency_p50_ms`` and ``b{b}/speedup_vs_baseline`` are
-logged too.
+logged too. With ``streams``, the most camera streams served at ``target_fps`` each
+(``pipelines.streams``) follows.
+
+Frames to time are read without Ultralytics (``images.timing_frame``), so that a box with only
+its runtime installed can time an exported model; ``end_to_end`` and ``measure_accuracy`` use
+Ultralytics' own letterbox, NMS and scoring.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import gc
 import statistics
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +41,18 @@ from siteml.core.progress import note
 from siteml.core.provenance import cpu_flags
 from siteml.pipelines.checks import Problem, runtime_ready
 from siteml.pipelines.detection_map import score, val_split
-from siteml.pipelines.images import sample_images
+from siteml.pipelines.images import sample_images, timing_frame
+from siteml.pipelines.streams import MAX_CAMERAS, find_max_cameras, log_curve
 from siteml.pipelines.timing import (
     DRIFT_WARNING,
     interleaved_latencies_ms,
     latencies_ms,
     latency_stats,
 )
-from siteml.scenario.schema import InferenceBenchmarkScenario
+from siteml.scenario.schema import InferenceBenchmarkParams, InferenceBenchmarkScenario
+
+STREAM_IMAGES = 16
+"""Val images the camera streams cycle through (camera ``k`` shows image ``k mod 16``)."""
 
 
 class BackendMismatchError(ValueError):
@@ -50,9 +60,12 @@ class BackendMismatchError(ValueError):
 
 
 def check(scenario: InferenceBenchmarkScenario) -> Problem:
-    """PyTorch and Ultralytics (preprocessing, NMS) are installed, and so is a named backend,
-    with the device (``auto`` is checked once the source says which runtime it needs)."""
-    backends.check_installed_for(backends.SOURCE_BACKEND)
+    """A named backend is installed, with the device (``auto`` is checked once the source says
+    which runtime it needs); so are PyTorch and Ultralytics where their preprocessing, NMS or
+    scoring is timed or used (``end_to_end``, ``measure_accuracy``). Timing an exported model
+    needs only its runtime: the edge box may have nothing else."""
+    if uses_ultralytics(scenario.benchmark):
+        backends.check_installed_for(backends.SOURCE_BACKEND)
     backend = scenario.benchmark.backend
     return None if backend == "auto" else runtime_ready(scenario, backend)
 
@@ -79,13 +92,21 @@ def check_models(scenario: InferenceBenchmarkScenario,
     return None if problem_at is None else ("benchmark.baseline", problem_at[1])
 
 
+def uses_ultralytics(params: InferenceBenchmarkParams) -> bool:
+    """Whether the benchmark reads images or scores detections as Ultralytics does."""
+    return params.end_to_end or params.measure_accuracy
+
+
 def run(scenario: InferenceBenchmarkScenario, tracker: Tracker) -> PipelineResult:
     """Measure the source model at each batch size; return the statistics as metrics."""
     params = scenario.benchmark
-    ultralytics.offline_ultralytics(tracker.workdir)
     source = tracker.source_model()
     model_path = backends.find_model(source.path)
     backend = _backend(params.backend, model_path)
+    if uses_ultralytics(params) or backends.SOURCE_BACKEND in (
+            backend, tracker.source_model("baseline").tags.get(keys.MODEL_BACKEND)
+            if params.baseline else None):
+        ultralytics.offline_ultralytics(tracker.workdir)
     _check_device(backend, scenario.environment.device)
     precision = params.inference_precision or backends.EXECUTION_PRECISION[
         scenario.environment.precision]
@@ -103,7 +124,7 @@ def run(scenario: InferenceBenchmarkScenario, tracker: Tracker) -> PipelineResul
     import numpy as np
 
     for batch in params.batch_sizes:
-        frame = np.concatenate([ultralytics.letterbox(images[k % len(images)], size)
+        frame = np.concatenate([timing_frame(images[k % len(images)], size)
                                 for k in range(batch)])
         started = time.perf_counter()
         loaded = backends.load(model_path, frame, options, backend)
@@ -125,6 +146,8 @@ def run(scenario: InferenceBenchmarkScenario, tracker: Tracker) -> PipelineResul
         facts = loaded.facts
         del loaded, paired  # free the runtimes before the next batch size compiles others
         gc.collect()
+    if params.streams is not None:
+        metrics.update(_cameras(model_path, backend, options, scenario, tracker))
     if params.measure_accuracy:
         frames, truths = val_split(scenario.dataset.path, size)
         loaded = backends.load(model_path, frames[0], LoadOptions(
@@ -133,6 +156,30 @@ def run(scenario: InferenceBenchmarkScenario, tracker: Tracker) -> PipelineResul
                        .metrics(keys.ACCURACY, scenario.task.classes))
     tracker.set_tags(run_tags(facts, backend, model_path.name, steady))
     return PipelineResult(metrics=metrics)
+
+
+def _cameras(model_path: Path, backend: str, options: LoadOptions,
+             scenario: InferenceBenchmarkScenario, tracker: Tracker) -> dict[str, float]:
+    """Cameras per box: the most camera streams of val images served at the target rate
+    (OpenVINO: infer requests of a throughput-hinted model)."""
+    params = scenario.benchmark
+    size = scenario.model.input_size
+    frames = [timing_frame(image, size) for image in sample_images(
+        scenario.dataset.path, "val", STREAM_IMAGES, scenario.environment.seed)]
+    loaded = backends.load(model_path, frames[0], replace(options, hint="throughput"), backend)
+    limit = MAX_CAMERAS if params.streams == "auto" else int(params.streams)
+    fps, latency_ms = params.target_fps, params.latency_limit_ms
+    note(f"cameras per box: up to {limit} streams at {fps:g} FPS, p95 within "
+         f"{latency_ms:g} ms, {params.stream_seconds:g} s each")
+    found = find_max_cameras(
+        lambda camera: loaded.stream(frames[camera % len(frames)]), loaded.parallel, fps,
+        latency_ms, params.stream_seconds, limit, report=lambda step: note(
+            f"  {step.cameras} cameras: {step.total_fps:.1f} FPS in all, slowest "
+            f"{step.slowest_fps:.1f}, worst p95 {step.p95_ms:.1f} ms"
+            + ("" if step.sustained else " (not sustained)")))
+    note(f"{found.max_cameras} cameras at {fps:g} FPS (flat out: {found.capacity_fps:.1f} FPS)")
+    log_curve(tracker, found, fps, latency_ms)
+    return found.metrics(fps, latency_ms)
 
 
 def batch_figures(batch: int, times: list[float], wall_s: float,

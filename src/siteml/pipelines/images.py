@@ -23,6 +23,25 @@ def sample_images(dataset: Path, split: str, count: int, seed: int) -> list[Path
     return sorted(random.Random(seed).sample(images, min(count, len(images))))
 
 
+def timing_frame(image: Path, size: int) -> Any:
+    """An image as a model input to time, read without Ultralytics (an edge box may have only
+    the runtime): letterboxed as Ultralytics does it (scaled to fit, centred on grey 114), RGB,
+    a 0-1 float32 NCHW batch of one. Pixels may differ from Ultralytics' by rounding, which
+    changes no timing; accuracy is scored on Ultralytics' own letterbox."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(image) as opened:
+        picture = opened.convert("RGB")
+    scale = min(size / picture.width, size / picture.height)
+    width, height = round(picture.width * scale), round(picture.height * scale)
+    canvas = Image.new("RGB", (size, size), (114, 114, 114))
+    canvas.paste(picture.resize((width, height), Image.Resampling.BILINEAR),
+                 ((size - width) // 2, (size - height) // 2))
+    return np.ascontiguousarray(np.asarray(canvas).transpose(2, 0, 1)[None],
+                                dtype=np.float32) / 255
+
+
 class Letterboxed(Sequence[Any]):
     """Images as model inputs, read and letterboxed when asked for: a calibration or val set
     of thousands of 640 px images would take gigabytes held as float32 arrays."""

@@ -128,6 +128,28 @@ ModelRefField = Annotated[
 ResolvedPath = Annotated[Path, AfterValidator(_resolve_path)]
 
 
+def _parse_source(value: Any, info: ValidationInfo) -> ModelRef | Path:
+    """A model reference, or an export folder: a path starting with ``/``, ``.`` or ``~``."""
+    if not (isinstance(value, Path) or (isinstance(value, str)
+                                        and value.startswith(("/", ".", "~")))):
+        return _parse_model_ref(value)
+    folder = _resolve_path(Path(value).expanduser(), info)
+    if not folder.is_dir():
+        raise PydanticCustomError("export_folder", "{folder} is not a folder (a path names "
+                                  "an export folder of siteml export)", {"folder": str(folder)})
+    return folder
+
+
+BenchmarkSourceField = Annotated[
+    ModelRef | Path,
+    PlainValidator(_parse_source),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "description": "Model reference, or an export folder "
+                    "of siteml export (a path starting with '/', '.' or '~'; its manifest "
+                    "names the registered version)"}),
+]
+
+
 def _parse_weights(value: Any, info: ValidationInfo) -> Path | ModelRef:
     """A ``.pt`` file (relative to the scenario file) or a registered model reference."""
     if isinstance(value, Path | ModelRef):
@@ -404,11 +426,15 @@ class TrainingParams(_Section):
         return self._prefixed("training", ("gate",))
 
 
+STREAM_SETTINGS = ("target_fps", "max_latency_ms", "stream_seconds")
+
+
 class InferenceBenchmarkParams(_Section):
     """Latency benchmark settings, after OpenVINO's ``benchmark_app``."""
 
-    source: ModelRefField | None = Field(None, description="Model to benchmark (any variant); "
-                                         "default: this site/task @champion, else @candidate")
+    source: BenchmarkSourceField | None = Field(
+        None, description="Model to benchmark (any variant), or the export folder holding it; "
+        "default: this site/task @champion, else @candidate")
     backend: BenchmarkBackend = Field(
         "auto", description="Runtime; 'auto' follows the model files")
     batch_sizes: list[Annotated[int, Field(ge=1, le=256)]] = Field(
@@ -435,6 +461,16 @@ class InferenceBenchmarkParams(_Section):
         None, description="Another registered model (e.g. the task's PyTorch model) timed in "
         "alternating turns with the source in this run: speedup_vs_baseline under the same "
         "host conditions (latency or none hint, iterations)")
+    streams: Literal["auto"] | Annotated[int, Field(ge=1, le=256)] | None = Field(
+        None, description="Cameras per box: find the most camera streams served at target_fps "
+        "each ('auto', or at most this many); OpenVINO runs them as infer requests of a "
+        "throughput-hinted model")
+    target_fps: float = Field(10, gt=0, le=1000, description="Frames per second of each camera")
+    max_latency_ms: float | None = Field(
+        None, gt=0, le=60_000, description="p95 frame latency each stream must keep "
+        "(default: one frame interval, 1000 / target_fps)")
+    stream_seconds: float = Field(5, gt=0, le=3600,
+                                  description="How long each camera count is run")
 
     @field_validator("batch_sizes")
     @classmethod
@@ -457,8 +493,13 @@ class InferenceBenchmarkParams(_Section):
                 {"field": "benchmark.baseline"})
         return self
 
+    @property
+    def latency_limit_ms(self) -> float:
+        """The p95 frame latency a camera stream must keep."""
+        return self.max_latency_ms or 1000 / self.target_fps
+
     def to_params(self) -> dict[str, str]:
-        return self._prefixed("benchmark")
+        return self._prefixed("benchmark", () if self.streams else STREAM_SETTINGS)
 
 
 class QuantizationParams(_Section):
@@ -582,8 +623,15 @@ class BaseScenario(_Section):
 
     def model_reference(self, role: str) -> ModelRef | None:
         """The registered model the scenario reads as ``role`` (see ``ExperimentType.roles``),
-        or None when it names none."""
-        return getattr(self.params, role, None)
+        or None when it names none (or names an export folder)."""
+        ref = getattr(self.params, role, None)
+        return None if isinstance(ref, Path) else ref
+
+    def model_folder(self, role: str) -> Path | None:
+        """The export folder holding the model read as ``role``, when the scenario names one
+        (its manifest says which registered version it is)."""
+        ref = getattr(self.params, role, None)
+        return ref if isinstance(ref, Path) else None
 
     def get_experiment_name(self) -> str:
         """MLflow experiment: the site path."""

@@ -31,8 +31,9 @@ def compare_rows(client: MlflowClient, site: str, task: str) -> list[dict[str, A
     the base model's latest benchmark there);
     ``pareto`` says whether no other variant there is both faster and more accurate,
     ``steady`` whether the host kept one speed during the benchmark (None: not recorded),
-    ``worst_class`` the class with the lowest AP50 (the benchmark's own, else the version's)
-    and ``warning`` the version's warning."""
+    ``cameras`` how many camera streams it served at ``camera_fps`` each (None: not
+    measured), ``worst_class`` the class with the lowest AP50 (the benchmark's own, else the
+    version's) and ``warning`` the version's warning."""
     experiment_id = find_experiment_id(client, site)
     if experiment_id is None:
         return []
@@ -101,6 +102,9 @@ def _row(name: str, run: Any, versions: dict[int, dict[str, str]]) -> dict | Non
         "p50_ms": metrics[keys.batch_metric(batch, keys.LATENCY_P50)],
         "p95_ms": metrics.get(keys.batch_metric(batch, keys.LATENCY_P95)),
         "fps": metrics.get(keys.batch_metric(batch, keys.FPS)),
+        "cameras": int(metrics[keys.STREAMS_MAX_CAMERAS]) if keys.STREAMS_MAX_CAMERAS in metrics
+        else None,
+        "camera_fps": metrics.get(keys.STREAMS_TARGET_FPS),
         "speedup": None, "pareto": False,
         "paired_with": run.data.tags.get(keys.BASELINE_MODEL_NAME),
         "paired_speedup": metrics.get(keys.batch_metric(batch, keys.SPEEDUP_VS_BASELINE)),

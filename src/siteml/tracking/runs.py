@@ -95,13 +95,16 @@ class RunRecorder:
     """One MLflow run: the ``Tracker`` a pipeline logs into, plus the runner's own calls."""
 
     def __init__(self, client: MlflowClient, store: Store, run_id: str, experiment_id: str,
-                 models: dict[str, Any] | None = None):
+                 models: dict[str, Any] | None = None, local: dict[str, Path] | None = None):
         self.client = client
         self.store = store
         self.run_id = run_id
         self.experiment_id = experiment_id
         self._versions = {role: v for role, v in (models or {}).items() if v is not None}
-        self._downloaded: dict[str, SourceModel] = {}
+        self._downloaded: dict[str, SourceModel] = {
+            role: SourceModel(name=v.name, version=int(v.version), run_id=v.run_id,
+                              path=(local or {})[role], tags=dict(v.tags))
+            for role, v in self._versions.items() if role in (local or {})}
         self.last_step = 0
         self.patience = Patience(lambda batch: client.log_batch(
             run_id, metrics=batch, synchronous=True), MAX_BATCH["metrics"])
@@ -115,11 +118,13 @@ class RunRecorder:
     @classmethod
     def start(cls, client: MlflowClient, store: Store, experiment_id: str, run_name: str,
               tags: dict[str, str], params: dict[str, str],
-              models: dict[str, Any] | None = None) -> RunRecorder:
+              models: dict[str, Any] | None = None,
+              local: dict[str, Path] | None = None) -> RunRecorder:
         """Create the run and write all its tags and params in batched calls; ``models`` are
-        the registered versions it reads, by role (``source``, ``baseline``)."""
+        the registered versions it reads, by role (``source``, ``baseline``), ``local`` the
+        folders of those whose files are on disk already (not downloaded)."""
         run = client.create_run(experiment_id, run_name=run_name)
-        recorder = cls(client, store, run.info.run_id, experiment_id, models)
+        recorder = cls(client, store, run.info.run_id, experiment_id, models, local)
         recorder.log_params(params)
         recorder.set_tags({**tags, **process_tags()})
         recorder.heartbeat = Heartbeat(lambda stamp: client.set_tag(
@@ -173,7 +178,7 @@ class RunRecorder:
 
     def source_model(self, role: str = "source") -> SourceModel:
         """Download the model version the scenario reads as ``role`` once, into the run's
-        scratch folder."""
+        scratch folder (one on disk already is read where it is)."""
         if role not in self._downloaded:
             if role not in self._versions:
                 raise RuntimeError(f"this scenario has no {role} model")
