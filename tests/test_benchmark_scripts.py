@@ -24,7 +24,8 @@ TINY_DEMO = ("--demo-epochs", "1", "--demo-train-images", "16", "--demo-val-imag
 TESTED = {"validate_speed.py", "tracking_overhead.py", "registry_queries.py",
           "train_overhead.py", "demo_store.py", "quant_figures.py", "benchmark_fidelity.py",
           "speed_check_spread.py", "data_import.py", "training_gates.py",
-          "team_server_overhead.py", "batch_figures.py", "export_figures.py"}
+          "team_server_overhead.py", "batch_figures.py", "export_figures.py",
+          "cameras_figures.py", "int8_figures.py"}
 
 
 def run_script(name: str, *args: str, cwd: Path, timeout: float = 300) -> str:
@@ -196,3 +197,25 @@ def test_export_figures(tmp_path):
                      cwd=tmp_path, timeout=900)
     assert len(lines_starting(out, "  ovms: command ")) == 1
     assert lines_starting(out, "export time beyond the download (worst layout): ")
+
+
+@pytest.mark.slow
+def test_cameras_figures(tiny_demo):
+    folder, _ = tiny_demo
+    out = run_script("cameras_figures.py", "--demo-dir", str(folder), *TINY_DEMO, "--rounds",
+                     "1", "--seconds", "0.3", "--max-cameras", "2", cwd=folder.parent)
+    assert lines_starting(out, "cameras per box at 10 FPS each, demo model at 64 px")
+    assert lines_starting(out, "PyTorch FP32: ")
+    for label in ("OpenVINO FP32: ", "OpenVINO INT8: "):
+        [line] = lines_starting(out, label)
+        assert "siteml flat out / benchmark_app = " in line
+
+
+@pytest.mark.slow
+def test_int8_figures(tiny_demo):
+    folder, _ = tiny_demo
+    out = run_script("int8_figures.py", "--demo-dir", str(folder), *TINY_DEMO, "--rounds", "1",
+                     "--seconds", "1", cwd=folder.parent)
+    assert lines_starting(out, "demo model at 64 px, calibrated on the train split")
+    for label in ("FP32 IR: ", "siteml INT8: ", "Ultralytics INT8: "):
+        assert lines_starting(out, label), label

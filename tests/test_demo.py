@@ -42,5 +42,8 @@ def test_demo_runs_the_lifecycle_in_its_own_folder(cli, tmp_path, monkeypatch):
     assert rows["openvino_int8"]["speedup_paired"] is True
     assert rows["openvino_int8"]["speedup"] == pytest.approx(
         benchmarks[1]["metrics"]["b1/speedup_vs_baseline"])
+    assert rows["openvino_int8"]["camera_fps"] == 10  # the INT8 benchmark counts cameras
+    assert rows["openvino_int8"]["cameras"] == benchmarks[1]["metrics"]["streams/max_cameras"]
+    assert 0 <= rows["openvino_int8"]["cameras"] <= 32 and rows["base"]["cameras"] is None
     code, _, err = cli("demo", str(tmp_path), *QUICK)
     assert code == 2 and "not empty" in err

@@ -69,9 +69,10 @@ class VariantRequest:
         calibration: Returns the calibration input batches (INT8 only; read lazily).
         method: ``ptq`` or ``accuracy_control``.
         options: The scenario's quantization settings (preset, bias_correction,
-            ignore_head_postprocessing, per_channel, max_accuracy_drop).
-        validation: Val input batches, and ``score`` (raw outputs -> mAP50-95), for
-            accuracy-controlled INT8.
+            ignore_head_postprocessing, per_channel, max_accuracy_drop,
+            max_reverted_groups).
+        validation: Val items ``(input batch, truth)``, and ``score`` (raw outputs and their
+            truths -> mAP50-95), for accuracy-controlled INT8 (which scores subsets too).
     """
 
     weights: Path
@@ -81,8 +82,8 @@ class VariantRequest:
     calibration: Callable[[], Sequence[Any]]
     method: str = "ptq"
     options: dict[str, Any] = field(default_factory=dict)
-    validation: Sequence[Any] = ()
-    score: Callable[[list[Any]], float] | None = None
+    validation: Sequence[tuple[Any, Any]] = ()
+    score: Callable[[list[Any], list[Any]], float] | None = None
 
 
 @dataclass(frozen=True)

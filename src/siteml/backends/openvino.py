@@ -197,22 +197,31 @@ def quantize_int8_accuracy_control(fp32: Path, target: Path, calibration: Sequen
                                    request: VariantRequest) -> None:
     """NNCF accuracy-aware INT8: quantize, then return the layers that cost most accuracy to
     float until the drop of the request's ``score`` (mAP50-95 of raw outputs on its
-    ``validation`` batches) is within ``max_accuracy_drop`` (absolute)."""
+    ``validation`` batches) is within ``max_accuracy_drop`` (absolute), for at most
+    ``max_reverted_groups`` groups (ranking the groups costs one compile each, a few seconds
+    on a small CPU; when a returned group makes the drop worse, NNCF steps back and ranks the
+    rest again)."""
     import openvino as ov
 
     nncf = quiet_nncf()
+    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+
     model = name_tensors(ov.Core().read_model(_xml(fp32)))  # NNCF ranks layers by the
     # outputs it collects by tensor name: an unnamed output gave it nothing (ZeroDivisionError)
 
-    score: Callable[[list[Any]], float] = request.score  # type: ignore[assignment]
+    score: Callable[[list[Any], list[Any]], float] = request.score  # type: ignore[assignment]
 
-    def validate(compiled: Any, items: Any) -> float:
-        return score([compiled(item)[0] for item in items])
+    def validate(compiled: Any, items: Any) -> float:  # the val set, or a subset to rank by
+        pairs = list(items)
+        return score([compiled(frame)[0] for frame, _ in pairs], [truth for _, truth in pairs])
 
     quantized = nncf.quantize_with_accuracy_control(
-        model, nncf.Dataset(calibration), nncf.Dataset(request.validation),
+        model, nncf.Dataset(calibration), nncf.Dataset(request.validation, lambda item: item[0]),
         validation_fn=validate, max_drop=request.options["max_accuracy_drop"],
-        drop_type=nncf.DropType.ABSOLUTE, **_options(nncf, model, request, len(calibration)))
+        drop_type=nncf.DropType.ABSOLUTE,
+        advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+            max_num_iterations=request.options["max_reverted_groups"]),
+        **_options(nncf, model, request, len(calibration)))
     _save(quantized, fp32, target, compress_to_fp16=False)
 
 

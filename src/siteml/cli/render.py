@@ -100,7 +100,8 @@ HEADLINE_FORMATS: dict[str, Callable[[float], str]] = {
     keys.batch_metric(1, keys.LATENCY_P50): "p50 {:.2f} ms".format,
     keys.batch_metric(1, keys.FPS): "{:.0f} FPS".format,
     keys.ACCURACY_MAP50_95: "mAP50-95 {:.3f}".format,
-    keys.batch_metric(1, keys.SPEEDUP_VS_BASELINE): "{:.2f}x vs baseline".format}
+    keys.batch_metric(1, keys.SPEEDUP_VS_BASELINE): "{:.2f}x vs baseline".format,
+    keys.STREAMS_MAX_CAMERAS: "{:.0f} cameras".format, keys.STREAMS_TARGET_FPS: "@ {:g} FPS".format}
 
 
 def headline(metrics: dict[str, Any]) -> str:

@@ -175,7 +175,15 @@ def exported_version(folder: Path) -> tuple[Path, dict[str, Any]]:
     else:
         raise ExportFolderError(f"{folder} holds no version written by siteml export "
                                 f"(no {MANIFEST})")
-    manifest = json.loads((version / MANIFEST).read_text(encoding="utf-8"))
+    try:
+        manifest = json.loads((version / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ExportFolderError(f"{version / MANIFEST} cannot be read: {exc}") from None
+    missing = [key for key in ("registered_model", "version", "lineage", "files")
+               if not isinstance(manifest, dict) or key not in manifest]
+    if missing:
+        raise ExportFolderError(f"{version / MANIFEST} is not a manifest of siteml export "
+                                f"(it lacks {', '.join(missing)})")
     problems = version_problems(version, manifest)
     if problems:
         raise ExportFolderError(f"{version}: its files differ from its manifest: "

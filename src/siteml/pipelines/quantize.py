@@ -169,16 +169,31 @@ def _build_variant(scenario: QuantizationScenario, weights: Path, workdir: Path,
     accuracy control)."""
     params = scenario.quantization
     options = params.model_dump(include={"preset", "bias_correction", "per_channel",
-                                         "ignore_head_postprocessing", "max_accuracy_drop"})
+                                         "ignore_head_postprocessing", "max_accuracy_drop",
+                                         "max_reverted_groups"})
     request = VariantRequest(
         weights=weights, size=scenario.model.input_size, precision=params.precision,
         target=workdir / recipe / f"{weights.stem}_{params.variant}",
         calibration=lambda: _calibration(scenario), method=recipe, options=options,
-        validation=frames, score=lambda outputs: evaluate(outputs, truths).map50_95)
+        validation=_Pairs(frames, truths),
+        score=lambda outputs, truths: evaluate(outputs, truths).map50_95)
     make_variant = backends.get(params.backend).make_variant
     if make_variant is None:
         raise ValueError(f"backend {params.backend} makes no variants")
     return make_variant(request)
+
+
+class _Pairs(Sequence[tuple[Any, Any]]):
+    """Val inputs beside their truths, an input read only when its item is asked for."""
+
+    def __init__(self, frames: Sequence[Any], truths: list[Any]) -> None:
+        self.frames, self.truths = frames, truths
+
+    def __len__(self) -> int:
+        return len(self.truths)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:  # type: ignore[override]
+        return self.frames[index], self.truths[index]
 
 
 def _calibration(scenario: QuantizationScenario) -> Letterboxed:

@@ -524,6 +524,10 @@ class QuantizationParams(_Section):
     ignore_head_postprocessing: bool = Field(
         True, description="Keep the detection head's box decode in float (NNCF ignored scope)")
     per_channel: bool = Field(True, description="Per-channel weight scales (ONNX Runtime)")
+    max_reverted_groups: int = Field(
+        5, ge=1, le=10_000, description="Accuracy-aware INT8: at most this many groups of "
+        "layers returned to float (NNCF's iterations; each costs a val pass, a step back a "
+        "new ranking)")
     max_accuracy_drop: float = Field(0.01, ge=0, le=1,
                                      description="Largest mAP50-95 drop allowed (absolute, 0-1)")
     max_class_drop: Fraction | None = Field(None, description="Largest AP50-95 drop allowed for "
