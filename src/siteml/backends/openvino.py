@@ -84,8 +84,6 @@ def load(path: Path, frame: Any, options: LoadOptions) -> LoadedModel:
     if streams:
         config["NUM_STREAMS"] = streams
     compiled = core.compile_model(model, target, config)
-    request = compiled.create_infer_request()
-    request.set_input_tensor(ov.Tensor(frame))
     facts = {"runtime": "openvino", "runtime_version": ov.get_version(), "device": target,
              "executed_precision": compiled.get_property("INFERENCE_PRECISION_HINT")
              .get_type_name()}
@@ -113,12 +111,12 @@ def load(path: Path, frame: Any, options: LoadOptions) -> LoadedModel:
         return latencies, time.perf_counter() - start
 
     def stream(frame: Any) -> Callable[[], None]:
-        own = compiled.create_infer_request()
-        own.set_input_tensor(ov.Tensor(frame))
-        return own.infer
+        request = compiled.create_infer_request()
+        request.set_input_tensor(ov.Tensor(frame))
+        return request.infer
 
     facts["ov.infer_requests"] = str(jobs)
-    return LoadedModel(request.infer, lambda batch: compiled(batch)[0], stream, facts,
+    return LoadedModel(stream(frame), lambda batch: compiled(batch)[0], stream, facts,
                        run_async, parallel=jobs)
 
 

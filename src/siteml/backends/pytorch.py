@@ -21,13 +21,7 @@ def load(path: Path, frame: Any, options: LoadOptions) -> LoadedModel:
     torch.set_num_threads(threads)
     target = "cpu" if on_cpu(options.device) else options.device
     net = YOLO(str(path)).model.fuse().eval().to(target)
-    tensor = torch.from_numpy(frame).to(target)
     synchronize = torch.cuda.synchronize if target.startswith("cuda") else (lambda: None)
-
-    def infer() -> None:
-        with torch.inference_mode():
-            net(tensor)
-        synchronize()
 
     def predict(batch: Any) -> Any:
         with torch.inference_mode():
@@ -43,7 +37,7 @@ def load(path: Path, frame: Any, options: LoadOptions) -> LoadedModel:
 
         return one
 
-    return LoadedModel(infer, predict, stream, {
+    return LoadedModel(stream(frame), predict, stream, {
         "runtime": "pytorch", "runtime_version": torch.__version__, "executed_precision": "f32",
         "threads": str(threads), "device": target})
 
