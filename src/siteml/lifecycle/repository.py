@@ -153,12 +153,26 @@ class ExportFolderError(ValueError):
 
 
 def exported_version(folder: Path) -> tuple[Path, dict[str, Any]]:
-    """The exported version ``folder`` names, and its manifest: the folder itself (a version
-    folder), the newest version of a model folder, or that of a repository's only model; its
-    files must match the manifest.
+    """``exported_manifest``, with the version's files checked against the manifest.
 
     Raises:
-        ExportFolderError: no manifest there, several models, or files that differ.
+        ExportFolderError: as ``exported_manifest``, or files that differ.
+    """
+    version, manifest = exported_manifest(folder)
+    problems = version_problems(version, manifest)
+    if problems:
+        raise ExportFolderError(f"{version}: its files differ from its manifest: "
+                                f"{'; '.join(problems[:3])}")
+    return version, manifest
+
+
+def exported_manifest(folder: Path) -> tuple[Path, dict[str, Any]]:
+    """The exported version ``folder`` names, and its manifest (files not read): the folder
+    itself (a version folder), the newest version of a model folder, or that of a
+    repository's only model.
+
+    Raises:
+        ExportFolderError: no manifest there, several models, or one siteml did not write.
     """
     versions = [p.parent for p in folder.glob(f"*/{MANIFEST}") if p.parent.name.isdigit()]
     models = sorted({p.parent.parent for p in folder.glob(f"*/*/{MANIFEST}")})
@@ -167,7 +181,7 @@ def exported_version(folder: Path) -> tuple[Path, dict[str, Any]]:
     elif versions:
         version = max(versions, key=lambda p: int(p.name))
     elif len(models) == 1:
-        return exported_version(models[0])
+        return exported_manifest(models[0])
     elif models:
         raise ExportFolderError(f"{folder} holds {len(models)} exported models "
                                 f"({', '.join(m.name for m in models)}): name one of their "
@@ -184,8 +198,4 @@ def exported_version(folder: Path) -> tuple[Path, dict[str, Any]]:
     if missing:
         raise ExportFolderError(f"{version / MANIFEST} is not a manifest of siteml export "
                                 f"(it lacks {', '.join(missing)})")
-    problems = version_problems(version, manifest)
-    if problems:
-        raise ExportFolderError(f"{version}: its files differ from its manifest: "
-                                f"{'; '.join(problems[:3])}")
     return version, manifest

@@ -32,7 +32,11 @@ from siteml.core.naming import CANDIDATE, ModelRef, registered_model_name, regis
 from siteml.core.progress import note
 from siteml.core.provenance import git_tags, host_tags
 from siteml.core.secrets import redact
-from siteml.lifecycle.repository import ExportFolderError, exported_version
+from siteml.lifecycle.repository import (
+    ExportFolderError,
+    exported_manifest,
+    exported_version,
+)
 from siteml.scenario.factory import load_scenario, scenario_problem
 from siteml.scenario.schema import BaseScenario
 from siteml.scenario.types import EXPERIMENT_TYPES, ExperimentType
@@ -234,7 +238,7 @@ def model_read(scenario: BaseScenario, role: str) -> str | None:
     folder = scenario.model_folder(role)
     if folder is not None:
         with contextlib.suppress(ExportFolderError):
-            return exported_version(folder)[1]["registered_model"]
+            return exported_manifest(folder)[1]["registered_model"]
         return None
     ref = scenario.model_reference(role)
     if ref is not None:
