@@ -15,16 +15,11 @@ benchmark_app runs with HOME pointed at a folder whose consent file declines Ope
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 from demo_store import add_demo_options, demo_from_args, demo_imgsz, siteml_run, write_scenario
+from timing import benchmark_app
 
 MODEL = "acme-steel/ulsan-plant1/welding/ppe__openvino_int8@candidate"
 
@@ -61,19 +56,11 @@ def model_ir(folder: Path) -> Path:
     return next(local.rglob("*.xml"))
 
 
-def benchmark_app_p50(xml: Path, iterations: int, home: Path, imgsz: int) -> float:
+def benchmark_app_p50(xml: Path, iterations: int, imgsz: int) -> float:
     """Median latency (ms) benchmark_app reports for the same configuration (both leave the
     thread count to the latency hint: benchmark_app refuses -nthreads with a hint)."""
-    beside = Path(sys.executable).parent / "benchmark_app"  # OpenVINO's, of this environment
-    result = subprocess.run(
-        [str(beside) if beside.exists() else shutil.which("benchmark_app") or "benchmark_app",
-         "-m", str(xml), "-d", "CPU", "-hint", "latency", "-infer_precision",
-         "f32", "-niter", str(iterations), "-shape", f"[1,3,{imgsz},{imgsz}]"],
-        capture_output=True, text=True, check=True, env={**os.environ, "HOME": str(home)})
-    found = re.search(r"Median:\s+([\d.]+) ms", result.stdout + result.stderr)
-    if not found:
-        raise RuntimeError(f"no median in benchmark_app output:\n{result.stdout[-2000:]}")
-    return float(found.group(1))
+    return benchmark_app(xml, "Median", "-hint", "latency", "-niter", str(iterations),
+                         "-shape", f"[1,3,{imgsz},{imgsz}]")
 
 
 def main() -> None:
@@ -86,17 +73,13 @@ def main() -> None:
     imgsz = demo_imgsz(folder)
     xml = model_ir(folder)
     ours, theirs = [], []
-    with tempfile.TemporaryDirectory(prefix="siteml-bench-home-") as tmp:
-        home = Path(tmp)
-        (home / "intel").mkdir()
-        (home / "intel" / "openvino_telemetry").write_text("0")
-        for repeat in range(args.repeats):
-            p50, drift, threads = siteml_p50(folder, 100 + repeat, args.iterations)
-            ours.append(p50)
-            theirs.append(benchmark_app_p50(xml, args.iterations, home, imgsz))
-            print(f"repeat {repeat + 1}: siteml p50 {ours[-1]:.3f} ms, benchmark_app median "
-                  f"{theirs[-1]:.3f} ms ({threads} threads; siteml's drift within the run "
-                  f"{drift:.2f}x)", flush=True)
+    for repeat in range(args.repeats):
+        p50, drift, threads = siteml_p50(folder, 100 + repeat, args.iterations)
+        ours.append(p50)
+        theirs.append(benchmark_app_p50(xml, args.iterations, imgsz))
+        print(f"repeat {repeat + 1}: siteml p50 {ours[-1]:.3f} ms, benchmark_app median "
+              f"{theirs[-1]:.3f} ms ({threads} threads; siteml's drift within the run "
+              f"{drift:.2f}x)", flush=True)
     ratio = statistics.median(ours) / statistics.median(theirs)
     spread = max(ours) / min(ours)
     print(f"\nfidelity: siteml p50 / benchmark_app median = {ratio:.3f} "

@@ -11,39 +11,30 @@ device, in alternating turns (goal: within 10%).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
-from demo_store import add_demo_options, demo_from_args, demo_imgsz, siteml_run, write_scenario
+from demo_store import (
+    add_demo_options,
+    demo_from_args,
+    demo_imgsz,
+    siteml,
+    siteml_run,
+    write_scenario,
+)
+from timing import benchmark_app
 
 SITE = "acme-steel/ulsan-plant1/welding"
 MODELS = {"PyTorch FP32": "ppe", "OpenVINO FP32": "ppe__openvino_fp32",
           "OpenVINO INT8": "ppe__openvino_int8"}
-THROUGHPUT = re.compile(r"Throughput:\s+([0-9.]+) FPS")
 
 
-def siteml(folder: Path, *args: str) -> dict:
-    """A siteml command's JSON outcome, on the demo folder's own store."""
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    result = subprocess.run([sys.executable, "-m", "siteml", *args, "--json"], cwd=folder,
-                            env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"siteml {args[0]} exited {result.returncode}:\n"
-                           f"{result.stderr[-3000:]}")
-    return json.loads(result.stdout)
-
-
-def benchmark_app(model: Path, seconds: float) -> float:
+def throughput_fps(model: Path, seconds: float) -> float:
     """OpenVINO's ``benchmark_app`` total FPS with the throughput hint on the CPU, f32."""
-    out = subprocess.run(["benchmark_app", "-m", str(model), "-d", "CPU", "-hint", "throughput",
-                          "-t", str(max(1, round(seconds))), "-infer_precision", "f32"],
-                         capture_output=True, text=True, check=True).stdout
-    return float(THROUGHPUT.search(out)[1])
+    return benchmark_app(model, "Throughput", "-hint", "throughput",
+                         "-t", str(max(1, round(seconds))))
 
 
 def main() -> None:
@@ -77,7 +68,7 @@ def main() -> None:
                     "stream_seconds": args.seconds}})
             found[label].append(siteml_run(folder, path)["metrics"])
             if label in irs:
-                reference[label].append(benchmark_app(irs[label], args.seconds * 3))
+                reference[label].append(throughput_fps(irs[label], args.seconds * 3))
         print(f"round {turn + 1} of {args.rounds} done", file=sys.stderr)
     from siteml.core.provenance import cpu_flags, instruction_set
 

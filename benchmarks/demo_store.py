@@ -65,20 +65,25 @@ def demo_imgsz(folder: Path) -> int:
 
 
 def siteml_run(folder: Path, scenario: Path, pythonpath: str | None = None) -> dict:
-    """`siteml run SCENARIO --rerun --json` as a fresh process in the demo folder, on the
-    folder's own store (whatever ``MLFLOW_TRACKING_URI`` says), with ``pythonpath`` (another
-    siteml source tree) first if given; its JSON outcome.
+    """`siteml run SCENARIO --rerun --json` (``siteml``); its JSON outcome."""
+    return siteml(folder, "run", str(scenario), "--rerun", pythonpath=pythonpath)
+
+
+def siteml(folder: Path, *args: str, pythonpath: str | None = None) -> dict:
+    """`siteml ARGS --json` as a fresh process in the demo folder, on the folder's own store
+    (whatever ``MLFLOW_TRACKING_URI`` says), with ``pythonpath`` (another siteml source tree)
+    first if given; its JSON outcome.
 
     Raises:
-        RuntimeError: the run failed (with its standard error).
+        RuntimeError: the command failed (with its standard error).
     """
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    result = subprocess.run([sys.executable, "-m", "siteml", "run", str(scenario), "--rerun",
-                             "--json"], cwd=folder, env=env, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "siteml", *args, "--json"], cwd=folder,
+                            env=env, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"siteml run {scenario.name} exited {result.returncode}:\n"
+        raise RuntimeError(f"siteml {' '.join(args[:2])} exited {result.returncode}:\n"
                            f"{result.stderr[-3000:]}")
     return json.loads(result.stdout)
 

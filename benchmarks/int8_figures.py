@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
-import subprocess
 from pathlib import Path
 
 import yaml
-from cameras_figures import siteml
-from demo_store import add_demo_options, demo_from_args, demo_imgsz, demo_scenario
+from demo_store import add_demo_options, demo_from_args, demo_imgsz, demo_scenario, siteml
+from timing import benchmark_app
 
 SITE = "acme-steel/ulsan-plant1/welding"
-MEDIAN = re.compile(r"Median:\s+([0-9.]+) ms")
 
 
 def exported(folder: Path, ref: str) -> Path:
@@ -37,10 +34,7 @@ def exported(folder: Path, ref: str) -> Path:
 def latency_ms(model: Path, seconds: int) -> float:
     """``benchmark_app``'s median latency, latency hint, f32 execution, on the CPU."""
     xml = next(model.glob("*.xml")) if model.is_dir() else model
-    out = subprocess.run(["benchmark_app", "-m", str(xml), "-d", "CPU", "-hint", "latency",
-                          "-t", str(seconds), "-infer_precision", "f32"],
-                         capture_output=True, text=True, check=True).stdout
-    return float(MEDIAN.search(out)[1])
+    return benchmark_app(xml, "Median", "-hint", "latency", "-t", str(seconds))
 
 
 def main() -> None:
