@@ -215,7 +215,11 @@ def test_cameras_figures(tiny_demo):
 def test_int8_figures(tiny_demo):
     folder, _ = tiny_demo
     out = run_script("int8_figures.py", "--demo-dir", str(folder), *TINY_DEMO, "--rounds", "1",
-                     "--seconds", "1", cwd=folder.parent)
+                     "--seconds", "1", "--held-out", "12", cwd=folder.parent)
     assert lines_starting(out, "demo model at 64 px, calibrated on the train split")
     for label in ("FP32 IR: ", "siteml INT8: ", "Ultralytics INT8: "):
         assert lines_starting(out, label), label
+    for split in ("val (8 images)", "held-out (12 images)"):
+        [line] = lines_starting(out, f"mAP50-95 on {split}: FP32 IR ")
+        assert "; siteml INT8 " in line and "; Ultralytics INT8 " in line
+        assert line.count(" pt)") == 2, line

@@ -1,9 +1,11 @@
-"""The gates' verdicts on measured figures, and the evaluator's per-class names (pure)."""
+"""The gates' verdicts on measured figures, and the evaluator's per-class names and
+noise (pure)."""
 
+import numpy as np
 import pytest
 
 from siteml.core import keys
-from siteml.pipelines.detection_map import Scores, deltas
+from siteml.pipelines.detection_map import Scores, deltas, drop_standard_error, evaluate
 from siteml.pipelines.gates import quantization_verdict, training_verdict
 from siteml.scenario.schema import TrainingGate
 
@@ -71,6 +73,14 @@ def test_quantization_per_class_drop():
                              "vest AP50-95 loses at most max_class_drop 0.05"]
 
 
+def test_a_refused_loss_states_its_standard_error():
+    metrics = {keys.SOURCE_MAP50_95: 0.5, keys.VARIANT_MAP50_95: 0.49,
+               keys.DELTA_MAP50_95_SE: 0.006}
+    assert quantization_verdict(metrics, CLASSES, 0.005, None).reasons == [
+        "mAP50-95 loses 0.0100 (0.5000 -> 0.4900), more than max_accuracy_drop 0.005 "
+        "(standard error of the loss on this val split: 0.0060)"]
+
+
 def test_scores_are_named_by_label_and_class():
     before = Scores(0.8, 0.5, {0: dict.fromkeys(keys.CLASS_FIGURES, 0.5)})
     after = Scores(0.7, 0.45, {0: dict.fromkeys(keys.CLASS_FIGURES, 0.25)})
@@ -79,3 +89,25 @@ def test_scores_are_named_by_label_and_class():
     assert delta["delta/map50_95"] == pytest.approx(-0.05)
     assert delta["delta/class/helmet/map50"] == -0.25
     assert keys.worst_class(after.metrics("variant", CLASSES), "variant") == "helmet 0.250"
+
+
+def raw_output(box, score: float, anchors: int = 4):
+    """A raw ``(1, 4 + 3, anchors)`` output holding one class-0 ``x1, y1, x2, y2`` box."""
+    output = np.zeros((1, 7, anchors), np.float32)
+    x1, y1, x2, y2 = box
+    output[0, :5, 0] = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, score]
+    return output
+
+
+def test_the_standard_error_of_a_loss_shrinks_with_the_square_root_of_the_val_split():
+    rng = np.random.default_rng(1)
+    corners = rng.uniform(10, 200, (40, 2))
+    truths = [np.array([[0, x, y, x + 40, y + 40]]) for x, y in corners]
+    exact = [raw_output(truth[0, 1:], 0.9) for truth in truths]
+    moved = [raw_output(truth[0, 1:] + rng.uniform(0, 8), 0.9) for truth in truths]
+    before, after = evaluate(exact, truths), evaluate(moved, truths)
+    assert drop_standard_error(before, evaluate(exact, truths)) == 0  # the same outputs
+    error = drop_standard_error(before, after)
+    assert 0 < error < before.map50_95 - after.map50_95
+    four = drop_standard_error(evaluate(exact * 4, truths * 4), evaluate(moved * 4, truths * 4))
+    assert four / error == pytest.approx(0.5, abs=0.15)  # four times the images: half the error

@@ -79,6 +79,7 @@ def test_variant_is_registered_with_lineage_and_loads_in_mlflow(tiny_store, back
     assert metrics["delta/map50_95"] == pytest.approx(
         metrics["variant/map50_95"] - metrics["source/map50_95"])
     assert -metrics["delta/map50_95"] <= 0.05
+    assert 0 <= metrics["delta/map50_95_se"] < 0.05
     assert metrics["speedup"] == pytest.approx(
         metrics["latency/source_p50_ms"] / metrics["latency/variant_p50_ms"])
     assert run.data.tags["siteml.gate"] == "passed"
@@ -174,10 +175,14 @@ def test_gate_refuses_a_variant_that_loses_accuracy_and_registers_nothing(tiny_s
     assert code == 1, err
     assert "not registered" in err and "more than max_accuracy_drop 0" in err
     assert "AP50-95 loses" in err and "more than max_class_drop 0" in err
+    # the loss is stated with its noise on this val split, and a budget inside it is named
+    assert "standard error of the loss on this val split" in err
+    assert "max_accuracy_drop 0 is within its noise" in err
     [run] = tiny_store.runs_named("ppe-yolov11n-quant-v9")
     assert run.info.status == "FAILED"
     assert run.data.tags["siteml.gate"] == "refused"
     assert run.data.metrics["delta/map50_95"] < 0
+    assert run.data.metrics["delta/map50_95_se"] > 0
     assert "max_accuracy_drop" in run.data.tags["siteml.error"]
     after = c.search_model_versions(f"name = '{MODEL}__openvino_int8'")
     assert len(after) == len(before)

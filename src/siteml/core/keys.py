@@ -139,6 +139,8 @@ def scored(label: str, name: str) -> str:
 SOURCE_MAP50, SOURCE_MAP50_95 = scored("source", "map50"), scored("source", "map50_95")
 VARIANT_MAP50, VARIANT_MAP50_95 = scored("variant", "map50"), scored("variant", "map50_95")
 DELTA_MAP50, DELTA_MAP50_95 = scored("delta", "map50"), scored("delta", "map50_95")
+DELTA_MAP50_95_SE = scored("delta", "map50_95_se")
+"""The standard error of ``delta/map50_95`` on the val split (bootstrap over its images)."""
 SPEEDUP = "speedup"
 RECIPE_SPEED_COST = "recipe/speed_cost"
 """The first recipe's speedup over the one of the recipe that made the variant (what meeting

@@ -107,5 +107,14 @@ def quantization_verdict(metrics: dict[str, float], classes: Sequence[str],
         drop = metrics[before] - metrics[after]
         if drop > allowed:
             verdict.reasons.append(f"{what} loses {drop:.4f} ({metrics[before]:.4f} -> "
-                                   f"{metrics[after]:.4f}), more than {setting} {allowed:g}")
+                                   f"{metrics[after]:.4f}), more than {setting} {allowed:g}"
+                                   + _noise(metrics, after))
     return verdict
+
+
+def _noise(metrics: dict[str, float], after: str) -> str:
+    """The standard error of the overall loss, where it was measured."""
+    error = metrics.get(keys.DELTA_MAP50_95_SE)
+    if after != keys.VARIANT_MAP50_95 or error is None:
+        return ""
+    return f" (standard error of the loss on this val split: {error:.4f})"

@@ -522,7 +522,8 @@ class QuantizationParams(_Section):
     bias_correction: Literal["full", "fast"] = Field(
         "full", description="NNCF bias correction: full (slower, measured closer to FP32) or fast")
     ignore_head_postprocessing: bool = Field(
-        True, description="Keep the detection head's box decode in float (NNCF ignored scope)")
+        True, description="Keep the detection head's box decode and box logits in float (NNCF "
+        "ignored scope)")
     per_channel: bool = Field(True, description="Per-channel weight scales (ONNX Runtime)")
     max_reverted_groups: int = Field(
         5, ge=1, le=10_000, description="Accuracy-aware INT8: at most this many groups of "
