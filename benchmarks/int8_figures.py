@@ -4,8 +4,8 @@ same weights, both calibrated on the same train split, scored by the same evalua
 on val) against the same FP32 IR, and timed by ``benchmark_app -hint latency`` in alternating
 turns (goals: drop <= 0.3 pt and below Ultralytics', latency no slower). The CPU's
 instruction set is stated. Each drop comes with its standard error: the demo's 50 val images
-measure a loss to about +/-0.6 pt, so the models are also scored on ``--held-out`` fresh images
-from the demo's generator (another seed).
+measure a loss to about +/-0.4 pt (one standard error, as printed), so the models are also
+scored on ``--held-out`` fresh images from the demo's generator (another seed).
 
     python benchmarks/int8_figures.py [--rounds 3] [--seconds 10] [--held-out 1000]
         (--demo-* options: see demo_store.py)
