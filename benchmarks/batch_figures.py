@@ -15,7 +15,7 @@ The Ray cluster is two `ray start --block` nodes (host:box-a, host:box-b) starte
 --ray-address names one with those resources.
 
     python benchmarks/batch_figures.py [--rounds 2] [--scenarios 4] [--iterations 1500]
-        [--epochs 2] [--images 16]
+        [--demo-epochs 2] [--demo-train-images 16] [--demo-... (the demo's sizes)]
 """
 
 from __future__ import annotations
@@ -30,17 +30,19 @@ import time
 from pathlib import Path
 
 import yaml
+from demo_store import add_demo_options, demo_size
 from team_server_overhead import free_port, start
 from timing import report, verdict, wall
+
+from siteml.lifecycle.demo import DemoSize
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def demo(folder: Path, epochs: int, images: int) -> list[Path]:
-    from siteml.lifecycle.demo import DemoSize, prepare
+def demo(folder: Path, size: DemoSize) -> list[Path]:
+    from siteml.lifecycle.demo import prepare
 
-    return prepare(folder, DemoSize(epochs=epochs, train_images=images,
-                                    val_images=max(images // 2, 4), imgsz=64))
+    return prepare(folder, size)
 
 
 def short_benchmarks(template: Path, name: str, count: int, first: int, iterations: int,
@@ -69,10 +71,11 @@ def main() -> None:
     parser.add_argument("--scenarios", type=int, default=4)
     parser.add_argument("--iterations", type=int, default=1500,
                         help="timed iterations of each benchmark scenario")
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--images", type=int, default=16, help="train images (val: half)")
     parser.add_argument("--ray-address", help="a cluster with host:box-a and host:box-b")
+    add_demo_options(parser, folder=False)
+    parser.set_defaults(demo_epochs=2, demo_train_images=16, demo_val_images=8, demo_imgsz=64)
     args = parser.parse_args()
+    size = demo_size(args)
     siteml = [sys.executable, "-m", "siteml", "run"]
     base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RAY_"))}
 
@@ -82,21 +85,21 @@ def main() -> None:
         for n in range(args.rounds):
             for name in batch:
                 folder = root / f"demo-{n}-{name.replace(' ', '-')}"
-                paths = demo(folder, args.epochs, args.images)  # its own store, in the folder
+                paths = demo(folder, size)  # its own store, in the folder
                 if name == "batch":
                     batch[name].append(wall([*siteml, str(paths[0].parent)], base, folder))
                 else:
                     batch[name].append(sum(wall([*siteml, str(p)], base, folder)
                                            for p in paths))
-        print(f"the demo site ({args.epochs} epochs, {args.images} train images at 64 px), "
-              "4 scenarios on a fresh embedded store:")
+        print(f"the demo site ({size.epochs} epochs, {size.train_images} train images at "
+              f"{size.imgsz} px), 4 scenarios on a fresh embedded store:")
         medians = report(batch)
         verdict("batch overhead: one batch / one by one", medians["batch"]
                 / medians["one by one"], 1.05)
-        ray_figures(args, root, siteml, base)
+        ray_figures(args, size, root, siteml, base)
 
 
-def ray_figures(args: argparse.Namespace, root: Path, siteml: list[str],
+def ray_figures(args: argparse.Namespace, size: DemoSize, root: Path, siteml: list[str],
                 base: dict[str, str]) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     server = start([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
@@ -104,24 +107,24 @@ def ray_figures(args: argparse.Namespace, root: Path, siteml: list[str],
                     "--port", url.rsplit(":", 1)[1], "--workers", "1"], base, url)
     try:
         env = {**base, "MLFLOW_TRACKING_URI": url}
-        paths = demo(root / "ray-demo", args.epochs, args.images)
+        paths = demo(root / "ray-demo", size)
         wall([*siteml, str(paths[0]), str(paths[1])], env)  # the model the benchmarks read
         if args.ray_address:
-            ray_rounds(args, siteml, env, paths, args.ray_address)
+            ray_rounds(args, size, siteml, env, paths, args.ray_address)
             return
         sys.path.insert(0, str(REPO))
         from tests.conftest import stop_process_group
         from tests.ray_cluster import local_cluster
 
         with local_cluster(free_port(), stop_process_group) as address:
-            ray_rounds(args, siteml, env, paths, address)
+            ray_rounds(args, size, siteml, env, paths, address)
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=60)
 
 
-def ray_rounds(args: argparse.Namespace, siteml: list[str], env: dict[str, str],
-               paths: list[Path], address: str) -> None:
+def ray_rounds(args: argparse.Namespace, size: DemoSize, siteml: list[str],
+               env: dict[str, str], paths: list[Path], address: str) -> None:
     modes = {"local executor": (None, []), "local --jobs 2": (None, ["--jobs", "2"]),
              "Ray, one node": ("box-a", ["--ray"]), "Ray, two nodes": (None, ["--ray"])}
     times: dict[str, list[float]] = {mode: [] for mode in modes}
@@ -143,7 +146,7 @@ def ray_rounds(args: argparse.Namespace, siteml: list[str], env: dict[str, str],
           f"{'met' if speedup >= 1.7 else 'NOT met'}")
     print(f"local speedup: one at a time / --jobs 2: "
           f"{medians['local executor'] / medians['local --jobs 2']:.3f}")
-    kill_nine(siteml, {**env, "RAY_ADDRESS": address}, paths[0], args.epochs)
+    kill_nine(siteml, {**env, "RAY_ADDRESS": address}, paths[0], size.epochs)
 
 
 def kill_nine(siteml: list[str], env: dict[str, str], template: Path, epochs: int) -> None:

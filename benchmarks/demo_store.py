@@ -18,38 +18,52 @@ from pathlib import Path
 
 import yaml
 
+from siteml.lifecycle.demo import DemoSize
+
 DEFAULT_DIR = Path("/tmp/siteml-quant-bench")
-DEFAULT_EPOCHS = 15
 
 
-def add_demo_options(parser: argparse.ArgumentParser) -> None:
-    """The options naming the demo folder and, when it must be built, its size."""
+def add_demo_options(parser: argparse.ArgumentParser, folder: bool = True) -> None:
+    """The options naming the demo folder (unless ``folder`` is False: a script that builds
+    fresh demos) and, when it must be built, its size."""
     group = parser.add_argument_group(
         "demo store", "where the demo is (built there first if it is not; the sizes only "
         "apply then)")
-    group.add_argument("--demo-dir", type=Path, default=DEFAULT_DIR)
-    group.add_argument("--demo-epochs", type=int, default=DEFAULT_EPOCHS)
-    group.add_argument("--demo-train-images", type=int, default=200)
-    group.add_argument("--demo-val-images", type=int, default=50)
-    group.add_argument("--demo-imgsz", type=int, default=320, help="a multiple of 32")
+    if folder:
+        group.add_argument("--demo-dir", type=Path, default=DEFAULT_DIR)
+    size = DemoSize()
+    group.add_argument("--demo-epochs", type=int, default=size.epochs)
+    group.add_argument("--demo-train-images", type=int, default=size.train_images)
+    group.add_argument("--demo-val-images", type=int, default=size.val_images)
+    group.add_argument("--demo-imgsz", type=int, default=size.imgsz, help="a multiple of 32")
+    group.add_argument("--demo-iterations", type=int, default=size.iterations,
+                       help="timed iterations of each benchmark")
+    group.add_argument("--demo-warmup", type=int, default=size.warmup)
+    group.add_argument("--demo-cameras", type=int, default=size.cameras,
+                       help="the most cameras the INT8 benchmark tries")
+    group.add_argument("--demo-stream-seconds", type=float, default=size.stream_seconds)
+
+
+def demo_size(args: argparse.Namespace) -> DemoSize:
+    """The demo's size from the options ``add_demo_options`` added."""
+    return DemoSize(args.demo_epochs, args.demo_train_images, args.demo_val_images,
+                    args.demo_imgsz, args.demo_iterations, args.demo_warmup, args.demo_cameras,
+                    args.demo_stream_seconds)
 
 
 def demo_from_args(args: argparse.Namespace) -> Path:
     """``demo_folder`` with the options ``add_demo_options`` added."""
-    return demo_folder(args.demo_dir, args.demo_epochs, args.demo_train_images,
-                       args.demo_val_images, args.demo_imgsz)
+    return demo_folder(args.demo_dir, demo_size(args))
 
 
-def demo_folder(path: Path, epochs: int = DEFAULT_EPOCHS, train_images: int = 200,
-                val_images: int = 50, imgsz: int = 320) -> Path:
+def demo_folder(path: Path, size: DemoSize | None = None) -> Path:
     """``path`` as an absolute folder holding a finished `siteml demo` (run now if it is not,
-    at the size given)."""
+    at the size given, else the README's)."""
     folder = path.absolute()
     if not (folder / "mlflow.db").exists():
-        from siteml.lifecycle.demo import DemoSize, run_demo
+        from siteml.lifecycle.demo import run_demo
 
-        # on the folder's own store, whatever the environment
-        run_demo(folder, DemoSize(epochs, train_images, val_images, imgsz))
+        run_demo(folder, size or DemoSize())  # on the folder's own store, whatever the environment
     return folder
 
 

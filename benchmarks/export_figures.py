@@ -3,7 +3,7 @@ variant from a plain `mlflow server` into each layout, in turns; the command's w
 export's own time (from the call, after the imports), the seconds its download took, and what
 is beyond the download, for the export and for the whole command (goal: under 2 s).
 
-    python benchmarks/export_figures.py [--rounds 3] [--epochs 2] [--images 16]
+    python benchmarks/export_figures.py [--rounds 3] [--demo-epochs 2] [--demo-train-images 16]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from batch_figures import demo
+from demo_store import add_demo_options, demo_size
 from team_server_overhead import free_port, start
 from timing import wall
 
@@ -29,8 +30,8 @@ VARIANT = "acme-steel/ulsan-plant1/welding/ppe__openvino_int8@candidate"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--images", type=int, default=16, help="train images (val: half)")
+    add_demo_options(parser, folder=False)
+    parser.set_defaults(demo_epochs=2, demo_train_images=16, demo_val_images=8, demo_imgsz=64)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -42,7 +43,7 @@ def main() -> None:
                        base, url)
         try:
             env = {**base, "MLFLOW_TRACKING_URI": url}
-            paths = demo(root / "demo", args.epochs, args.images)
+            paths = demo(root / "demo", demo_size(args))
             wall([sys.executable, "-m", "siteml", "run", str(paths[0]), str(paths[1])], env)
             rows: dict[str, list[tuple[float, float, float]]] = {layout: [] for layout in LAYOUTS}
             for n in range(args.rounds):

@@ -26,8 +26,9 @@ TARGETS = [("openvino", "fp32"), ("openvino", "fp16"), ("openvino", "int8"),
            ("onnxruntime", "fp32"), ("onnxruntime", "int8")]
 
 
-def quantize_all(folder: Path) -> dict[str, dict]:
-    """Run one quant scenario per target on the demo store; return metrics and model files."""
+def quantize_all(folder: Path, iterations: int) -> dict[str, dict]:
+    """Run one quant scenario per target on the demo store (its speed check ``iterations``
+    long); return metrics and model files."""
     import mlflow.artifacts
 
     from siteml.backends.registry import find_model
@@ -40,7 +41,8 @@ def quantize_all(folder: Path) -> dict[str, dict]:
         path = write_scenario(folder, f"bench-{backend}-{precision}", {
             "name": f"bench-{backend}-{precision}", "version": f"v{number}",
             "quantization": {"backend": backend, "precision": precision,
-                             "calibration_size": 200, "max_accuracy_drop": 0.05}})
+                             "calibration_size": 200, "max_accuracy_drop": 0.05,
+                             "latency_iterations": iterations}})
         outcome = run_scenario(path, store=store, rerun=True)
         files = Path(mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{outcome.registered_model}/{outcome.model_version}",
@@ -77,7 +79,7 @@ def main() -> None:
     args = parser.parse_args()
     folder = demo_from_args(args)
     imgsz = demo_imgsz(folder)
-    variants = quantize_all(folder)
+    variants = quantize_all(folder, args.iterations)
     from siteml.backends.ultralytics import letterbox
     from siteml.data.layout import split_images
 

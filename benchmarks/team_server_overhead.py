@@ -29,6 +29,8 @@ from pathlib import Path
 import yaml
 from timing import report, verdict, wall
 
+REPO = Path(__file__).resolve().parents[1]
+
 CUSTOMER = "bench-customer"
 NO_JOBS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
@@ -83,10 +85,11 @@ def timed_siteml(args: list[str], out: str) -> None:
     Path(out).write_text(json.dumps({**spent, "wall_s": time.perf_counter() - start}))
 
 
-def timed(env: dict[str, str], out: Path, *args: str) -> dict[str, float]:
+def timed(env: dict[str, str], out: Path, *args: str, stand_in: bool = False) -> dict[str, float]:
     """A fresh process running siteml with its HTTP calls timed: its wall clock (start to
     exit), requests and seconds in HTTP."""
-    cmd = [sys.executable, __file__, "--timed-child", str(out), "--", *args]
+    cmd = [sys.executable, __file__, *(["--stand-in"] if stand_in else []), "--timed-child",
+           str(out), "--", *args]
     seconds = wall(cmd, env)
     return {**json.loads(out.read_text()), "wall_s": seconds}
 
@@ -118,10 +121,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--images", type=int, default=64, help="train images (val: a quarter)")
     parser.add_argument("--imgsz", type=int, default=96, help="a multiple of 32")
+    parser.add_argument("--stand-in", action="store_true", help="a stand-in training that "
+                        "logs its epochs at once (a smoke test: the figure needs a real one)")
     parser.add_argument("--timed-child", help=argparse.SUPPRESS)
     parser.add_argument("child_args", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.timed_child:
+        if args.stand_in:
+            sys.path.insert(0, str(REPO))
+            from tests.standins import use
+
+            use("epochs")
         timed_siteml(args.child_args, args.timed_child)
         return
     from siteml.data.synth import synthesize
@@ -170,7 +180,8 @@ def main() -> None:
             out = root / "timed.json"
             for _ in range(args.rounds):
                 for name, env in envs.items():
-                    runs[name].append(timed(env, out, "run", str(scenario), "--rerun"))
+                    runs[name].append(timed(env, out, "run", str(scenario), "--rerun",
+                                            stand_in=args.stand_in))
                     reads[name].append(timed(env, out, "runs", "--json"))
         finally:
             for proc in servers:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -82,17 +83,17 @@ def _no_workspace_left_behind():
             Customer.workspace = None
 
 
+def invoke(*args: str) -> tuple[int, str, str]:
+    """The siteml CLI in-process: (exit code, stdout, stderr)."""
+    from siteml.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
 @pytest.fixture
 def cli():
     """Invoke the siteml CLI in-process; returns (exit code, stdout, stderr)."""
-    from siteml.cli import app
-
-    runner = CliRunner()
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        result = runner.invoke(app, list(args))
-        return result.exit_code, result.stdout, result.stderr
-
     return invoke
 
 
@@ -205,18 +206,42 @@ def team_server(tmp_path_factory):
     stop_process_group(proc)
 
 
-SLOW_FIXTURES = {"mlflow_server", "team_server", "tiny_store", "variants", "trained_model"}
+SLOW_FIXTURES = {"mlflow_server", "team_server", "tiny_store", "variants", "trained_model",
+                 "demo_store", "demo_copy"}
 """Fixtures that train a model or start a server: a test using one belongs to the slow tier."""
+HEAVY_MODULES = ("torch", "ultralytics")
+"""What a quick test may not import (about 3 s, and a sign that it trains or predicts)."""
 
 
 def pytest_collection_modifyitems(items):
-    """Refuse a test that uses a slow fixture without the ``slow`` mark: the quick tier
-    (``-m "not slow"``) must stay quick."""
+    """Refuse a test that uses a slow fixture without the ``slow`` mark, and a test module
+    that imports torch or Ultralytics when collected: the quick tier (``-m "not slow"``) must
+    stay quick."""
     unmarked = [item.nodeid for item in items if SLOW_FIXTURES & set(item.fixturenames)
                 and item.get_closest_marker("slow") is None]
     if unmarked:
         raise pytest.UsageError("mark these tests slow (they use a slow fixture): "
                                 + ", ".join(unmarked))
+    imported = [name for name in HEAVY_MODULES if sys.modules.get(name) is not None]
+    if imported:
+        raise pytest.UsageError(f"collecting the tests imported {', '.join(imported)}: import "
+                                "it inside the slow tests that need it")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Fail a quick test that imports torch or Ultralytics (its own code or what it calls)."""
+    def imported() -> set[str]:  # a test may block a module by setting it to None
+        return {name for name in HEAVY_MODULES if sys.modules.get(name) is not None}
+
+    before = imported()
+    result = yield
+    if item.get_closest_marker("slow") is None:
+        new = sorted(imported() - before)
+        if new:
+            raise AssertionError(f"a quick test imported {', '.join(new)}: mark it slow, or "
+                                 "keep the import out of the code it calls")
+    return result
 
 
 @pytest.fixture(scope="session")
@@ -230,6 +255,50 @@ def mlflow_server(tmp_path_factory):
     proc, url = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"), "--workers", "2")
     yield url
     stop_process_group(proc)
+
+
+TINY_DEMO = {"epochs": 1, "train_images": 16, "val_images": 8, "imgsz": 64, "iterations": 20,
+             "warmup": 2, "cameras": 6, "stream_seconds": 0.5}
+"""The smallest `siteml demo` that runs every step (the README's is 15 epochs, 200 + 50 images
+of 320 px, 300 iterations, up to 32 cameras for 2 s each)."""
+
+
+def demo_options(prefix: str = "") -> list[str]:
+    """``TINY_DEMO`` as options of `siteml demo` (``prefix`` ""), or of the benchmark scripts
+    (``prefix`` "demo-")."""
+    return [word for key, value in TINY_DEMO.items()
+            for word in (f"--{prefix}{key.replace('_', '-')}", str(value))]
+
+
+@dataclass(frozen=True)
+class DemoStore:
+    """A finished tiny `siteml demo`: its folder and the steps it printed (``--json``)."""
+
+    folder: Path
+    steps: list[dict]
+    elsewhere: Path
+    """The store ``MLFLOW_TRACKING_URI`` named while it ran (the demo must not use it)."""
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory) -> DemoStore:
+    """`siteml demo` at ``TINY_DEMO``, built once per session: read it, never write to it
+    (``demo_copy`` is a copy to write to)."""
+    needs("ultralytics", "train")
+    needs("nncf", "quantize")
+    root = tmp_path_factory.mktemp("demo-store")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/elsewhere.db")
+        code, out, err = invoke("demo", str(root / "demo"), *demo_options(), "--json")
+    assert code == 0, err
+    return DemoStore(root / "demo", json.loads(out), root / "elsewhere.db")
+
+
+@pytest.fixture
+def demo_copy(demo_store, tmp_path) -> Path:
+    """A copy of the session's tiny demo folder, for a test that runs more into it (its runs'
+    artifacts land beside the original's, under their own run ids)."""
+    return Path(shutil.copytree(demo_store.folder, tmp_path / "demo", symlinks=True))
 
 
 @pytest.fixture(scope="session")

@@ -14,13 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, needs
+from tests.conftest import REPO, demo_options, needs
 
 BENCHMARKS = REPO / "benchmarks"
 HELPERS = {"timing.py"}
 """Modules the scripts import; they run nothing themselves."""
-TINY_DEMO = ("--demo-epochs", "1", "--demo-train-images", "16", "--demo-val-images", "8",
-             "--demo-imgsz", "64")
 TESTED = {"validate_speed.py", "tracking_overhead.py", "registry_queries.py",
           "train_overhead.py", "demo_store.py", "quant_figures.py", "benchmark_fidelity.py",
           "speed_check_spread.py", "data_import.py", "training_gates.py",
@@ -44,18 +42,6 @@ def run_script(name: str, *args: str, cwd: Path, timeout: float = 300) -> str:
 
 def lines_starting(out: str, prefix: str) -> list[str]:
     return [line for line in out.splitlines() if line.startswith(prefix)]
-
-
-@pytest.fixture(scope="module")
-def tiny_demo(tmp_path_factory) -> tuple[Path, str]:
-    """A demo store of 1 epoch on 16 + 8 images at 64 px, built by demo_store.py; its folder
-    and the script's output."""
-    needs("ultralytics", "train")
-    needs("nncf", "quantize")
-    folder = tmp_path_factory.mktemp("bench-demo") / "demo"
-    out = run_script("demo_store.py", "--demo-dir", str(folder), *TINY_DEMO,
-                     cwd=folder.parent, timeout=480)
-    return folder, out
 
 
 @pytest.mark.slow
@@ -99,17 +85,19 @@ def test_train_overhead(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_store_builds_a_tiny_demo_once(tiny_demo):
-    folder, out = tiny_demo
-    assert lines_starting(out, f"demo store ready: {folder} (64 px)")
-    again = run_script("demo_store.py", "--demo-dir", str(folder), cwd=folder.parent, timeout=60)
-    assert lines_starting(again, f"demo store ready: {folder} (64 px)")
+def test_demo_store_reads_an_existing_demo_without_building(demo_copy):
+    database = demo_copy / "mlflow.db"
+    before = database.stat().st_mtime_ns
+    out = run_script("demo_store.py", "--demo-dir", str(demo_copy), cwd=demo_copy.parent,
+                     timeout=60)
+    assert lines_starting(out, f"demo store ready: {demo_copy} (64 px)")
+    assert database.stat().st_mtime_ns == before
 
 
 @pytest.mark.slow
-def test_quant_figures(tiny_demo):
-    folder, _ = tiny_demo
-    out = run_script("quant_figures.py", "--demo-dir", str(folder), *TINY_DEMO,
+def test_quant_figures(demo_copy):
+    folder = demo_copy
+    out = run_script("quant_figures.py", "--demo-dir", str(folder),
                      "--rounds", "1", "--iterations", "10", cwd=folder.parent)
     assert lines_starting(out, "yolov11n demo model, 64 px, batch 1, p50 of 1 x 10 iterations")
     for label in ("pytorch_fp32 (source)", "openvino_fp32 (bf16 exec)", "openvino_fp16",
@@ -124,9 +112,9 @@ def test_quant_figures(tiny_demo):
 
 
 @pytest.mark.slow
-def test_benchmark_fidelity(tiny_demo):
-    folder, _ = tiny_demo
-    out = run_script("benchmark_fidelity.py", "--demo-dir", str(folder), *TINY_DEMO,
+def test_benchmark_fidelity(demo_copy):
+    folder = demo_copy
+    out = run_script("benchmark_fidelity.py", "--demo-dir", str(folder),
                      "--repeats", "1", "--iterations", "50", cwd=folder.parent)
     assert lines_starting(out, "repeat 1: siteml p50 ")
     assert lines_starting(out, "fidelity: siteml p50 / benchmark_app median = ")
@@ -135,9 +123,9 @@ def test_benchmark_fidelity(tiny_demo):
 
 
 @pytest.mark.slow
-def test_speed_check_spread_without_a_baseline(tiny_demo):
-    folder, _ = tiny_demo
-    out = run_script("speed_check_spread.py", "--demo-dir", str(folder), *TINY_DEMO,
+def test_speed_check_spread_without_a_baseline(demo_copy):
+    folder = demo_copy
+    out = run_script("speed_check_spread.py", "--demo-dir", str(folder),
                      "--repeats", "1", cwd=folder.parent)
     assert lines_starting(out, "repeat 1, this tree: speedup ")
     assert lines_starting(out, "this tree: speedup spread over 1 identical quant runs (max/min): ")
@@ -166,11 +154,10 @@ def test_training_gates(tmp_path):
     assert lines_starting(out, "site b fine-tuned from site a @champion: val mAP50 >= 0.5 ")
 
 
-@pytest.mark.slow  # two servers, two trainings
+@pytest.mark.slow  # two servers
 def test_team_server_overhead(tmp_path):
-    needs("ultralytics", "train")
-    out = run_script("team_server_overhead.py", "--rounds", "1", "--epochs", "1", "--images",
-                     "16", "--imgsz", "64", cwd=tmp_path, timeout=480)
+    out = run_script("team_server_overhead.py", "--rounds", "1", "--stand-in", "--images", "8",
+                     "--imgsz", "32", cwd=tmp_path, timeout=480)
     for label in ("run", "runs"):
         assert lines_starting(out, f"{label}: team server / plain server: ")
 
@@ -180,7 +167,8 @@ def test_batch_figures(tmp_path):
     needs("ray", "cluster")
     cluster = os.environ.get("SITEML_TEST_RAY_ADDRESS")
     out = run_script("batch_figures.py", "--rounds", "1", "--scenarios", "2", "--iterations",
-                     "30", "--epochs", "1", "--images", "8",
+                     "30", *demo_options("demo-"), "--demo-train-images", "8",
+                     "--demo-val-images", "4",
                      *(("--ray-address", cluster) if cluster else ()), cwd=tmp_path,
                      timeout=1200)
     assert lines_starting(out, "batch overhead: one batch / one by one: ")
@@ -193,16 +181,17 @@ def test_batch_figures(tmp_path):
 @pytest.mark.slow  # a training, a quantization and a server
 def test_export_figures(tmp_path):
     needs("openvino", "quantize")
-    out = run_script("export_figures.py", "--rounds", "1", "--epochs", "1", "--images", "8",
-                     cwd=tmp_path, timeout=900)
+    out = run_script("export_figures.py", "--rounds", "1", *demo_options("demo-"),
+                     "--demo-train-images", "8", "--demo-val-images", "4", cwd=tmp_path,
+                     timeout=900)
     assert len(lines_starting(out, "  ovms: command ")) == 1
     assert lines_starting(out, "export time beyond the download (worst layout): ")
 
 
 @pytest.mark.slow
-def test_cameras_figures(tiny_demo):
-    folder, _ = tiny_demo
-    out = run_script("cameras_figures.py", "--demo-dir", str(folder), *TINY_DEMO, "--rounds",
+def test_cameras_figures(demo_copy):
+    folder = demo_copy
+    out = run_script("cameras_figures.py", "--demo-dir", str(folder), "--rounds",
                      "1", "--seconds", "0.3", "--max-cameras", "2", cwd=folder.parent)
     assert lines_starting(out, "cameras per box at 10 FPS each, demo model at 64 px")
     assert lines_starting(out, "PyTorch FP32: ")
@@ -212,9 +201,9 @@ def test_cameras_figures(tiny_demo):
 
 
 @pytest.mark.slow
-def test_int8_figures(tiny_demo):
-    folder, _ = tiny_demo
-    out = run_script("int8_figures.py", "--demo-dir", str(folder), *TINY_DEMO, "--rounds", "1",
+def test_int8_figures(demo_copy):
+    folder = demo_copy
+    out = run_script("int8_figures.py", "--demo-dir", str(folder), "--rounds", "1",
                      "--seconds", "1", "--held-out", "12", cwd=folder.parent)
     assert lines_starting(out, "demo model at 64 px, calibrated on the train split")
     for label in ("FP32 IR: ", "siteml INT8: ", "Ultralytics INT8: "):

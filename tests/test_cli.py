@@ -128,3 +128,10 @@ def test_demo_refuses_an_input_size_yolo_cannot_take(cli, tmp_path):
     code, _, err = cli("demo", str(tmp_path / "demo"), "--imgsz", "100")
     assert code == 2 and "--imgsz 100" in err
     assert not (tmp_path / "demo").exists()
+
+
+def test_demo_refuses_a_folder_that_holds_something_else(cli, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    code, _, err = cli("demo", str(tmp_path), "--epochs", "1")
+    assert code == 2 and "not empty" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]

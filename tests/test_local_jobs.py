@@ -16,7 +16,7 @@ import yaml
 from mlflow import MlflowClient
 
 from siteml.core.cores import core_shares, usable_cores
-from tests.conftest import needs
+from tests.conftest import TINY_DEMO, needs
 
 pytestmark = pytest.mark.slow
 SHARE = len(usable_cores()) < 2
@@ -29,8 +29,8 @@ def demo(tmp_path) -> Path:
     needs("ultralytics", "train")
     from siteml.lifecycle.demo import DemoSize, prepare
 
-    paths = prepare(tmp_path / "demo", DemoSize(epochs=1, train_images=8, val_images=4,
-                                                imgsz=64))
+    paths = prepare(tmp_path / "demo", DemoSize(**{**TINY_DEMO, "train_images": 8,
+                                                   "val_images": 4}))
     return paths[0].parent
 
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from tests.conftest import free_port, needs, stop_process_group
+from tests.conftest import TINY_DEMO, free_port, needs, stop_process_group
 from tests.ray_cluster import local_cluster
 
 pytestmark = pytest.mark.slow
@@ -58,8 +58,7 @@ def chain(tmp_path, team_server):
                         (("grant", user, "editor", customer), None)):
         subprocess.run([sys.executable, "-m", "siteml", "access", *args], input=given,
                        env=admin, text=True, check=True, capture_output=True)
-    paths = prepare(tmp_path / "demo", DemoSize(epochs=2, train_images=16, val_images=8,
-                                                imgsz=64))
+    paths = prepare(tmp_path / "demo", DemoSize(**{**TINY_DEMO, "epochs": 2}))
     for path in paths:
         data = yaml.safe_load(path.read_text().replace("acme-steel/", f"{customer}/"))
         data["site"] = {"customer": customer, "region": "ulsan", "plant": "plant1",

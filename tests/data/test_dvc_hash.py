@@ -1,22 +1,17 @@
-"""DVC folder hashes: siteml's agree with the real `dvc add`."""
+"""DVC folder hashes of odd folders (a space, non-ASCII text, an empty file, nesting); the real
+`dvc add` is run on such a folder by tests/data/test_import_real.py."""
 
 import json
-import shutil
-import subprocess
-import sys
+from pathlib import Path
 
 import pytest
 
 from siteml.data.dvc_hash import dir_hash, read_dvc_file
 from siteml.data.synth import synthesize
-from tests.conftest import needs
-
-needs("dvc", "dev")
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dvc") / "data"
+def odd_dataset(root: Path) -> Path:
+    """A synthetic dataset under ``root`` with files whose names and contents are odd."""
     synthesize(root, ["helmet", "vest", "person"], {"train": 6, "val": 3}, imgsz=64, seed=3)
     (root / "notes with space.txt").write_text("unicode: é, and a newline\r\n")
     (root / "deep" / "er").mkdir(parents=True)
@@ -24,14 +19,9 @@ def dataset(tmp_path_factory):
     return root
 
 
-def test_matches_real_dvc_add(dataset, tmp_path):
-    repo = tmp_path / "repo"
-    shutil.copytree(dataset, repo / "data")
-    dvc = [sys.executable, "-m", "dvc"]
-    subprocess.run([*dvc, "init", "--no-scm", "-q"], cwd=repo, check=True)
-    subprocess.run([*dvc, "add", "data", "-q"], cwd=repo, check=True,
-                   env={**__import__("os").environ, "DVC_NO_ANALYTICS": "1"})
-    assert read_dvc_file(repo / "data.dvc") == dir_hash(repo / "data").md5
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return odd_dataset(tmp_path_factory.mktemp("dvc") / "data")
 
 
 def test_synth_writes_the_dvc_file_that_dvc_would(dataset):

@@ -1,5 +1,7 @@
-"""Imported datasets against the real tools: the hash `dvc add` writes, and a real training run
-(1 epoch, 64 px) that starts on each format's import and logs the dataset's profile."""
+"""Imported datasets against the real tools: the hash the real `dvc add` writes (for every
+format's import and an odd folder, in one `dvc add`), a run on each format's import that logs the
+dataset's profile (a stand-in training: the profile is the lifecycle's), and one real training
+(1 epoch, 64 px, offline) on an import whose val holds a near-duplicate of a train image."""
 
 import json
 import os
@@ -13,14 +15,19 @@ import yaml
 from mlflow import MlflowClient
 from PIL import Image
 
+import siteml.pipelines.train
 from siteml.core import keys
-from siteml.data.dvc_hash import read_dvc_file
+from siteml.data.dvc_hash import dir_hash, read_dvc_file
 from tests.conftest import needs
 from tests.data.label_files import WRITERS
+from tests.data.test_dvc_hash import odd_dataset
+from tests.scenario.test_runner import fake_train
 
 pytestmark = pytest.mark.slow  # runs DVC and trains
 needs("dvc", "dev")
 needs("globox", "data")
+ODD = "odd"
+"""A folder of odd names and contents, hashed beside the imports."""
 
 CLASSES = ["helmet", "vest", "person"]
 
@@ -38,14 +45,15 @@ def import_format(cli, fmt: str, root: Path) -> Path:
 def test_hash_equals_what_dvc_add_writes(cli, tmp_path):
     ours = {fmt: read_dvc_file(import_format(cli, fmt, tmp_path).with_name(f"{fmt}.dvc"))
             for fmt in WRITERS}
-    for fmt in WRITERS:
-        tmp_path.joinpath(f"{fmt}.dvc").unlink()
+    ours[ODD] = dir_hash(odd_dataset(tmp_path / ODD)).md5
+    for folder in ours:
+        tmp_path.joinpath(f"{folder}.dvc").unlink(missing_ok=True)
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path,
                    check=True, env=env)
-    subprocess.run([sys.executable, "-m", "dvc", "add", "-q", *WRITERS], cwd=tmp_path,
+    subprocess.run([sys.executable, "-m", "dvc", "add", "-q", *ours], cwd=tmp_path,
                    check=True, env=env)
-    assert {fmt: read_dvc_file(tmp_path / f"{fmt}.dvc") for fmt in WRITERS} == ours
+    assert {folder: read_dvc_file(tmp_path / f"{folder}.dvc") for folder in ours} == ours
 
 
 def train_scenario(dataset: Path, fmt: str) -> str:
@@ -63,9 +71,8 @@ def train_scenario(dataset: Path, fmt: str) -> str:
 
 
 @pytest.mark.parametrize("fmt", sorted(WRITERS))
-def test_training_starts_on_each_import_and_logs_the_profile(cli, tmp_path, sqlite_uri,
-                                                             monkeypatch, fmt):
-    needs("ultralytics", "train")
+def test_a_run_on_each_import_logs_the_profile(cli, tmp_path, sqlite_uri, monkeypatch, fmt):
+    monkeypatch.setattr(siteml.pipelines.train, "run", fake_train)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri)
     dataset = import_format(cli, fmt, tmp_path)
     scenario = tmp_path / "train.yaml"
@@ -85,8 +92,8 @@ def test_training_starts_on_each_import_and_logs_the_profile(cli, tmp_path, sqli
     assert run.data.tags[keys.DATA_VAL_NEAR_DUPLICATES] == "0"
 
 
-def test_training_warns_when_val_holds_near_duplicates_of_train(cli, tmp_path, sqlite_uri,
-                                                                monkeypatch, no_network):
+def test_a_real_training_on_an_import_warns_of_near_duplicates_in_val(cli, tmp_path, sqlite_uri,
+                                                                     monkeypatch, no_network):
     needs("ultralytics", "train")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri)
     dataset = import_format(cli, "yolo", tmp_path)
@@ -102,6 +109,7 @@ def test_training_warns_when_val_holds_near_duplicates_of_train(cli, tmp_path, s
     code, out, err = cli("run", str(scenario), "--json")
     assert code == 0, err
     assert "1 val images are near-duplicates of train images" in err
-    tags = MlflowClient(sqlite_uri).get_run(json.loads(out)["run_id"]).data.tags
-    assert tags[keys.DATA_VAL_NEAR_DUPLICATES] == "1"
+    run = MlflowClient(sqlite_uri).get_run(json.loads(out)["run_id"])
+    assert run.data.tags[keys.DATA_VAL_NEAR_DUPLICATES] == "1"
+    assert run.data.metrics[keys.EPOCHS_RUN] == 1  # Ultralytics trained on the imported files
     assert no_network.attempts == []  # import, profile and training stay offline

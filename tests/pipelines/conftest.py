@@ -8,24 +8,16 @@ from pathlib import Path
 import pytest
 import yaml
 from mlflow import MlflowClient
-from typer.testing import CliRunner
 
 from siteml.core.naming import site_path
 from siteml.data.dvc_hash import dir_hash
 from siteml.data.synth import synthesize
 from siteml.scenario.types import EXPERIMENT_TYPES
-from tests.conftest import NetworkBlocked
+from tests.conftest import NetworkBlocked, invoke
 
 SITE = {"customer": "acme-steel", "region": "ulsan", "plant": "plant2", "zone": "quant"}
 SITE_PATH = "acme-steel/ulsan-plant2/quant"
 MODEL = "acme-steel.ulsan-plant2.quant.ppe"
-
-
-def invoke(*args: str) -> tuple[int, str, str]:
-    from siteml.cli import app
-
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 @dataclass
@@ -109,6 +101,39 @@ def trained_store(root: Path, uri: str, site: dict, epochs: int) -> TinyStore:
     code, _, err = store.invoke("run", str(path), "--json")
     assert code == 0, err
     return store
+
+
+TARGETS = [("openvino", "fp32"), ("openvino", "fp16"), ("openvino", "int8"),
+           ("onnxruntime", "fp32"), ("onnxruntime", "int8")]
+
+
+def source_version(tiny_store):
+    return tiny_store.client().get_model_version_by_alias(MODEL, "candidate")
+
+
+def quantize(tiny_store, backend: str, precision: str):
+    """Quantize the tiny model to one target, under that target's own scenario version."""
+    return tiny_store.run("quant", target_version(backend, precision), backend=backend,
+                          precision=precision, calibration_size=32, max_accuracy_drop=0.05,
+                          latency_iterations=5)
+
+
+def target_version(backend: str, precision: str) -> str:
+    return f"v{TARGETS.index((backend, precision)) + 1}"
+
+
+def candidate(tiny_store, backend: str, precision: str):
+    """The version that the target's own quant run registered, made now if the test that
+    makes it has not run (other tests may register more versions of the same variant)."""
+    run_name = f"ppe-yolov11n-quant-{target_version(backend, precision)}"
+    if not tiny_store.runs_named(run_name):
+        code, _, err = quantize(tiny_store, backend, precision)
+        assert code == 0, err
+    [run] = tiny_store.runs_named(run_name)
+    name = f"{MODEL}__{backend}_{precision}"
+    [version] = [v for v in tiny_store.client().search_model_versions(f"name = '{name}'")
+                 if v.run_id == run.info.run_id]
+    return version
 
 
 def openvino_executes(hint: str) -> str:

@@ -12,7 +12,7 @@ from siteml.backends.openvino import cpu_capabilities
 from siteml.core.tables import cell
 from siteml.pipelines.timing import DRIFT_WARNING
 from tests.conftest import needs
-from tests.pipelines.conftest import MODEL, SITE_PATH, openvino_executes
+from tests.pipelines.conftest import MODEL, SITE_PATH, candidate, openvino_executes
 
 pytestmark = pytest.mark.slow  # trains, quantizes, benchmarks or starts a server
 needs("ultralytics", "train")
@@ -26,10 +26,10 @@ STATS = ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
 
 @pytest.fixture(scope="module")
 def variants(tiny_store):
-    """FP32 OpenVINO and ONNX Runtime variants of the tiny model (conversion only: quick)."""
-    for number, backend in ((21, "openvino"), (22, "onnxruntime")):
-        tiny_store.run_ok("quant", f"v{number}", backend=backend, precision="fp32",
-                          latency_iterations=3)
+    """FP32 OpenVINO and ONNX Runtime variants of the tiny model (the quant tests' own, made
+    once per session)."""
+    for backend in ("openvino", "onnxruntime"):
+        candidate(tiny_store, backend, "fp32")
     return tiny_store
 
 

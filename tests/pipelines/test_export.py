@@ -9,21 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipelines.conftest import MODEL, SITE_PATH
+from tests.pipelines.conftest import MODEL, SITE_PATH, candidate
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def exported(tiny_store):
-    """An OpenVINO INT8 and an ONNX Runtime FP32 variant of the tiny model; their references."""
-    refs = {}
-    for version, backend, precision in (("v61", "openvino", "int8"),
-                                        ("v62", "onnxruntime", "fp32")):
-        outcome = tiny_store.run_ok("quant", version, backend=backend, precision=precision,
-                                    calibration_size=16, max_accuracy_drop=1.0,
-                                    latency_iterations=3)
-        refs[backend] = f"{SITE_PATH}/ppe__{backend}_{precision}/{outcome['model_version']}"
+    """An OpenVINO INT8 and an ONNX Runtime FP32 variant of the tiny model (the quant tests'
+    own, made once per session); their references."""
+    refs = {backend: f"{SITE_PATH}/ppe__{backend}_{precision}/"
+            f"{candidate(tiny_store, backend, precision).version}"
+            for backend, precision in (("openvino", "int8"), ("onnxruntime", "fp32"))}
     return tiny_store, refs
 
 

@@ -99,6 +99,7 @@ def raw_output(box, score: float, anchors: int = 4):
     return output
 
 
+@pytest.mark.slow  # the evaluator is Ultralytics' NMS and AP (torch)
 def test_the_standard_error_of_a_loss_shrinks_with_the_square_root_of_the_val_split():
     rng = np.random.default_rng(1)
     corners = rng.uniform(10, 200, (40, 2))

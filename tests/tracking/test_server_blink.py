@@ -1,6 +1,8 @@
-"""A tracking server that goes away in the middle of a real training (`siteml run` as its own
-process): back after 20 s, the run finishes with every epoch's metrics recorded once; away for
-good, the run ends within its wait with an error that states the loss, and registers nothing."""
+"""A tracking server that goes away in the middle of a training (`siteml run` as its own
+process, with a stand-in training that logs an epoch every 0.5 s as the real one does: what is
+tested is siteml's patience, not Ultralytics): back after 10 s (longer than MLflow's own
+retries, about 3 s), the run finishes with every epoch's metrics recorded once; away for good,
+the run ends within its wait with an error that states the loss, and registers nothing."""
 
 from __future__ import annotations
 
@@ -17,36 +19,35 @@ from mlflow import MlflowClient
 
 from siteml.core import keys
 from siteml.data.synth import synthesize
-from tests.conftest import free_port, needs, start_mlflow_server, stop_process_group
+from tests.conftest import REPO, free_port, start_mlflow_server, stop_process_group
 
-pytestmark = pytest.mark.slow  # starts servers and trains
-needs("ultralytics", "train")
-EPOCHS = 8
+pytestmark = pytest.mark.slow  # starts servers
 MODEL = "blink.ulsan-plant1.zone.ppe"
+OUTAGE_S = 10
 
 
 def start_training(tmp_path: Path, url: str, **env: str) -> subprocess.Popen:
     data = tmp_path / "data"
-    md5 = synthesize(data, ["helmet", "vest", "person"], {"train": 48, "val": 8}, imgsz=64,
+    md5 = synthesize(data, ["helmet", "vest", "person"], {"train": 4, "val": 2}, imgsz=32,
                      seed=0).md5
     scenario = tmp_path / "train.yaml"
     scenario.write_text(yaml.safe_dump({
         "name": "blink", "version": "v1", "experiment_type": "train",
         "site": {"customer": "blink", "region": "ulsan", "plant": "plant1", "zone": "zone"},
         "task": {"type": "ppe", "classes": ["helmet", "vest", "person"]},
-        "model": {"architecture": "yolov11n", "input_size": 64, "num_classes": 3},
+        "model": {"architecture": "yolov11n", "input_size": 32, "num_classes": 3},
         "environment": {"device": "cpu", "seed": 0},
-        "dataset": {"version": "d", "dvc_hash": md5, "path": str(data), "image_count": 56},
-        "training": {"epochs": EPOCHS, "batch": 16, "workers": 0, "warmup_epochs": 0}}))
+        "dataset": {"version": "d", "dvc_hash": md5, "path": str(data), "image_count": 6},
+        "training": {"epochs": 8, "batch": 2, "workers": 0}}))
     return subprocess.Popen(
-        [sys.executable, "-m", "siteml", "run", str(scenario), "--json"],
-        env={**os.environ, "MLFLOW_TRACKING_URI": url, **env}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        [sys.executable, "-m", "tests.standins", "epochs", str(scenario), "--json"], cwd=REPO,
+        env={**os.environ, "MLFLOW_TRACKING_URI": url, **env},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def wait_for_epoch(client: MlflowClient, epoch: int, training: subprocess.Popen) -> str:
     """The run's id once it has recorded ``epoch``."""
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert training.poll() is None, training.communicate()
         for experiment in client.search_experiments():
@@ -54,11 +55,11 @@ def wait_for_epoch(client: MlflowClient, epoch: int, training: subprocess.Popen)
                 if run.data.metrics and len(client.get_metric_history(
                         run.info.run_id, keys.EPOCH_TIME)) >= epoch:
                     return run.info.run_id
-        time.sleep(1)
+        time.sleep(0.1)
     raise TimeoutError(f"epoch {epoch} never recorded")
 
 
-def test_a_server_away_for_20_s_loses_no_metric(tmp_path):
+def test_a_server_away_for_a_while_loses_no_metric(tmp_path):
     port = free_port()
     server, url = start_mlflow_server(tmp_path, port=port)
     client = MlflowClient(url, url)
@@ -66,7 +67,7 @@ def test_a_server_away_for_20_s_loses_no_metric(tmp_path):
     try:
         run_id = wait_for_epoch(client, 2, training)
         stop_process_group(server)
-        time.sleep(20)
+        time.sleep(OUTAGE_S)
         server, _ = start_mlflow_server(tmp_path, port=port)
         out, err = training.communicate(timeout=600)
         assert training.returncode == 0, err[-3000:]

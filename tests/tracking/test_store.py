@@ -102,8 +102,9 @@ def test_credentials_and_environment_never_reach_the_store(cli, mlflow_server, s
 @pytest.mark.slow
 def test_sigterm_marks_the_run_killed(store_uri, site_scenario):
     env = {**os.environ, "PYTHONPATH": str(HERE.parents[1])}
-    proc = subprocess.Popen([sys.executable, str(HERE / "slow_run.py"), str(site_scenario.path)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "tests.standins", "until-killed",
+                             str(site_scenario.path)], env=env, cwd=HERE.parents[1],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "pipeline started"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)

@@ -157,6 +157,13 @@ def demo(
     val_images: Annotated[int, typer.Option(min=4, help="Synthetic val images.")] = 50,
     imgsz: Annotated[int, typer.Option(min=32, help="Image and input size, a multiple of 32.")
                      ] = 320,
+    iterations: Annotated[int, typer.Option(min=1, help="Timed iterations per benchmark.")
+                          ] = 300,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed iterations first.")] = 20,
+    cameras: Annotated[int, typer.Option(min=1, max=256, help=(
+        "The most cameras the INT8 benchmark tries at 10 FPS each."))] = 32,
+    stream_seconds: Annotated[float, typer.Option(min=0.1, help=(
+        "Seconds each camera count is measured."))] = 2.0,
     as_json: JsonOption = False,
 ) -> None:
     """Run the whole lifecycle for one demo site on an embedded store in FOLDER (smaller sizes
@@ -167,7 +174,8 @@ def demo(
     if imgsz % 32:
         raise fail(InvalidInputError(f"--imgsz {imgsz}: not a multiple of 32"))
     with reporting_errors():
-        steps = run_demo(folder, DemoSize(epochs, train_images, val_images, imgsz))
+        steps = run_demo(folder, DemoSize(epochs, train_images, val_images, imgsz, iterations,
+                                          warmup, cameras, stream_seconds))
     if as_json:
         print_json([{"scenario": str(s.scenario), **s.outcome.to_dict()} for s in steps])
         return
