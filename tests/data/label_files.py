@@ -1,7 +1,8 @@
 """Writers of tiny labelled sets in each labelling tool's format, from one list of true boxes,
 with each format's tricky cases: COCO crowd regions and category ids not 0..N-1, VOC
 ``difficult`` boxes and ImageSets splits, a CVAT project of two tasks whose subsets are the
-splits, LabelMe polygons beside rectangles, YOLO with a data.yaml."""
+splits, LabelMe polygons beside rectangles, YOLO with a data.yaml; and the layouts around them:
+official COCO's and MMDetection's split files, Darknet's YOLO as CVAT exports it."""
 
 from __future__ import annotations
 
@@ -42,25 +43,72 @@ def write_image(path: Path, size: tuple[int, int], seed: int) -> None:
     Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
 
 
-def write_coco(root: Path, truth=TRUTH) -> Path:
-    """``root/export.json`` with images in ``root/images``; ids 3, 7, 11; one crowd region."""
+def coco_content(truth, folder: Path, first: int = 0) -> dict:
+    """COCO JSON of ``truth``, its images written to ``folder``; category ids 3, 7, 11; a crowd
+    region on the first image. Image ids (and image seeds) start at 100 + ``first``."""
     ids = {"hardhat": 7, "vest": 3, "person": 11}
     images, annotations = [], []
-    for index, image in enumerate(truth):
-        write_image(root / "images" / image.name, image.size, index)
+    for index, image in enumerate(truth, first):
+        write_image(folder / image.name, image.size, index)
         images.append({"id": 100 + index, "file_name": image.name, "width": image.size[0],
                        "height": image.size[1]})
         for label, x0, y0, x1, y1 in image.boxes:
             annotations.append({"id": len(annotations) + 1, "image_id": 100 + index,
                                 "category_id": ids[label], "bbox": [x0, y0, x1 - x0, y1 - y0],
                                 "area": (x1 - x0) * (y1 - y0), "iscrowd": 0})
-    annotations.append({"id": 999, "image_id": 100, "category_id": 11, "iscrowd": 1,
+    annotations.append({"id": 999, "image_id": 100 + first, "category_id": 11, "iscrowd": 1,
                         "bbox": [0, 0, 60, 60], "area": 3600, "segmentation": {}})
     categories = [{"id": i, "name": n, "supercategory": "ppe"} for n, i in ids.items()]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def write_coco(root: Path, truth=TRUTH) -> Path:
+    """``root/export.json`` with images in ``root/images``."""
     path = root / "export.json"
-    path.write_text(json.dumps({"images": images, "annotations": annotations,
-                                "categories": categories}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(coco_content(truth, root / "images")))
     return path
+
+
+def write_coco_splits(root: Path, year: str = "", truth=TRUTH) -> Path:
+    """``root/annotations/instances_<split><year>.json``, each split's images in
+    ``root/<split><year>/``: official COCO's layout with ``year="2017"``, MMDetection's
+    without."""
+    first = 0
+    for split in ("train", "val"):
+        part = [image for image in truth if image.split == split]
+        path = root / "annotations" / f"instances_{split}{year}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(coco_content(part, root / f"{split}{year}", first)))
+        first += len(part)
+    return root
+
+
+def write_coco_other_tasks(annotations: Path) -> list[str]:
+    """Official COCO's other annotation files beside the instances files (each as its task
+    writes it: captions have no categories, panoptic annotations no ids); their names."""
+    image = {"id": 100, "file_name": TRUTH[0].name, "width": 96, "height": 64}
+    person = {"id": 1, "name": "person", "supercategory": "person", "keypoints": ["nose"],
+              "skeleton": []}
+    files = {
+        "captions_train2017.json": {"images": [image], "annotations": [
+            {"id": 1, "image_id": 100, "caption": "a worker in a vest"}]},
+        "person_keypoints_val2017.json": {"images": [image], "categories": [person],
+                                          "annotations": [{
+                                              "id": 1, "image_id": 100, "category_id": 1,
+                                              "bbox": [10, 5, 40, 55], "area": 2200,
+                                              "iscrowd": 0, "keypoints": [20, 8, 2],
+                                              "num_keypoints": 1}]},
+        "panoptic_val2017.json": {"images": [image], "categories": [person], "annotations": [
+            {"image_id": 100, "file_name": "000100.png", "segments_info": []}]},
+        "stuff_train2017.json": {"images": [image], "categories": [
+            {"id": 92, "name": "banner", "supercategory": "textile"}], "annotations": [
+            {"id": 1, "image_id": 100, "category_id": 92, "bbox": [0, 0, 9, 9], "area": 81,
+             "iscrowd": 0, "segmentation": {}}]},
+    }
+    for name, content in files.items():
+        (annotations / name).write_text(json.dumps(content))
+    return sorted(files)
 
 
 def write_voc(root: Path, truth=TRUTH) -> Path:
@@ -127,14 +175,40 @@ def write_yolo(root: Path, truth=TRUTH) -> Path:
     """Ultralytics' layout with data.yaml naming the classes."""
     for index, image in enumerate(truth):
         write_image(root / "images" / image.split / image.name, image.size, index)
-        w, h = image.size
-        lines = [f"{CLASSES.index(label)} {(x0 + x1) / 2 / w:.6f} {(y0 + y1) / 2 / h:.6f} "
-                 f"{(x1 - x0) / w:.6f} {(y1 - y0) / h:.6f}\n"
-                 for label, x0, y0, x1, y1 in image.boxes]
         label = root / "labels" / image.split / f"{Path(image.name).stem}.txt"
         label.parent.mkdir(parents=True, exist_ok=True)
-        label.write_text("".join(lines))
+        label.write_text("".join(yolo_line(image, box) for box in image.boxes))
     (root / "data.yaml").write_text(yaml.safe_dump({"names": dict(enumerate(CLASSES))}))
+    return root
+
+
+def yolo_line(image: TrueImage, box: tuple[str, int, int, int, int]) -> str:
+    """One YOLO label line: class index in CLASSES, centre and size relative to the image."""
+    (w, h), (label, x0, y0, x1, y1) = image.size, box
+    return (f"{CLASSES.index(label)} {(x0 + x1) / 2 / w:.6f} {(y0 + y1) / 2 / h:.6f} "
+            f"{(x1 - x0) / w:.6f} {(y1 - y0) / h:.6f}\n")
+
+
+def write_darknet(root: Path, truth=TRUTH, lists: bool = True) -> Path:
+    """CVAT's "YOLO 1.1" export: obj.names, obj.data and the lists naming paths as Darknet
+    sees them (``data/obj_train_data/...``), each image's label beside it in
+    ``obj_<subset>_data/`` (subsets train and valid); ``lists=False``: only obj.names and the
+    folders."""
+    subsets = {"train": "train", "val": "valid"}
+    listed: dict[str, list[str]] = {}
+    for index, image in enumerate(truth):
+        folder = root / f"obj_{subsets[image.split]}_data"
+        write_image(folder / image.name, image.size, index)
+        (folder / f"{Path(image.name).stem}.txt").write_text(
+            "".join(yolo_line(image, box) for box in image.boxes))
+        listed.setdefault(subsets[image.split], []).append(f"data/{folder.name}/{image.name}")
+    (root / "obj.names").write_text("".join(f"{name}\n" for name in CLASSES))
+    if lists:
+        for subset, paths in listed.items():
+            (root / f"{subset}.txt").write_text("".join(f"{p}\n" for p in paths))
+        (root / "obj.data").write_text(f"classes = {len(CLASSES)}\n" + "".join(
+            f"{subset} = data/{subset}.txt\n" for subset in listed)
+            + "names = data/obj.names\nbackup = backup/\n")
     return root
 
 

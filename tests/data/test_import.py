@@ -11,7 +11,17 @@ import yaml
 from siteml.data.dvc_hash import dir_hash, read_dvc_file
 from siteml.data.layout import check_detection_dataset
 from tests.conftest import needs
-from tests.data.label_files import TRUTH, WRITERS, TrueImage, read_yolo_boxes, write_coco
+from tests.data.label_files import (
+    CLASSES,
+    TRUTH,
+    WRITERS,
+    TrueImage,
+    read_yolo_boxes,
+    write_coco,
+    write_coco_other_tasks,
+    write_coco_splits,
+    write_darknet,
+)
 
 needs("globox", "data")
 needs("pycocotools", "data")
@@ -23,6 +33,10 @@ RENAME = "hardhat=helmet"
 def expected_boxes(truth=TRUTH) -> dict[str, set]:
     return {Path(i.name).stem: {(i.split, RENAME.split("=")[1] if b[0] == "hardhat" else b[0],
                                  *b[1:]) for b in i.boxes} for i in truth}
+
+
+def without_splits(boxes: dict[str, set]) -> dict[str, set]:
+    return {stem: {box[1:] for box in found} for stem, found in boxes.items()}
 
 
 @pytest.mark.parametrize("fmt", sorted(WRITERS))
@@ -38,8 +52,7 @@ def test_each_format_imports_boxes_classes_and_splits(cli, tmp_path, fmt, no_net
     found, expected = read_yolo_boxes(dest, ORDER), expected_boxes()
     if fmt == "coco":  # one COCO file has no splits: they are drawn
         assert result["report"]["splits"] == "drawn: val 0.2, seed 42"
-        found, expected = ({k: {b[1:] for b in v} for k, v in d.items()}
-                           for d in (found, expected))
+        found, expected = without_splits(found), without_splits(expected)
     else:
         assert result["report"]["splits"] == "kept from the source"
         assert result["images"] == {"train": 3, "val": 2}
@@ -230,3 +243,98 @@ def test_images_folder_given_apart_from_the_annotations(cli, tmp_path):
                          "--images", str(moved), "--json")
     assert code == 0, err
     assert json.loads(out)["dataset"]["image_count"] == 5
+
+
+def test_official_coco_annotations_read_the_instances_and_name_the_rest(cli, tmp_path):
+    root = write_coco_splits(tmp_path / "coco", year="2017")
+    others = write_coco_other_tasks(root / "annotations")
+    dest = tmp_path / "data"
+    code, _, err = cli("data", "import", str(root / "annotations"), str(dest), "--format",
+                       "coco", "--classes", ",".join(ORDER), "--map", RENAME)
+    assert code == 0, err
+    assert read_yolo_boxes(dest, ORDER) == expected_boxes()
+    report = json.loads((dest / "import.json").read_text())
+    assert (report["splits"], report["images"]) == ("kept from the source",
+                                                    {"train": 3, "val": 2})
+    assert report["skipped_files"] == {"COCO files other than instances_* left out": others}
+    assert all(name in err for name in others)
+
+
+def test_mmdetection_split_folders_beside_annotations(cli, tmp_path):
+    root = write_coco_splits(tmp_path / "mmdet")  # instances_train.json, images in train/
+    code, out, err = cli("data", "import", str(root), str(tmp_path / "a"), "--format", "coco",
+                         "--classes", ",".join(ORDER), "--map", RENAME, "--json")
+    assert code == 0, err
+    assert json.loads(out)["images"] == {"train": 3, "val": 2}
+    assert read_yolo_boxes(tmp_path / "a", ORDER) == expected_boxes()
+    moved = tmp_path / "elsewhere"  # one --images holding both splits' folders
+    moved.mkdir()
+    for split in ("train", "val"):
+        (root / split).rename(moved / split)
+    code, out, err = cli("data", "import", str(root / "annotations"), str(tmp_path / "b"),
+                         "--format", "coco", "--images", str(moved), "--json")
+    assert code == 0, err
+    assert json.loads(out)["images"] == {"train": 3, "val": 2}
+
+
+def test_a_lone_split_file_finds_its_split_folder(cli, tmp_path):
+    root = write_coco_splits(tmp_path / "coco", year="2017")
+    (root / "annotations" / "instances_train2017.json").unlink()  # only val2017 downloaded
+    code, out, err = cli("data", "import", str(root / "annotations" / "instances_val2017.json"),
+                         str(tmp_path / "d"), "--format", "coco", "--json")
+    assert code == 0, err
+    assert sum(json.loads(out)["images"].values()) == 2
+
+
+@pytest.mark.parametrize("lists", [True, False])
+def test_darknet_yolo_as_cvat_exports_it(cli, tmp_path, lists):
+    src = write_darknet(tmp_path / "export", lists=lists)
+    dest = tmp_path / "data"
+    code, out, err = cli("data", "import", str(src), str(dest), "--format", "yolo",
+                         "--classes", ",".join(ORDER), "--map", RENAME, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    found, expected = read_yolo_boxes(dest, ORDER), expected_boxes()
+    if lists:  # train.txt and valid.txt say the splits
+        assert result["report"]["splits"] == "kept from the source"
+        assert result["images"] == {"train": 3, "val": 2}
+    else:  # every image of obj_*_data/, splits drawn
+        assert result["report"]["splits"] == "drawn: val 0.2, seed 42"
+        found, expected = without_splits(found), without_splits(expected)
+    assert found == expected
+    code, out, _ = cli("data", "import", str(src), str(tmp_path / "own"), "--format", "yolo",
+                       "--json")
+    assert code == 0 and json.loads(out)["classes"] == CLASSES  # obj.names' order
+
+
+def test_darknet_export_without_images_takes_them_from_images(cli, tmp_path):
+    src = write_darknet(tmp_path / "export")
+    flat = tmp_path / "frames"  # CVAT's export without "save images"
+    flat.mkdir()
+    for image in TRUTH:
+        next(src.glob(f"obj_*_data/{image.name}")).rename(flat / image.name)
+    code, out, err = cli("data", "import", str(src), str(tmp_path / "d"), "--format", "yolo",
+                         "--images", str(flat), "--json")
+    assert code == 0, err
+    assert json.loads(out)["images"] == {"train": 3, "val": 2}
+    assert sum(json.loads(out)["boxes"].values()) == 6
+
+
+@pytest.mark.parametrize("damage, messages", [
+    ("a list names a missing image", ["missing image: 1", "(valid.txt:3)",
+                                      "obj_valid_data/gone.jpg"]),
+    ("a class id beyond obj.names", ["unreadable box: 1", "obj_train_data/cam1_0001.txt",
+                                     "class id 7: line 3: not one of the 3 class names"]),
+])
+def test_darknet_bad_input_exits_2_and_writes_nothing(cli, tmp_path, damage, messages):
+    src = write_darknet(tmp_path / "export")
+    if "missing" in damage:
+        with (src / "valid.txt").open("a") as listing:
+            listing.write("data/obj_valid_data/gone.jpg\n")
+    else:
+        with (src / "obj_train_data" / "cam1_0001.txt").open("a") as label:
+            label.write("7 0.5 0.5 0.1 0.1\n")
+    code, _, err = cli("data", "import", str(src), str(tmp_path / "data"), "--format", "yolo")
+    assert code == 2
+    assert all(message in err for message in messages), err
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]

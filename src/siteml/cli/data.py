@@ -80,7 +80,7 @@ def data_synth(
                    f"dvc hash {found.md5}")
 
 
-FORMAT_HELP = "coco, voc, cvat, labelme or yolo."
+FORMAT_HELP = "coco, voc, cvat, labelme or yolo (Ultralytics, or Darknet: CVAT's YOLO 1.1)."
 
 
 @data_app.command("import")

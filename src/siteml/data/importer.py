@@ -50,13 +50,15 @@ class ImportOptions:
 
 @dataclass
 class ImportReport:
-    """What the import found and did; ``problems`` are kind -> every example."""
+    """What the import found and did; ``problems`` are kind -> every example, and
+    ``skipped_files`` why -> the source files the reader did not read."""
 
     problems: dict[str, list[str]]
     repaired: dict[str, int]
     notes: dict[str, int]
     split_source: str = ""
     dropped_labels: dict[str, int] = field(default_factory=dict)
+    skipped_files: dict[str, list[str]] = field(default_factory=dict)
 
     def problem_lines(self, limit: int = MAX_EXAMPLES) -> list[str]:
         """One line per kind of problem with its count, then a few examples."""
@@ -69,9 +71,10 @@ class ImportReport:
         return out
 
     def lines(self) -> list[str]:
-        """The whole report as text: problems, repairs, notes and labels left out."""
+        """The whole report as text: problems, repairs, notes, files and labels left out."""
         out = self.problem_lines()
         out += [f"{kind}: {n}" for kind, n in {**self.repaired, **self.notes}.items() if n]
+        out += [f"{why}: {', '.join(files)}" for why, files in self.skipped_files.items()]
         out += [f"labels left out (--drop-unknown): {label} ({n} boxes)"
                 for label, n in self.dropped_labels.items()]
         return out
@@ -80,7 +83,7 @@ class ImportReport:
         return {"problems": {k: {"count": len(v), "examples": v} for k, v in
                              self.problems.items()},
                 "repaired": self.repaired, "notes": self.notes, "splits": self.split_source,
-                "dropped_labels": self.dropped_labels}
+                "dropped_labels": self.dropped_labels, "skipped_files": self.skipped_files}
 
 
 class ImportRefused(InvalidInputError):
@@ -135,7 +138,7 @@ def import_dataset(src: Path, dest: Path, options: ImportOptions,
     used = Counter(box.label for image in checked for box in image.boxes)
     classes, unknown = resolve(options.plan, source.classes, used)
     report = ImportReport(dict(findings.problems), dict(findings.repaired), dict(source.notes),
-                          dropped_labels=dict(unknown))
+                          dropped_labels=dict(unknown), skipped_files=source.skipped_files)
     if (findings.problems and not options.skip_bad) or (unknown and not options.drop_unknown):
         raise ImportRefused(src, report, unknown if not options.drop_unknown else Counter())
     splits, report.split_source = _splits(checked, options)

@@ -8,7 +8,8 @@ from pathlib import Path
 from siteml.data.formats.source import SourceDataset, SourceError
 
 FORMATS = {"coco": "COCO JSON", "voc": "Pascal VOC XML", "cvat": "CVAT for images XML",
-           "labelme": "LabelMe JSON", "yolo": "YOLO text (Ultralytics layout)"}
+           "labelme": "LabelMe JSON",
+           "yolo": "YOLO text (Ultralytics layout, or Darknet: CVAT's YOLO 1.1)"}
 
 
 def read_source(src: Path, fmt: str, images: Path | None = None) -> SourceDataset:

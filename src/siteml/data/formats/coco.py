@@ -3,6 +3,12 @@
 Crowd regions (``iscrowd: 1``) are left out and counted: they mark many objects at once, which
 a YOLO label cannot say (Ultralytics' own COCO converter drops them too). Category ids may be
 any integers; classes come in id order.
+
+Official COCO and MMDetection name the detection files ``instances_<split>.json``; beside them
+in ``annotations/`` lie other tasks' files (``captions_*``, ``person_keypoints_*``,
+``panoptic_*``, ``stuff_*``). When a folder holds ``instances_*`` files, only those are read
+and the others are reported by name. A split's images are looked for beside ``annotations/``
+in a folder named for it (``train2017/``, MMDetection's ``train/``, ``images/train/``).
 """
 
 from __future__ import annotations
@@ -21,13 +27,16 @@ from siteml.data.formats.source import (
     first_existing,
     split_in_file_name,
     split_of,
+    split_word,
 )
+
+INSTANCES = "instances_"
+SKIPPED = f"COCO files other than {INSTANCES}* left out"
 
 
 def read(src: Path, images: Path | None = None) -> SourceDataset:
     """Read ``src`` (a COCO JSON file, or a folder holding one per split)."""
-    files = [src] if src.is_file() else sorted(p for p in src.rglob("*.json")
-                                               if not p.name.startswith("."))
+    files, skipped = _files(src)
     loaded = [(path, _load(path)) for path in files]
     loaded = [(path, coco) for path, coco in loaded if coco is not None]
     if not loaded:
@@ -35,6 +44,8 @@ def read(src: Path, images: Path | None = None) -> SourceDataset:
                           "and categories)")
     several = len(loaded) > 1
     dataset = SourceDataset(images=[], classes=[])
+    if skipped:
+        dataset.skipped_files[SKIPPED] = [path.relative_to(src).as_posix() for path in skipped]
     for path, coco in loaded:
         split = (split_in_file_name(path.stem) or split_of(path.parent.name)) if several else None
         if several and split is None:
@@ -42,6 +53,18 @@ def read(src: Path, images: Path | None = None) -> SourceDataset:
                               "(train, val or test)")
         _add(dataset, coco, path, split, images)
     return dataset
+
+
+def _files(src: Path) -> tuple[list[Path], list[Path]]:
+    """The JSON files to read and those left out: beside ``instances_*`` files, every other
+    JSON file is another task's annotations (or not COCO at all)."""
+    if src.is_file():
+        return [src], []
+    files = sorted(p for p in src.rglob("*.json") if not p.name.startswith("."))
+    instances = [p for p in files if p.name.startswith(INSTANCES)]
+    if not instances:
+        return files, []
+    return instances, [p for p in files if not p.name.startswith(INSTANCES)]
 
 
 def _load(path: Path):
@@ -72,8 +95,11 @@ def _add(dataset: SourceDataset, coco, path: Path, split: str | None,
     dataset.classes += [n for n in categories.values() if n not in dataset.classes]
     roots = [images] if images else [path.parent, path.parent / "images", path.parent.parent,
                                      path.parent.parent / "images"]
-    if split and not images:
-        roots += [path.parent.parent / "images" / split, path.parent.parent / f"{split}2017"]
+    named = split or split_in_file_name(path.stem)  # a lone instances_val2017.json too
+    if named:
+        folders = dict.fromkeys([split_word(path.stem) or named, named, f"{named}2017"])
+        bases = [images] if images else [path.parent.parent / "images", path.parent.parent]
+        roots += [base / folder for base in bases for folder in folders]
     for index, (image_id, info) in enumerate(coco.imgs.items()):
         where = f"{path.name}: images[{index}] (id {image_id})"
         try:

@@ -62,12 +62,14 @@ class SourceImage:
 
 @dataclass
 class SourceDataset:
-    """A whole source: images, class names in the source's order, and counts of what the
-    reader left out on purpose (COCO crowd regions, LabelMe polygons ...)."""
+    """A whole source: images, class names in the source's order, counts of what the reader
+    left out on purpose (COCO crowd regions, LabelMe polygons ...) and the files it did not
+    read, by why (COCO's ``captions_val2017.json`` beside its ``instances_*`` files)."""
 
     images: list[SourceImage]
     classes: list[str]
     notes: Counter[str] = field(default_factory=Counter)
+    skipped_files: dict[str, list[str]] = field(default_factory=dict)
 
 
 def split_of(folder: str) -> str | None:
@@ -76,10 +78,16 @@ def split_of(folder: str) -> str | None:
     return SPLIT_NAMES.get(folder.lower().rstrip("0123456789"))
 
 
+def split_word(stem: str) -> str | None:
+    """The word of a file name that names a split: ``instances_train2017`` -> ``train2017``."""
+    found = _SPLIT_IN_NAME.search(stem.lower())
+    return found.group(0) if found else None
+
+
 def split_in_file_name(stem: str) -> str | None:
     """A split named inside a file name: ``instances_train2017`` -> ``train``."""
-    found = _SPLIT_IN_NAME.search(stem.lower())
-    return SPLIT_NAMES[found.group(1)] if found else None
+    word = split_word(stem)
+    return split_of(word) if word else None
 
 
 def dataset_name(relative: str) -> str:

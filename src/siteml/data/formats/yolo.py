@@ -1,7 +1,6 @@
-"""YOLO text labels (Ultralytics' layout, Roboflow's, or a flat images/ + labels/ pair), each
-line read by globox; class names from ``data.yaml`` (or ``classes.txt`` / ``obj.names``).
-
-YOLO labels carry no image size, so each image's header is read for it.
+"""YOLO text labels: Ultralytics' layout (Roboflow's, or a flat images/ + labels/ pair) with
+class names from ``data.yaml`` (or ``classes.txt`` / ``obj.names``), or Darknet's, which CVAT
+exports as "YOLO 1.1" (``obj.data``, ``obj_<subset>_data/``: read by ``darknet``).
 """
 
 from __future__ import annotations
@@ -10,25 +9,25 @@ from pathlib import Path
 
 import yaml
 
-from siteml.data.formats.source import (
-    SourceBox,
-    SourceDataset,
-    SourceError,
-    SourceImage,
-    split_of,
-)
-from siteml.data.layout import IMAGE_ERRORS, IMAGE_SUFFIXES, open_image, yaml_names
+from siteml.data.formats import darknet
+from siteml.data.formats.source import SourceDataset, SourceError, SourceImage, split_of
+from siteml.data.formats.yolo_labels import label_boxes, read_names
+from siteml.data.layout import IMAGE_SUFFIXES, yaml_names
 
 
 def read(src: Path, images: Path | None = None) -> SourceDataset:
-    """Read a YOLO dataset folder: images/<split>/ with labels/<split>/ beside them."""
+    """Read a YOLO dataset folder: images/<split>/ with labels/<split>/ beside them, or a
+    Darknet one."""
     if not src.is_dir():
-        raise SourceError(f"{src}: a YOLO dataset is a folder (images/ and labels/)")
+        raise SourceError(f"{src}: a YOLO dataset is a folder (images/ and labels/, or "
+                          "Darknet's obj.data and obj_<subset>_data/)")
+    if darknet.is_darknet(src):
+        return darknet.read(src, images)
     names = _class_names(src)
     image_dirs = sorted(p for p in src.rglob("images") if p.is_dir())
     if not image_dirs:
         raise SourceError(f"{src}: no images/ folder (YOLO layout: images/<split>/ and "
-                          "labels/<split>/)")
+                          "labels/<split>/; Darknet: obj.data and obj_<subset>_data/)")
     dataset = SourceDataset(images=[], classes=list(names))
     for image_dir in image_dirs:
         label_dir = image_dir.with_name("labels")
@@ -41,7 +40,7 @@ def read(src: Path, images: Path | None = None) -> SourceDataset:
                 else inside
             image = SourceImage(path=path, name=name.as_posix(), split=split,
                                 where=str(label.relative_to(src)))
-            image.boxes = _lines(label, path, names)
+            image.boxes = label_boxes(label, path, names)
             dataset.images.append(image)
     if not dataset.images:
         raise SourceError(f"{src}: no images under images/")
@@ -59,48 +58,5 @@ def _class_names(src: Path) -> list[str]:
                 return names
     for path in (src / "classes.txt", src / "obj.names"):
         if path.is_file():
-            return [n.strip() for n in path.read_text(encoding="utf-8").splitlines() if n.strip()]
+            return read_names(path)
     raise SourceError(f"{src}: no class names (data.yaml with names:, classes.txt or obj.names)")
-
-
-def _lines(label: Path, image: Path, names: list[str]) -> list[SourceBox]:
-    """The boxes of one label file, in pixels of ``image`` (whose header gives the size)."""
-    from globox import BoundingBox, BoxFormat
-    from globox.errors import ParsingError
-
-    if not label.is_file():
-        return []
-    lines = [line for line in label.read_text(encoding="utf-8", errors="replace").splitlines()
-             if line.strip()]
-    if not lines:
-        return []
-    try:
-        with open_image(image) as opened:
-            size = opened.size
-    except IMAGE_ERRORS:
-        return []  # the image checks report it unreadable
-    boxes = []
-    for number, line in enumerate(lines, 1):
-        fields = line.split()
-        label_name = _name(fields[0], names)
-        if len(fields) not in (5, 6):
-            boxes.append(SourceBox(label_name, 0, 0, 0, 0,
-                                   bad=f"line {number}: {len(fields)} values (a segment?)"))
-            continue
-        try:
-            box = BoundingBox.from_txt(" ".join(fields[:5]), box_format=BoxFormat.XYWH,
-                                       relative=True, image_size=size)
-        except (ParsingError, AssertionError, ValueError) as exc:
-            reason = "negative size" if isinstance(exc, AssertionError) else "not 5 numbers"
-            boxes.append(SourceBox(label_name, 0, 0, 0, 0, bad=f"line {number}: {reason}"))
-            continue
-        boxes.append(SourceBox(label_name, box.xmin, box.ymin, box.xmax, box.ymax))
-    return boxes
-
-
-def _name(field: str, names: list[str]) -> str:
-    try:
-        index = int(field)
-    except ValueError:
-        return f"class {field!r}"
-    return names[index] if 0 <= index < len(names) else f"class id {index}"
