@@ -43,17 +43,18 @@ def siteml_p50(folder: Path, number: int, iterations: int) -> tuple[float, float
 
 
 def model_ir(folder: Path) -> Path:
-    """The IR files of the registered variant siteml measures."""
-    import mlflow.artifacts
-
+    """The IR file of the registered variant siteml measures."""
+    from siteml.backends.openvino import ir_file
+    from siteml.backends.registry import find_model
     from siteml.core.naming import ModelRef
+    from siteml.tracking.model_resolve import download_version, resolve
     from siteml.tracking.runs import open_client
     from siteml.tracking.store import resolve_store
 
-    open_client(resolve_store({}, cwd=folder))  # sets MLflow's tracking and registry URIs
-    local = Path(mlflow.artifacts.download_artifacts(
-        artifact_uri=ModelRef.parse(MODEL).uri, dst_path=str(folder / "fidelity-model")))
-    return next(local.rglob("*.xml"))
+    store = resolve_store({}, cwd=folder)
+    version = resolve(open_client(store), ModelRef.parse(MODEL))
+    local = download_version(version, folder / "fidelity-model", store.tracking_uri).path
+    return ir_file(find_model(local))
 
 
 def benchmark_app_p50(xml: Path, iterations: int, imgsz: int) -> float:

@@ -35,8 +35,9 @@ def exported(folder: Path, ref: str) -> Path:
 
 def latency_ms(model: Path, seconds: int) -> float:
     """``benchmark_app``'s median latency, latency hint, f32 execution, on the CPU."""
-    xml = next(model.glob("*.xml")) if model.is_dir() else model
-    return benchmark_app(xml, "Median", "-hint", "latency", "-t", str(seconds))
+    from siteml.backends.openvino import ir_file
+
+    return benchmark_app(ir_file(model), "Median", "-hint", "latency", "-t", str(seconds))
 
 
 def main() -> None:

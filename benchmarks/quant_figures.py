@@ -29,13 +29,15 @@ TARGETS = [("openvino", "fp32"), ("openvino", "fp16"), ("openvino", "int8"),
 def quantize_all(folder: Path, iterations: int) -> dict[str, dict]:
     """Run one quant scenario per target on the demo store (its speed check ``iterations``
     long); return metrics and model files."""
-    import mlflow.artifacts
-
     from siteml.backends.registry import find_model
+    from siteml.core.naming import ModelRef
     from siteml.lifecycle.run import run_scenario
+    from siteml.tracking.model_resolve import download_version, resolve
+    from siteml.tracking.runs import open_client
     from siteml.tracking.store import resolve_store
 
     store = resolve_store({}, cwd=folder)
+    client = open_client(store)
     results = {}
     for number, (backend, precision) in enumerate(TARGETS, start=11):
         path = write_scenario(folder, f"bench-{backend}-{precision}", {
@@ -44,9 +46,10 @@ def quantize_all(folder: Path, iterations: int) -> dict[str, dict]:
                              "calibration_size": 200, "max_accuracy_drop": 0.05,
                              "latency_iterations": iterations}})
         outcome = run_scenario(path, store=store, rerun=True)
-        files = Path(mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{outcome.registered_model}/{outcome.model_version}",
-            tracking_uri=store.tracking_uri, dst_path=str(folder / "bench-models" / path.stem)))
+        version = resolve(client, ModelRef(name=outcome.registered_model,
+                                           version=outcome.model_version))
+        files = download_version(version, folder / "bench-models" / path.stem,
+                                 store.tracking_uri).path
         results[f"{backend}_{precision}"] = {"metrics": outcome.metrics,
                                              "files": find_model(files)}
     return results

@@ -110,7 +110,7 @@ def main() -> None:
         found = best_run(client, site, "ppe")
         query.append(time.perf_counter() - start)
     assert found is not None
-    from siteml.tracking.registry import model_tree
+    from siteml.tracking.model_listing import model_tree
 
     tree = []
     for _ in range(5):

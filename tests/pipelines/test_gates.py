@@ -7,7 +7,7 @@ import pytest
 from siteml.core import keys
 from siteml.pipelines.detection_map import Scores, deltas, drop_standard_error, evaluate
 from siteml.pipelines.gates import quantization_verdict, training_verdict
-from siteml.scenario.schema import TrainingGate
+from siteml.scenario.gates import TrainingGate
 
 CLASSES = ["helmet", "vest", "person"]
 METRICS = {"val/map50": 0.8, "val/map50_95": 0.5, "val/recall": 0.7,

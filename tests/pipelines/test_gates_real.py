@@ -144,9 +144,10 @@ def test_reset_head_starts_the_class_layers_afresh_for_other_classes(tiny_store)
     assert run.data.tags["siteml.head_reset"] == "6 tensors, from classes [helmet,vest,person]"
 
 
-def test_a_local_pretrained_file_still_trains_offline(tiny_store):
+def test_a_local_pretrained_file_still_trains_offline(tiny_store, monkeypatch):
     import mlflow.artifacts
 
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tiny_store.uri)  # where models:/ URIs resolve
     files = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{MODEL}/1",
                                                 tracking_uri=tiny_store.uri,
                                                 dst_path=str(tiny_store.root / "download"))

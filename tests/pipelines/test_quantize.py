@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from siteml.backends.openvino import ir_file
 from siteml.data.dvc_hash import dir_hash
 from tests.conftest import needs
 from tests.pipelines.conftest import (
@@ -30,7 +31,8 @@ def test_the_tiny_source_model_finds_objects(tiny_store):
 
 
 @pytest.mark.parametrize(("backend", "precision"), TARGETS)
-def test_variant_is_registered_with_lineage_and_loads_in_mlflow(tiny_store, backend, precision):
+def test_variant_is_registered_with_lineage_and_loads_in_mlflow(tiny_store, backend, precision,
+                                                                monkeypatch):
     name = f"{MODEL}__{backend}_{precision}"
     version = candidate(tiny_store, backend, precision)  # made once, whichever test comes first
     assert version.name == name
@@ -74,6 +76,7 @@ def test_variant_is_registered_with_lineage_and_loads_in_mlflow(tiny_store, back
     import mlflow.pyfunc
 
     images = sorted(str(p) for p in (tiny_store.dataset / "images" / "val").glob("*.jpg"))[:4]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tiny_store.uri)  # where models:/ URIs resolve
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}",
                                      model_config={"conf": 0.001})
     files = Path(model._model_impl.context.artifacts["model"])
@@ -87,7 +90,7 @@ def test_variant_is_registered_with_lineage_and_loads_in_mlflow(tiny_store, back
 
 def assert_quantized(files: Path, backend: str, precision: str) -> None:
     if backend == "openvino":
-        ir = next(files.glob("*.xml")).read_text()
+        ir = ir_file(files).read_text()
         assert ("FakeQuantize" in ir) == (precision == "int8")
         assert ('element_type="f16"' in ir) == (precision == "fp16")
         return

@@ -125,12 +125,13 @@ def test_registered_version_lineage(trained_model):
     assert "metrics.val/map50_95" in tags
 
 
-def test_pyfunc_predicts_like_ultralytics(trained_model):
+def test_pyfunc_predicts_like_ultralytics(trained_model, monkeypatch):
     import mlflow.pyfunc
     from ultralytics import YOLO
 
     val = trained_model.root / "data" / "images" / "val"
     images = sorted(str(p) for p in val.glob("*.jpg"))[:3]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained_model.uri)  # where models:/ URIs resolve
     model = mlflow.pyfunc.load_model(f"models:/{MODEL}@candidate", model_config={"conf": 0.001})
     detections = model.predict(images)
     assert list(detections.columns) == ["image", "class_id", "class_name", "score",

@@ -26,7 +26,7 @@ def build(cls, **changes):
 
 def test_design_note_worked_example_names():
     train = build(TrainingScenario, experiment_type="train", training={})
-    assert SiteConfig(**SITE).to_experiment_name() == "donghwa-entec/busan-plant1/welding"
+    assert SiteConfig(**SITE).get_experiment_name() == "donghwa-entec/busan-plant1/welding"
     assert train.get_experiment_name() == "donghwa-entec/busan-plant1/welding"
     assert train.get_run_name() == "ppe-yolov11l-train-v2"
     assert train.get_registered_model_name() == "donghwa-entec.busan-plant1.welding.ppe"
@@ -35,7 +35,7 @@ def test_design_note_worked_example_names():
     assert quant.get_registered_model_name() == (
         "donghwa-entec.busan-plant1.welding.ppe__openvino_int8")
     assert quant.get_run_name() == "ppe-yolov11l-quant-v2"
-    assert quant.output_model_name() == quant.get_registered_model_name()
+    assert quant.get_output_model_name() == quant.get_registered_model_name()
 
 
 def test_tags_and_params():
@@ -65,7 +65,7 @@ def test_infer_registers_nothing_and_tags_source():
     scenario = build(InferenceBenchmarkScenario, experiment_type="infer", benchmark={
         "source": "donghwa-entec/busan-plant1/welding/ppe__openvino_int8@candidate",
         "batch_sizes": [1, 4]})
-    assert scenario.output_model_name() is None
+    assert scenario.get_output_model_name() is None
     assert scenario.benchmark.iterations == 200
     assert scenario.to_all_tags()["source.model_ref"] == (
         "models:/donghwa-entec.busan-plant1.welding.ppe__openvino_int8@candidate")

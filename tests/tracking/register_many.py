@@ -5,7 +5,7 @@ import tempfile
 from pathlib import Path
 
 from siteml.core.models import ProducedModel
-from siteml.tracking import registry
+from siteml.tracking import model_register
 from siteml.tracking.runs import RunRecorder, ensure_experiment, open_client
 from siteml.tracking.store import resolve_store
 
@@ -17,7 +17,7 @@ for i in range(count):
     recorder = RunRecorder.start(client, store, experiment_id, f"w{worker}-{i}", {}, {})
     weights = Path(tempfile.mkdtemp()) / "best.pt"
     weights.write_text(f"{worker}-{i}")
-    version = registry.register(
+    version = model_register.register(
         client, experiment_id=experiment_id, run_id=recorder.run_id,
         model=ProducedModel(weights), name=site.replace("/", ".") + ".ppe", logged_name="ppe",
         model_tags={}, version_tags={"worker": worker, "i": str(i)}, description="")

@@ -12,7 +12,7 @@ import pytest
 from mlflow import MlflowClient
 
 import siteml.pipelines.train
-from siteml.tracking.registry import set_alias
+from siteml.tracking.model_register import set_alias
 from tests.scenario.test_runner import fake_train
 
 GATE = "training.gate={min: {map50: 0.5}, min_per_class: {recall: {helmet: 0.6}}}"

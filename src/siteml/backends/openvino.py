@@ -1,12 +1,10 @@
 """OpenVINO: IR (or ONNX) models on CPU, GPU or NPU, and the variants it makes from PyTorch
-weights: FP32 export, FP16 weights, NNCF INT8 (plain or accuracy-controlled) with the detection
-head's box decode kept in float.
+weights: FP32 export, FP16 weights, NNCF INT8 (its recipes: ``openvino_int8``).
 
 Telemetry: OpenVINO's model converter and NNCF report usage through ``openvino_telemetry``
 unless the user ran ``opt_in_out --opt_out``, which writes ``~/intel/openvino_telemetry``.
 siteml declines for its own process instead, without writing the user's home: the consent check
-answers "declined", so neither tool sends anything or writes its statistics file. NNCF's INFO
-log lines go to stdout, which carries ``--json`` output, so its level is raised to WARNING.
+answers "declined", so neither tool sends anything or writes its statistics file.
 
 Precision: OpenVINO runs FP32 IRs in bf16 on CPUs that have it unless
 ``INFERENCE_PRECISION_HINT`` says otherwise, so every load sets it and reads it back.
@@ -14,11 +12,9 @@ Precision: OpenVINO runs FP32 IRs in bf16 on CPUs that have it unless
 
 from __future__ import annotations
 
-import logging
-import re
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -56,15 +52,6 @@ def offline_openvino() -> ModuleType:
     return require("openvino", "quantize")
 
 
-def quiet_nncf() -> ModuleType:
-    """Import NNCF (telemetry declined) with its log at WARNING; return the module."""
-    offline_openvino()
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "no CUDA runtime"
-    nncf = require("nncf", "quantize")
-    nncf.set_log_level(logging.WARNING)
-    return nncf
-
-
 def load(path: Path, frame: Any, options: LoadOptions) -> LoadedModel:
     """Compile for the device with the precision hint set; one infer request with ``frame`` set,
     and an async queue for throughput mode."""
@@ -73,7 +60,7 @@ def load(path: Path, frame: Any, options: LoadOptions) -> LoadedModel:
     streams, requests = options.streams, options.requests
     ov = offline_openvino()
     core = ov.Core()
-    model = core.read_model(path if path.is_file() else next(path.glob("*.xml")))
+    model = core.read_model(ir_file(path))
     if list(model.inputs[0].get_partial_shape()) != list(frame.shape):
         model.reshape({model.inputs[0]: ov.PartialShape(list(frame.shape))})
     target = "CPU" if device.lower() == "cpu" else device
@@ -145,6 +132,11 @@ def make_variant(request: VariantRequest) -> tuple[Path, int]:
     if request.precision == "fp16":
         compress_fp16(fp32, target)
         return target, 0
+    from siteml.backends.openvino_int8 import (  # it imports this module
+        quantize_int8,
+        quantize_int8_accuracy_control,
+    )
+
     calibration = request.calibration()
     if request.method == "accuracy_control":
         quantize_int8_accuracy_control(fp32, target, calibration, request)
@@ -160,106 +152,32 @@ def export_ir(weights: Path, size: int) -> Path:
     return export(weights, format="openvino", imgsz=size, dynamic=False)
 
 
-def _xml(folder: Path) -> Path:
-    return next(folder.glob("*.xml"))
+def ir_file(path: Path) -> Path:
+    """The IR's ``.xml``: ``path`` itself, or the first one (by name) in the folder ``path``."""
+    return next(iter(sorted(path.glob("*.xml")))) if path.is_dir() else path
 
 
-def _save(model: Any, source: Path, target: Path, compress_to_fp16: bool) -> None:
+def read_ir(path: Path) -> Any:
+    """The IR at ``path`` (its ``.xml``, or the folder holding it), read, not compiled."""
+    return offline_openvino().Core().read_model(str(ir_file(path)))
+
+
+def save_ir(model: Any, source: Path, target: Path, compress_to_fp16: bool) -> None:
     """Write ``model`` under ``target`` with the same file names and metadata as ``source``."""
-    import openvino as ov
-
+    ov = offline_openvino()
     target.mkdir(parents=True)
-    ov.save_model(model, target / _xml(source).name, compress_to_fp16=compress_to_fp16)
+    ov.save_model(model, target / ir_file(source).name, compress_to_fp16=compress_to_fp16)
     shutil.copy2(source / "metadata.yaml", target / "metadata.yaml")
 
 
 def compress_fp16(fp32: Path, target: Path) -> None:
     """FP16 weights (the runtime still picks its execution precision: set it explicitly)."""
-    import openvino as ov
-
-    _save(ov.Core().read_model(_xml(fp32)), fp32, target, compress_to_fp16=True)
-
-
-def quantize_int8(fp32: Path, target: Path, calibration: Sequence[Any],
-                  request: VariantRequest) -> None:
-    """NNCF post-training INT8 quantization, calibrated on ``calibration`` input batches."""
-    import openvino as ov
-
-    nncf = quiet_nncf()
-    model = ov.Core().read_model(_xml(fp32))
-    quantized = nncf.quantize(model, nncf.Dataset(calibration),
-                              **_options(nncf, model, request, len(calibration)))
-    _save(quantized, fp32, target, compress_to_fp16=False)
-
-
-def quantize_int8_accuracy_control(fp32: Path, target: Path, calibration: Sequence[Any],
-                                   request: VariantRequest) -> None:
-    """NNCF accuracy-aware INT8: quantize, then return the layers that cost most accuracy to
-    float until the drop of the request's ``score`` (mAP50-95 of raw outputs on its
-    ``validation`` batches) is within ``max_accuracy_drop`` (absolute), for at most
-    ``max_reverted_groups`` groups (ranking the groups costs one compile each, a few seconds
-    on a small CPU; when a returned group makes the drop worse, NNCF steps back and ranks the
-    rest again)."""
-    import openvino as ov
-
-    nncf = quiet_nncf()
-    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
-
-    model = name_tensors(ov.Core().read_model(_xml(fp32)))  # NNCF ranks layers by the
-    # outputs it collects by tensor name: an unnamed output gave it nothing (ZeroDivisionError)
-
-    score: Callable[[list[Any], list[Any]], float] = request.score  # type: ignore[assignment]
-
-    def validate(compiled: Any, items: Any) -> float:  # the val set, or a subset to rank by
-        pairs = list(items)
-        return score([compiled(frame)[0] for frame, _ in pairs], [truth for _, truth in pairs])
-
-    quantized = nncf.quantize_with_accuracy_control(
-        model, nncf.Dataset(calibration), nncf.Dataset(request.validation, lambda item: item[0]),
-        validation_fn=validate, max_drop=request.options["max_accuracy_drop"],
-        drop_type=nncf.DropType.ABSOLUTE,
-        advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
-            max_num_iterations=request.options["max_reverted_groups"]),
-        **_options(nncf, model, request, len(calibration)))
-    _save(quantized, fp32, target, compress_to_fp16=False)
-
-
-def _options(nncf: ModuleType, model: Any, request: VariantRequest,
-             subset_size: int) -> dict[str, Any]:
-    """NNCF arguments from the scenario: preset, bias correction, the head's ignored scope."""
-    options = request.options
-    return {"subset_size": subset_size,
-            "preset": {"mixed": nncf.QuantizationPreset.MIXED,
-                       "performance": nncf.QuantizationPreset.PERFORMANCE}[options["preset"]],
-            "fast_bias_correction": options["bias_correction"] == "fast",
-            "ignored_scope": head_scope(model) if options["ignore_head_postprocessing"]
-            else None}
-
-
-def head_scope(model: Any) -> Any:
-    """The detection head's box decode (DFL, sigmoid and the arithmetic after it) as an NNCF
-    ignored scope, as Ultralytics' and NNCF's YOLO examples keep it, and the last convolution
-    of each box branch (``cv2.N.2``, the DFL's logits: an 8-bit step there moves a box edge;
-    keeping these three small convolutions in float cut the demo model's INT8 loss from 0.29
-    to 0.19 pt on 1000 held-out images, at no measured cost in latency)."""
-    import nncf
-
-    operations = model.get_ordered_ops()
-    sigmoids = [op.get_friendly_name() for op in operations if op.get_type_name() == "Sigmoid"]
-    if not sigmoids:
-        return None
-    head = sigmoids[-1].split("/", 1)[0]
-    box_logits = re.compile(rf"{re.escape(head)}\.cv2\.\d+\.2/")
-    return nncf.IgnoredScope(names=[
-        op.get_friendly_name() for op in operations
-        if op.get_type_name() == "Sigmoid"
-        or op.get_friendly_name().startswith((f"{head}/", f"{head}.dfl"))
-        or box_logits.match(op.get_friendly_name())])
+    save_ir(read_ir(fp32), fp32, target, compress_to_fp16=True)
 
 
 def signature(path: Path) -> Signature:
     """The IR's inputs and outputs (read, not compiled); an unnamed tensor's name is ""."""
-    model = offline_openvino().Core().read_model(str(_ir(path)))
+    model = read_ir(path)
 
     def spec(port: Any) -> TensorSpec:
         return TensorSpec(port.get_any_name() if port.get_names() else "",
@@ -275,9 +193,8 @@ def serve(path: Path, folder: Path) -> Path:
     its input named ``images`` and its outputs ``output0`` … as in the ONNX exports (an IR
     converted from PyTorch leaves its outputs unnamed, which servers cannot address); the
     weights are written as they are (no FP16 compression)."""
-    ov = offline_openvino()
-    model = name_tensors(ov.Core().read_model(str(_ir(path))))
-    ov.save_model(model, str(folder / "model.xml"), compress_to_fp16=False)
+    model = name_tensors(read_ir(path))
+    offline_openvino().save_model(model, str(folder / "model.xml"), compress_to_fp16=False)
     return folder / "model.xml"
 
 
@@ -288,10 +205,6 @@ def name_tensors(model: Any) -> Any:
         for index, port in enumerate(ports):
             port.get_tensor().set_names({served_name(prefix, index, len(ports))})
     return model
-
-
-def _ir(path: Path) -> Path:
-    return next(iter(sorted(path.glob("*.xml")))) if path.is_dir() else path
 
 
 BACKEND = Backend(

@@ -47,7 +47,8 @@ def models(site: SiteOption = None, task: TaskOption = None,
     worst class and parent; or, with --history, every alias move."""
     site, task = site_option(site), task_option(task)
     store, client = read_client(as_json, [], site)
-    from siteml.tracking.registry import model_tree, promotion_history
+    from siteml.tracking.model_listing import model_tree
+    from siteml.tracking.promotion import promotion_history
     from siteml.tracking.workspaces import across_customers
 
     with reporting_errors():
@@ -85,7 +86,7 @@ def promote(
 
     from siteml.core.naming import ALIAS_RE, registry_path
     from siteml.tracking.model_access import open_registry, parse_reference
-    from siteml.tracking.registry import promote as promote_version
+    from siteml.tracking.promotion import promote as promote_version
 
     with reporting_errors():
         ref = parse_reference(model_ref)

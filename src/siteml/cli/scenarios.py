@@ -88,7 +88,7 @@ def plan(
     result = {
         "experiment_name": scenario.get_experiment_name(),
         "run_name": scenario.get_run_name(),
-        "registered_model_name": scenario.output_model_name(),
+        "registered_model_name": scenario.get_output_model_name(),
         "files": [str(f) for f in scenario.source_files],
         "scenario": scenario.model_dump(mode="json"),
         "tags": scenario.to_all_tags(),

@@ -51,7 +51,7 @@ class Step:
 
     @property
     def produces(self) -> str | None:
-        return self.scenario.output_model_name()
+        return self.scenario.get_output_model_name()
 
     def reads(self) -> dict[str, str]:
         """Registered models it reads, by role."""

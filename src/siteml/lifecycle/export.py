@@ -35,7 +35,8 @@ from siteml.lifecycle.repository import (
     write_atomically,
 )
 from siteml.tracking.model_access import open_registry, parse_reference
-from siteml.tracking.registry import download_version, headline_metrics, resolve
+from siteml.tracking.model_listing import headline_metrics
+from siteml.tracking.model_resolve import download_version, resolve
 from siteml.tracking.store import Store
 
 

@@ -40,7 +40,7 @@ from siteml.lifecycle.repository import (
 from siteml.scenario.factory import load_scenario, scenario_problem
 from siteml.scenario.schema import BaseScenario
 from siteml.scenario.types import EXPERIMENT_TYPES, ExperimentType
-from siteml.tracking import registry
+from siteml.tracking import model_register, model_resolve
 from siteml.tracking.heartbeat import StaleRun, reap, stale, stale_after_s, staleness
 from siteml.tracking.runs import (
     RunRecorder,
@@ -334,7 +334,7 @@ def register(checked: Preflight, recorder: RunRecorder, result: PipelineResult) 
     scenario, model = checked.scenario, result.model
     assert model is not None
     name = scenario.get_registered_model_name(model.variant)
-    earlier = registry.version_with_key(checked.client, name, checked.run_key)
+    earlier = model_register.version_with_key(checked.client, name, checked.run_key)
     if earlier is not None and checked.client.get_run(earlier.run_id).info.status != "FINISHED":
         # an attempt that registered and then died (a retry): no second version
         recorder.set_tags({keys.MODEL_VERSION: f"{name}/{earlier.version}"})
@@ -362,11 +362,11 @@ def register(checked: Preflight, recorder: RunRecorder, result: PipelineResult) 
     what = f"{model.variant} variant of the " if model.variant else ""
     description = (f"{what}{scenario.task.type} detector for site {scenario.get_experiment_name()} "
                    f"(classes: {', '.join(scenario.task.classes)})")
-    version = registry.register(checked.client, experiment_id=recorder.experiment_id,
-                                run_id=recorder.run_id, model=model, name=name,
-                                logged_name=name.rsplit(".", 1)[1], model_tags=model_tags,
-                                version_tags=version_tags, description=description,
-                                model_config={"imgsz": scenario.model.input_size})
+    version = model_register.register(checked.client, experiment_id=recorder.experiment_id,
+                                      run_id=recorder.run_id, model=model, name=name,
+                                      logged_name=name.rsplit(".", 1)[1], model_tags=model_tags,
+                                      version_tags=version_tags, description=description,
+                                      model_config={"imgsz": scenario.model.input_size})
     recorder.set_tags({keys.MODEL_VERSION: f"{name}/{version.version}"})
     return version
 
@@ -382,7 +382,7 @@ class _Locator:
     def at(self, yaml_path: str) -> Iterator[None]:
         try:
             yield
-        except (registry.ModelNotFoundError, ExportFolderError) as exc:
+        except (model_resolve.ModelNotFoundError, ExportFolderError) as exc:
             raise scenario_problem(self.path, self.overrides, yaml_path, str(exc)) from None
 
 
@@ -392,8 +392,8 @@ def _refuse_missing(scenario: BaseScenario, role: str, store: Store, locator: _L
     task_model = registered_model_name(scenario.get_experiment_name(), scenario.task.type)
     wanted = ref.path if ref else f"{registry_path(task_model)}@champion or @candidate"
     with locator.at(EXPERIMENT_TYPES[scenario.experiment_type].roles[role]):
-        raise registry.ModelNotFoundError(f"no registered model {wanted}: the store "
-                                          f"{store.display} has no models yet")
+        raise model_resolve.ModelNotFoundError(f"no registered model {wanted}: the store "
+                                               f"{store.display} has no models yet")
 
 
 def _refuse_finished(path: Path, scenario: BaseScenario, previous: list[Any],
@@ -430,8 +430,8 @@ def _resolve(client: Any, scenario: BaseScenario, role: str, locator: _Locator,
     if exported is not None:
         folder, manifest = exported
         with locator.at(kind.roles[role]):
-            version = registry.resolve(client, ModelRef(name=manifest["registered_model"],
-                                                        version=int(manifest["version"])))
+            version = model_resolve.resolve(client, ModelRef(
+                name=manifest["registered_model"], version=int(manifest["version"])))
             if version.run_id != manifest["lineage"]["run_id"]:
                 raise ExportFolderError(
                     f"{folder} was exported from run {manifest['lineage']['run_id']}, but "
@@ -443,11 +443,11 @@ def _resolve(client: Any, scenario: BaseScenario, role: str, locator: _Locator,
     if ref is None and read in pinned:
         ref = ModelRef(name=read, version=pinned[read])
     if role in kind.optional:
-        with contextlib.suppress(registry.ModelNotFoundError):
-            return registry.resolve(client, ref)
+        with contextlib.suppress(model_resolve.ModelNotFoundError):
+            return model_resolve.resolve(client, ref)
         return None
     with locator.at(kind.roles[role]):
-        return registry.resolve(client, ref or registry.default_source(
+        return model_resolve.resolve(client, ref or model_resolve.default_source(
             client, scenario.get_experiment_name(), scenario.task.type))
 
 

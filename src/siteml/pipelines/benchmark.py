@@ -49,7 +49,8 @@ from siteml.pipelines.timing import (
     latencies_ms,
     latency_stats,
 )
-from siteml.scenario.schema import InferenceBenchmarkParams, InferenceBenchmarkScenario
+from siteml.scenario.params import InferenceBenchmarkParams
+from siteml.scenario.schema import InferenceBenchmarkScenario
 
 STREAM_IMAGES = 16
 """Val images the camera streams cycle through (camera ``k`` shows image ``k mod 16``)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from siteml.core import keys
 from siteml.core.models import Tracker
-from siteml.scenario.schema import ALL_CLASSES, TrainingGate
+from siteml.scenario.gates import ALL_CLASSES, TrainingGate
 
 
 class GateRefusedError(Exception):

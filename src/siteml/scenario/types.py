@@ -1,8 +1,8 @@
 """The experiment types: one table, from which the scenario classes' dispatch, the JSON Schema,
 the CLI's ``--type`` choices, the lifecycle and the tests all read.
 
-Adding a type: its scenario class (with its parameter section) in ``schema.py``, one entry here,
-and a pipeline module with ``check``, ``check_models`` and ``run``.
+Adding a type: its scenario class in ``schema.py`` (its parameter section in ``params.py``), one
+entry here, and a pipeline module with ``check``, ``check_models`` and ``run``.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from siteml.core import keys
 from siteml.core.naming import ModelRef, registered_model_name
 from siteml.core.pareto import pareto_front
 from siteml.core.provenance import instruction_set
-from siteml.tracking.registry import all_pages, headline_metrics, like_pattern
+from siteml.tracking.model_listing import all_pages, headline_metrics, like_pattern
 from siteml.tracking.runs import find_experiment_id
 
 MAX_BENCHMARK_RUNS = 5000

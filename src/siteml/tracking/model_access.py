@@ -7,7 +7,7 @@ from mlflow import MlflowClient
 
 from siteml.core.errors import InvalidInputError
 from siteml.core.naming import ModelRef, customer_of
-from siteml.tracking.registry import ModelNotFoundError
+from siteml.tracking.model_resolve import ModelNotFoundError
 from siteml.tracking.runs import open_client
 from siteml.tracking.store import Store, check_reachable, resolve_store
 from siteml.tracking.workspaces import enter_customer

@@ -43,15 +43,8 @@ def sanitize_metric_name(name: str) -> str:
 
 
 def open_client(store: Store) -> MlflowClient:
-    """An MLflow client bound to ``store`` for tracking and registry alike.
-
-    MLflow's global URIs are set too: registering a LoggedModel resolves its ``models:/m-…``
-    source through them, not through the client.
-    """
-    import mlflow
-
-    mlflow.set_tracking_uri(store.tracking_uri)
-    mlflow.set_registry_uri(store.tracking_uri)
+    """An MLflow client bound to ``store`` for tracking and registry alike; MLflow's global
+    URIs are left alone (the calls that read them pin them: ``global_uris.pinned_uris``)."""
     return MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
 
 
@@ -182,7 +175,7 @@ class RunRecorder:
         if role not in self._downloaded:
             if role not in self._versions:
                 raise RuntimeError(f"this scenario has no {role} model")
-            from siteml.tracking.registry import download_version
+            from siteml.tracking.model_resolve import download_version
 
             self._downloaded[role] = self.patience.call(lambda: download_version(
                 self._versions[role], self.workdir / role, self.store.tracking_uri))

@@ -1,0 +1,80 @@
+"""Resolving model references to registered versions, and downloading a version's files: what
+a run reads, and what ``siteml export`` writes out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from siteml.core.errors import InvalidInputError
+from siteml.core.models import SourceModel
+from siteml.core.naming import CANDIDATE, CHAMPION, ModelRef, registered_model_name, registry_path
+from siteml.tracking.global_uris import pinned_uris
+
+
+class ModelNotFoundError(InvalidInputError):
+    """A model reference names no registered model, alias or version (exit code 2)."""
+
+
+def _missing(exc: MlflowException) -> bool:
+    return exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
+
+
+def resolve(client: MlflowClient, ref: ModelRef) -> Any:
+    """The ModelVersion a reference points at.
+
+    Raises:
+        ModelNotFoundError: naming what exists instead.
+    """
+    try:
+        model = client.get_registered_model(ref.name)
+    except MlflowException as exc:
+        if not _missing(exc):
+            raise
+        raise ModelNotFoundError(f"no registered model {registry_path(ref.name)!r} "
+                                 f"(MLflow name {ref.name!r})") from None
+    if ref.alias:
+        if ref.alias not in model.aliases:
+            known = ", ".join(f"@{a} -> v{v}" for a, v in sorted(model.aliases.items()))
+            raise ModelNotFoundError(f"model {registry_path(ref.name)!r} has no alias "
+                                     f"@{ref.alias} (aliases: {known or 'none'})")
+        return client.get_model_version(ref.name, model.aliases[ref.alias])
+    try:
+        return client.get_model_version(ref.name, str(ref.version))
+    except MlflowException as exc:
+        if not _missing(exc):
+            raise
+        latest = max((int(v.version) for v in client.search_model_versions(
+            f"name = '{ref.name}'")), default=None)
+        raise ModelNotFoundError(f"model {registry_path(ref.name)!r} has no version {ref.version} "
+                                 f"(latest: {latest or 'none'})") from None
+
+
+def default_source(client: MlflowClient, site: str, task: str) -> ModelRef:
+    """The site/task model's @champion when it has one, else its @candidate."""
+    name = registered_model_name(site, task)
+    try:
+        aliases = client.get_registered_model(name).aliases
+    except MlflowException as exc:
+        if not _missing(exc):
+            raise
+        raise ModelNotFoundError(f"no registered model {registry_path(name)!r} to use as "
+                                 "source; train one first or set the source") from None
+    alias = CHAMPION if CHAMPION in aliases else CANDIDATE
+    return ModelRef(name=name, alias=alias)
+
+
+def download_version(version: Any, dst: Path, tracking_uri: str) -> SourceModel:
+    """Download a version's model files into ``dst``."""
+    import mlflow.artifacts
+
+    dst.mkdir(parents=True, exist_ok=True)
+    with pinned_uris(tracking_uri):  # a models:/ download finds the version through them
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{version.name}/{version.version}", dst_path=str(dst),
+            tracking_uri=tracking_uri)
+    return SourceModel(name=version.name, version=int(version.version), run_id=version.run_id,
+                       path=Path(local), tags=dict(version.tags))
