@@ -2,9 +2,11 @@
 modules that need no optional extra."""
 
 import importlib
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import typing
 from pathlib import Path
 
@@ -26,6 +28,29 @@ def test_import_contracts_are_kept():
     result = subprocess.run([lint], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
+
+
+def layer_table(markdown: str) -> list[list[str]]:
+    """The packages named in the first column of a document's ``| layer | holds |`` table."""
+    table = markdown[markdown.index("| layer | holds |"):].split("\n\n")[0]
+    return [re.findall(r"`(\w+)`", row.split(" | ")[0]) for row in table.splitlines()[2:]]
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/architecture.md"])
+def test_documented_layers_are_the_import_contracts(document):
+    text = (REPO / document).read_text(encoding="utf-8")
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+    [layers] = [c["layers"] for c in contracts["contracts"] if c["type"] == "layers"]
+    assert layer_table(text) == [[p.removeprefix("siteml.") for p in layer.split(" | ")]
+                                 for layer in layers]
+    packages = {p for row in layer_table(text) for p in row}
+    for contract in (c for c in contracts["contracts"] if c["type"] == "forbidden"):
+        [allowed] = packages - {m.removeprefix("siteml.") for m in contract["source_modules"]}
+        assert f"Only `{allowed}` imports" in text, contract["name"]
+        assert all(f"`{m}`" in text for m in contract["forbidden_modules"]), contract["name"]
+        for ignored in contract.get("ignore_imports", []):
+            importer = ignored.split(" -> ")[0].removeprefix("siteml.").replace(".", "/")
+            assert f"`{importer}.py`" in text, ignored
 
 
 def test_pure_modules_and_their_tests_need_no_optional_extra():

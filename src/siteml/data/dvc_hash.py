@@ -39,7 +39,7 @@ def file_md5(path: Path) -> str:
 
 def list_files(root: Path) -> list[Path]:
     """Every file DVC would track under ``root``."""
-    found = []
+    found: list[Path] = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
         found.extend(Path(folder, name) for name in files)

@@ -13,7 +13,6 @@ import io
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from siteml.data.formats.source import SourceBox, SourceDataset, SourceImage
 from siteml.data.layout import IMAGE_ERRORS, open_image
@@ -54,7 +53,7 @@ class Findings:
 def check_images(dataset: SourceDataset, findings: Findings,
                  progress: Callable[[str], None] | None = None) -> list[CheckedImage]:
     """The images worth importing; every problem goes to ``findings``."""
-    seen_paths: dict[Path, str] = {}
+    seen_paths: dict[str, str] = {}
     seen_md5: dict[str, str] = {}
     seen_labels: dict[str, str] = {}
     good = []
@@ -64,7 +63,7 @@ def check_images(dataset: SourceDataset, findings: Findings,
         checked = _read(image, findings)
         if checked is None:
             continue
-        resolved = image.path.resolve()
+        resolved = str(image.path.resolve())
         label = image.label_name
         for seen, key, kind in ((seen_paths, resolved, DUPLICATE), (seen_md5, checked.md5,
                                 DUPLICATE), (seen_labels, label, NAME_CLASH)):

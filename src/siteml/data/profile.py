@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
@@ -21,6 +22,43 @@ SMALL, MEDIUM = 32 ** 2, 96 ** 2  # COCO's area thresholds, in pixels
 DEFAULT_MAX_DISTANCE = 4
 WORST_PAIRS = 10
 SPLIT_ORDER = ("train", "val", "test")
+Hashes = dict[str, list[tuple[str, int]]]
+"""Per split: (image path, its 64-bit pHash) of each image."""
+
+
+class SplitStats(TypedDict):
+    """One split's counts; box sizes as COCO counts them (small, medium, large)."""
+
+    images: int
+    boxes: int
+    images_without_boxes: int
+    boxes_per_class: dict[str, int]
+    box_sizes: dict[str, int]
+
+
+class Pair(TypedDict):
+    """Two near-duplicate images and the bits their hashes differ by."""
+
+    distance: int
+    a: str
+    b: str
+
+
+class NearDuplicates(TypedDict):
+    """Counts per split pair (``val~train``: val images close to a train image), worst pairs."""
+
+    max_distance: int
+    counts: dict[str, int]
+    worst_pairs: list[Pair]
+
+
+class Profile(TypedDict):
+    """A dataset's profile, as ``siteml data stats --json`` prints it and runs log it."""
+
+    splits: dict[str, SplitStats]
+    classes: list[str]
+    unreadable: list[str]
+    near_duplicates: NearDuplicates
 
 
 def dataset_images(root: Path) -> dict[str, list[Path]]:
@@ -33,7 +71,7 @@ def dataset_images(root: Path) -> dict[str, list[Path]]:
 
 
 def profile_dataset(root: Path, max_distance: int = DEFAULT_MAX_DISTANCE,
-                    classes: list[str] | None = None) -> dict[str, object]:
+                    classes: list[str] | None = None) -> Profile:
     """The profile of a YOLO-layout dataset (JSON-ready), with a progress bar over its images;
     class names from ``classes``, else the dataset's ``data.yaml``, else ``class N``."""
     names = dict(enumerate(classes)) if classes else _class_names(root)
@@ -46,12 +84,13 @@ def profile_dataset(root: Path, max_distance: int = DEFAULT_MAX_DISTANCE,
 
 
 def _profile_splits(root: Path, listed: dict[str, list[Path]], names: dict[int, str],
-                    progress: Callable[[str], None]) -> tuple[dict, dict, list[str]]:
+                    progress: Callable[[str], None]) -> tuple[dict[str, SplitStats], Hashes,
+                                                              list[str]]:
     """Per split: counts, box sizes and image hashes; and the images that would not open."""
     import imagehash
 
-    splits: dict[str, dict[str, object]] = {}
-    hashes: dict[str, list[tuple[str, int]]] = {}
+    splits: dict[str, SplitStats] = {}
+    hashes: Hashes = {}
     unreadable = []
     for split, images in listed.items():
         per_class: Counter[str] = Counter()
@@ -80,8 +119,7 @@ def _profile_splits(root: Path, listed: dict[str, list[Path]], names: dict[int, 
     return splits, hashes, unreadable
 
 
-def near_duplicates(hashes: dict[str, list[tuple[str, int]]],
-                    max_distance: int) -> dict[str, object]:
+def near_duplicates(hashes: Hashes, max_distance: int) -> NearDuplicates:
     """Images of a later split (val, test) with a near-duplicate in an earlier one: hashes at
     most ``max_distance`` bits apart. Counts per split pair, and the worst (closest) pairs."""
     counts: dict[str, int] = {}
@@ -135,12 +173,12 @@ def _class_names(root: Path) -> dict[int, str]:
     return dict(enumerate((yaml_names(data_yaml) if data_yaml.is_file() else None) or []))
 
 
-def val_leaks(profile: dict[str, object]) -> int:
+def val_leaks(profile: Profile) -> int:
     """Val images with a near-duplicate in train."""
-    return int(profile["near_duplicates"]["counts"].get("val~train", 0))  # type: ignore[index]
+    return profile["near_duplicates"]["counts"].get("val~train", 0)
 
 
-def plot_profile(profile: dict[str, object], path: Path) -> None:
+def plot_profile(profile: Profile, path: Path) -> None:
     """A PNG: boxes per class and split, box sizes per split, near-duplicates per split pair."""
     import matplotlib
 

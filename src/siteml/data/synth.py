@@ -111,8 +111,8 @@ def _draw_image(rng: np.random.Generator, size: int, num_classes: int,
                 break
         else:
             continue
-        shade = np.clip(np.array(look.color) + rng.integers(-20, 21, 3), 0, 255)
-        look.draw(draw, box, tuple(int(v) for v in shade))
+        red, green, blue = np.clip(np.array(look.color) + rng.integers(-20, 21, 3), 0, 255)
+        look.draw(draw, box, (int(red), int(green), int(blue)))
         labels.append((cls, box))
     return image, labels
 

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from siteml.core.errors import Problem, ScenarioError
-from siteml.scenario.yaml_loader import YamlDocument, YamlPath, load_yaml
+from siteml.scenario.yaml_loader import Source, YamlDocument, YamlPath, load_yaml
 
 EXTENDS = "extends"
-FILE_PATHS: tuple[YamlPath, ...] = (("dataset", "path"), ("model", "weights_path"))
+FILE_PATHS: tuple[tuple[str, str], ...] = (("dataset", "path"), ("model", "weights_path"))
 """Values that name a file relative to the scenario file that sets them."""
 
 
@@ -57,7 +57,8 @@ def _load(path: Path, chain: tuple[Path, ...]) -> tuple[YamlDocument, list[Path]
 
 def _merge_under(doc: YamlDocument, base: YamlDocument) -> None:
     """Put ``base`` under ``doc``'s own keys; what comes from ``base`` keeps its file and line."""
-    inherited = {p: (base.file, line, None) for p, line in base.lines.items()}
+    inherited: dict[YamlPath, Source] = {p: (base.file, line, None)
+                                         for p, line in base.lines.items()}
     inherited.update(base.sources)
     for yaml_path, source in inherited.items():
         if yaml_path and _inherits(doc.data, base.data, yaml_path):
@@ -93,9 +94,8 @@ def _rebase_file_paths(base: YamlDocument, base_dir: Path, file_dir: Path) -> No
         return
     for section, key in FILE_PATHS:
         holder = base.data.get(section)
-        value = holder.get(key) if isinstance(holder, dict) else None
-        if _relative_file(key, value):
-            holder[key] = os.path.relpath(base_dir / value, file_dir)
+        if isinstance(holder, dict) and _relative_file(key, holder.get(key)):
+            holder[key] = os.path.relpath(base_dir / holder[key], file_dir)
 
 
 def _relative_file(key: str, value: Any) -> bool:

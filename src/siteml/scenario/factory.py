@@ -293,7 +293,7 @@ def _resolve_site(doc: YamlDocument, path: Path, sites_dir: Path | None) -> list
         for suffix in YAML_SUFFIXES:
             candidate = folder / f"{site_id}{suffix}"
             if candidate.is_file():
-                doc.graft(("site",), _load_site_doc(candidate))
+                doc.graft("site", _load_site_doc(candidate))
                 return []
     known_dir = next((f for f in folders if f.is_dir()), None)
     known = sorted(p.stem for p in known_dir.iterdir() if p.suffix in YAML_SUFFIXES) if (

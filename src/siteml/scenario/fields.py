@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
     AfterValidator,
@@ -36,10 +36,15 @@ from siteml.core.naming import (
 )
 from siteml.core.tasks import TASK_TYPES
 
-TaskType = Literal[TASK_TYPES]  # type: ignore[valid-type]
+if TYPE_CHECKING:  # built from the registries when imported: to a type checker, names
+    TaskType: TypeAlias = str
+    BenchmarkBackend: TypeAlias = str
+    QuantBackend: TypeAlias = str
+else:
+    TaskType = Literal[TASK_TYPES]
+    BenchmarkBackend = Literal[("auto", *backends.BACKENDS)]
+    QuantBackend = Literal[backends.quantizing()]
 Precision = Literal["fp32", "fp16", "int8"]
-BenchmarkBackend = Literal[("auto", *backends.BACKENDS)]  # type: ignore[valid-type]
-QuantBackend = Literal[backends.quantizing()]  # type: ignore[valid-type]
 Architecture = Literal[
     "yolov8n", "yolov8s", "yolov8m", "yolov8l", "yolov8x",
     "yolov11n", "yolov11s", "yolov11m", "yolov11l", "yolov11x",

@@ -20,8 +20,8 @@ def scenario_json_schema() -> dict[str, Any]:
 
     ``site`` accepts the inline mapping or a site id, as the factory does.
     """
-    union = Annotated[Union[tuple(SCENARIO_TYPES.values())],  # noqa: UP007 - built at run time
-                      Field(discriminator="experiment_type")]
+    union: Any = Annotated[Union[tuple(SCENARIO_TYPES.values())],  # noqa: UP007 - built at run time
+                             Field(discriminator="experiment_type")]
     schema = TypeAdapter(union).json_schema(mode="validation")
     for definition in schema["$defs"].values():
         site = definition.get("properties", {}).get("site")

@@ -28,6 +28,8 @@ _SCALARS: dict[tuple[Any, str, Any], tuple[str, Any]] = {}
 _PLAIN_COLLECTION_TAGS = (None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 YamlPath = tuple[str | int, ...]
+Source = tuple[str, int | None, str | None]
+"""Where a value came from: (file, line, origin)."""
 
 
 @dataclass
@@ -45,9 +47,9 @@ class YamlDocument:
     file: str
     data: dict[str, Any]
     lines: dict[YamlPath, int] = field(default_factory=dict)
-    sources: dict[YamlPath, tuple[str, int | None, str | None]] = field(default_factory=dict)
+    sources: dict[YamlPath, Source] = field(default_factory=dict)
 
-    def locate(self, path: YamlPath) -> tuple[str, int | None, str | None]:
+    def locate(self, path: YamlPath) -> Source:
         """Return (file, line, origin) of the deepest known node on ``path``."""
         for end in range(len(path), -1, -1):
             prefix = path[:end]
@@ -57,9 +59,10 @@ class YamlDocument:
                 return self.file, self.lines[prefix], None
         return self.file, None, None
 
-    def graft(self, path: YamlPath, other: YamlDocument) -> None:
-        """Put ``other``'s mapping at ``path``, keeping its lines as coming from its own file."""
-        self.data[path[0]] = other.data
+    def graft(self, key: str, other: YamlDocument) -> None:
+        """Put ``other``'s mapping at the top-level ``key``; its lines stay those of its file."""
+        path = (key,)
+        self.data[key] = other.data
         self.sources[path] = (other.file, 1, None)
         for sub, line in other.lines.items():
             self.sources[path + sub] = (other.file, line, None)
@@ -280,6 +283,7 @@ class _EventBuilder:
             frame.value.append(value)
             return
         key, frame.key = frame.key, None
+        assert key is not None  # child_path refused a mapping's value without a key
         if key == "<<":
             sources = value if isinstance(value, list) else [value]
             if not all(isinstance(s, dict) for s in sources):

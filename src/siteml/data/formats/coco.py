@@ -16,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from siteml.data.formats.source import (
     SourceBox,
@@ -33,12 +35,14 @@ from siteml.data.formats.source import (
 INSTANCES = "instances_"
 SKIPPED = f"COCO files other than {INSTANCES}* left out"
 
+if TYPE_CHECKING:
+    from pycocotools.coco import COCO
+
 
 def read(src: Path, images: Path | None = None) -> SourceDataset:
     """Read ``src`` (a COCO JSON file, or a folder holding one per split)."""
     files, skipped = _files(src)
-    loaded = [(path, _load(path)) for path in files]
-    loaded = [(path, coco) for path, coco in loaded if coco is not None]
+    loaded = [(path, coco) for path in files if (coco := _load(path)) is not None]
     if not loaded:
         raise SourceError(f"{src}: no COCO detection JSON (a file with images, annotations "
                           "and categories)")
@@ -67,7 +71,7 @@ def _files(src: Path) -> tuple[list[Path], list[Path]]:
     return instances, [p for p in files if not p.name.startswith(INSTANCES)]
 
 
-def _load(path: Path):
+def _load(path: Path) -> COCO | None:
     from pycocotools.coco import COCO
 
     try:
@@ -78,8 +82,9 @@ def _load(path: Path):
         return None
     if not isinstance(content, dict) or not {"images", "annotations", "categories"} <= set(content):
         return None
-    coco = COCO()
-    coco.dataset = content
+    coco = COCO()  # indexes the three lists; the rest of the file is not needed
+    coco.dataset = {"images": content["images"], "annotations": content["annotations"],
+                    "categories": content["categories"]}
     with contextlib.redirect_stdout(io.StringIO()):
         try:
             coco.createIndex()
@@ -88,7 +93,7 @@ def _load(path: Path):
     return coco
 
 
-def _add(dataset: SourceDataset, coco, path: Path, split: str | None,
+def _add(dataset: SourceDataset, coco: COCO, path: Path, split: str | None,
          images: Path | None) -> None:
     categories = {c["id"]: str(c["name"]) for c in sorted(coco.cats.values(),
                                                            key=lambda c: c["id"])}
@@ -117,8 +122,9 @@ def _add(dataset: SourceDataset, coco, path: Path, split: str | None,
         dataset.images.append(image)
 
 
-def _box(ann: dict, categories: dict[int, str]) -> SourceBox:
-    label = categories.get(ann.get("category_id"), f"category id {ann.get('category_id')}")
+def _box(ann: Mapping[str, Any], categories: dict[int, str]) -> SourceBox:
+    category: Any = ann.get("category_id")  # any JSON value
+    label = categories.get(category, f"category id {category}")
     try:
         x, y, w, h = (float(v) for v in ann["bbox"])
     except (KeyError, TypeError, ValueError):
