@@ -34,13 +34,16 @@ def demo(tmp_path) -> Path:
     return paths[0].parent
 
 
+def siteml_env(folder: Path) -> dict[str, str]:
+    return {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store_of(folder)}"}
+
+
 def siteml_jobs(folder: Path, *args: str) -> subprocess.Popen:
     """``siteml run FOLDER --jobs 2 --json`` on the demo's store, in its own process group."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store_of(folder)}"}
     return subprocess.Popen([sys.executable, "-m", "siteml", "run", str(folder), "--jobs", "2",
-                             *(["--share-cores"] if SHARE else []), "--json", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                             *(["--share-cores"] if SHARE else []), "--json", *args],
+                            env=siteml_env(folder), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 def store_of(folder: Path) -> Path:
@@ -112,3 +115,6 @@ def test_ctrl_c_kills_every_running_job(demo):
     assert proc.returncode == 130, err[-3000:]
     assert [row["status"] for row in json.loads(out)] == ["failed", "failed"]
     assert sorted(r.info.status for r in runs_in(demo)) == ["KILLED", "KILLED"]
+    plan = subprocess.run([sys.executable, "-m", "siteml", "plan", str(demo), "--json"],
+                          env=siteml_env(demo), capture_output=True, text=True, check=True)
+    assert [row["action"] for row in json.loads(plan.stdout)] == ["run", "run"]  # not done

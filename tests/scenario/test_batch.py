@@ -3,22 +3,9 @@ stand-in train and quant pipelines (the real chain runs in the slow tier)."""
 
 import json
 
-import pytest
-
 import siteml.pipelines.train
 from tests.conftest import line_of
 from tests.scenario.test_runner import as_quant, client_for, fake_train, interrupt
-
-
-@pytest.fixture
-def chain(site_scenario):
-    """A folder with the site's train and quant scenarios; the quant file sorts first."""
-    folder = site_scenario.path.parent / "batch"
-    folder.mkdir()
-    text = site_scenario.path.read_text().replace("path: data", "path: ../data")
-    (folder / "b-train.yaml").write_text(text)
-    (folder / "a-quant.yaml").write_text(as_quant(text))
-    return folder
 
 
 def runs_of(uri, site):

@@ -17,19 +17,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from siteml.core import interrupts
 from siteml.core.errors import InvalidInputError, Problem, ScenarioError, SitemlError
+from siteml.core.interrupts import Terminated
 from siteml.core.naming import registry_path
 from siteml.core.secrets import redact
 from siteml.lifecycle.run import (
-    EXIT_SIGINT,
-    EXIT_SIGTERM,
     RunInterruptedError,
     RunOutcome,
-    Terminated,
     model_read,
     preflight,
     run_scenario,
-    sigterm_raises,
     skipped,
 )
 from siteml.scenario.factory import find_yaml_files, is_site_file, load_scenario, scenario_problem
@@ -315,7 +313,7 @@ def run_batch(steps: list[Step], store: Store, options: BatchOptions,
         report(row)
 
     try:
-        with sigterm_raises():
+        with interrupts.handled():
             while len(rows) < len(steps):
                 for index, step in enumerate(steps):
                     if index not in rows and (skipped := done[index]) is not None:
@@ -346,8 +344,8 @@ def run_batch(steps: list[Step], store: Store, options: BatchOptions,
         left = [StepOutcome(str(s.path), s.scenario.get_run_name(), NOT_RUN)
                 for i, s in enumerate(steps) if i not in rows]
         raise BatchInterruptedError(
-            f"batch interrupted; {len(left)} not run", getattr(
-                exc, "exit_code", EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT),
+            f"batch interrupted; {len(left)} not run",
+            getattr(exc, "exit_code", None) or interrupts.exit_code(exc),
             [rows[i] for i in sorted(rows)] + left) from None
     finally:
         executor.close()

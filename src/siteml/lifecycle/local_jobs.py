@@ -20,7 +20,8 @@ from concurrent.futures import wait as wait_for
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from siteml.core import keys
+from siteml.core import interrupts, keys
+from siteml.core.interrupts import Terminated
 from siteml.core.progress import plain_bars
 from siteml.lifecycle.batch import FAILED, BatchOptions, Step, StepOutcome, run_step
 from siteml.lifecycle.run import RunInterruptedError
@@ -42,24 +43,16 @@ def _start_worker(shares: Any, pids: Any) -> None:
     plain_bars()
 
 
-def _interrupt_once(signum: int, frame: Any) -> None:
-    """Ctrl-C reaches a job from the terminal and from the driver: the first one counts, the
-    second must not cut short the marking of its run KILLED."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
 def _in_worker(path: str, run_name: str, options: BatchOptions,
                pinned: dict[str, int]) -> StepOutcome:
-    """A step in a worker; interrupted, a failed row (its run KILLED)."""
-    signal.signal(signal.SIGINT, _interrupt_once)
-    try:
-        return run_step(path, run_name, options, pinned=pinned,
-                        executor_tags={keys.CORES: _cores})
-    except RunInterruptedError as exc:
-        return StepOutcome(path, run_name, FAILED, detail=str(exc))
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """A step in a worker, Ctrl-C and SIGTERM handled while it runs (``core.interrupts``);
+    interrupted, a failed row (its run KILLED)."""
+    with interrupts.handled():
+        try:
+            return run_step(path, run_name, options, pinned=pinned,
+                            executor_tags={keys.CORES: _cores})
+        except (RunInterruptedError, KeyboardInterrupt, Terminated) as exc:
+            return StepOutcome(path, run_name, FAILED, detail=str(exc) or "interrupted")
 
 
 class LocalJobs:

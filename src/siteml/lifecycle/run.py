@@ -14,7 +14,6 @@ import getpass
 import hashlib
 import importlib
 import json
-import signal
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
@@ -25,8 +24,9 @@ from typing import Any
 
 from siteml import __version__
 from siteml.backends import registry as backends
-from siteml.core import keys
+from siteml.core import interrupts, keys
 from siteml.core.errors import InvalidInputError, SitemlError
+from siteml.core.interrupts import Terminated
 from siteml.core.models import PipelineResult
 from siteml.core.naming import CANDIDATE, ModelRef, registered_model_name, registry_path
 from siteml.core.progress import note
@@ -57,9 +57,6 @@ from siteml.tracking.store import (
 )
 from siteml.tracking.workspaces import enter_customer
 
-EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
-
 
 class PipelineFailedError(SitemlError):
     """The pipeline raised; the run is FAILED with the traceback in ``error.txt`` (exit 1)."""
@@ -71,10 +68,6 @@ class RunInterruptedError(SitemlError):
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
-
-
-class Terminated(BaseException):
-    """Raised in the main thread when SIGTERM arrives."""
 
 
 @dataclass
@@ -147,12 +140,14 @@ def run_scenario(path: str | Path, overrides: Sequence[str] = (), *,
         PipelineFailedError: the pipeline raised (run FAILED).
         RunInterruptedError: Ctrl-C or SIGTERM (run KILLED).
     """
-    checked = preflight(Path(path), overrides, sites_dir=sites_dir, rerun=rerun,
-                        skip_data_check=skip_data_check, store=store, pinned=pinned,
-                        executor_tags=executor_tags)
-    if checked.done is not None:
-        return skipped(checked)
-    return execute(checked, start(checked))
+    with interrupts.handled():
+        try:
+            checked = preflight(Path(path), overrides, sites_dir=sites_dir, rerun=rerun,
+                                skip_data_check=skip_data_check, store=store, pinned=pinned,
+                                executor_tags=executor_tags)
+            return skipped(checked) if checked.done is not None else execute(checked)
+        except (KeyboardInterrupt, Terminated) as exc:  # before a run was started
+            raise _killed(None, exc) from None
 
 
 def skipped(checked: Preflight) -> RunOutcome:
@@ -281,36 +276,38 @@ def start(checked: Preflight) -> RunRecorder:
                              checked.models, checked.local)
 
 
-def execute(checked: Preflight, recorder: RunRecorder) -> RunOutcome:
-    """Record the scenario and its dataset, run the pipeline, log its final metrics once,
-    register its model; end the run FINISHED, FAILED (with ``error.txt``) or KILLED."""
+def execute(checked: Preflight) -> RunOutcome:
+    """Start the run, record the scenario and its dataset, run the pipeline, log its final
+    metrics once, register its model; end the run FINISHED, FAILED (with ``error.txt``) or
+    KILLED. An interrupt received at any point, even one whose exception was lost, ends it
+    KILLED with nothing registered."""
     scenario = checked.scenario
-    outcome = RunOutcome(scenario.get_experiment_name(), recorder.experiment_id,
-                         scenario.get_run_name(), recorder.run_id, "RUNNING")
+    recorder = None
     try:
-        with sigterm_raises():
-            _record_inputs(recorder, scenario, checked.path, profile=not checked.skip_data_check)
-            with contextlib.redirect_stdout(sys.stderr):  # stdout is for siteml's --json
-                result = checked.pipeline.run(scenario, recorder)
-            recorder.log_metrics(result.metrics)
-            recorder.settle()  # every metric recorded before anything is registered
-            outcome.metrics = result.metrics
-            if result.model is not None and scenario.registers_model:
-                version = register(checked, recorder, result)
-                outcome.registered_model = version.name
-                outcome.model_version = int(version.version)
-                outcome.alias = CANDIDATE
-            recorder.finish("FINISHED")
-            outcome.status = "FINISHED"
-    except KeyboardInterrupt:
-        recorder.finish("KILLED")
-        raise RunInterruptedError(f"interrupted; run {recorder.run_id} marked KILLED",
-                                  EXIT_SIGINT) from None
-    except Terminated:
-        recorder.finish("KILLED")
-        raise RunInterruptedError(f"terminated; run {recorder.run_id} marked KILLED",
-                                  EXIT_SIGTERM) from None
+        with interrupts.deferred():  # until it exists, a run cannot be marked KILLED
+            recorder = start(checked)
+        outcome = RunOutcome(scenario.get_experiment_name(), recorder.experiment_id,
+                             scenario.get_run_name(), recorder.run_id, "RUNNING")
+        _record_inputs(recorder, scenario, checked.path, profile=not checked.skip_data_check)
+        with contextlib.redirect_stdout(sys.stderr):  # stdout is for siteml's --json
+            result = checked.pipeline.run(scenario, recorder)
+        recorder.log_metrics(result.metrics)
+        recorder.settle()  # every metric recorded before anything is registered
+        outcome.metrics = result.metrics
+        interrupts.raise_if_requested()
+        if result.model is not None and scenario.registers_model:
+            version = register(checked, recorder, result)
+            outcome.registered_model = version.name
+            outcome.model_version = int(version.version)
+            outcome.alias = CANDIDATE
+        interrupts.raise_if_requested()
+        recorder.finish("FINISHED")
+        outcome.status = "FINISHED"
+    except (KeyboardInterrupt, Terminated) as exc:
+        raise _killed(recorder, exc) from None
     except TrackingUnavailableError as exc:  # it stayed away past the wait: no more waiting
+        if recorder is None:
+            raise
         try:
             _record_failure(recorder, exc)
             marked = "marked FAILED"
@@ -319,13 +316,28 @@ def execute(checked: Preflight, recorder: RunRecorder) -> RunOutcome:
         raise TrackingUnavailableError(f"{exc}; nothing was registered; run {recorder.run_id} "
                                        f"{marked}") from None
     except Exception as exc:
+        if recorder is None:
+            raise
+        if interrupts.requested():  # the interrupt surfaced as another error
+            raise _killed(recorder, exc) from None
         _record_failure(recorder, exc)
         raise PipelineFailedError(f"pipeline failed: {type(exc).__name__}: {exc}\n"
                                   f"run {recorder.run_id} marked FAILED; traceback in its "
                                   "error.txt artifact") from exc
     finally:
-        recorder.cleanup()
+        if recorder is not None:
+            recorder.cleanup()
     return outcome
+
+
+def _killed(recorder: RunRecorder | None, exc: BaseException) -> RunInterruptedError:
+    """End an interrupted run KILLED (when it was created); the error that says so."""
+    code = interrupts.exit_code(exc)
+    what = "terminated" if code == interrupts.EXIT_SIGTERM else "interrupted"
+    if recorder is None:
+        return RunInterruptedError(what, code)
+    recorder.finish("KILLED")
+    return RunInterruptedError(f"{what}; run {recorder.run_id} marked KILLED", code)
 
 
 def register(checked: Preflight, recorder: RunRecorder, result: PipelineResult) -> Any:
@@ -526,20 +538,3 @@ def _record_failure(recorder: RunRecorder, exc: BaseException) -> None:
         recorder.set_tags({keys.ERROR: redact(f"{type(exc).__name__}: {exc}")[:5000]})
     finally:
         recorder.finish("FAILED")
-
-
-@contextlib.contextmanager
-def sigterm_raises() -> Iterator[None]:
-    """Turn SIGTERM into an exception in the main thread, so the run can be marked KILLED."""
-    def handler(signum: int, frame: Any) -> None:
-        raise Terminated()
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
