@@ -36,6 +36,7 @@ from siteml.lifecycle.repository import (
     ExportFolderError,
     exported_manifest,
     exported_version,
+    sha256,
 )
 from siteml.scenario.factory import load_scenario, scenario_problem
 from siteml.scenario.schema import BaseScenario
@@ -244,12 +245,30 @@ def model_read(scenario: BaseScenario, role: str) -> str | None:
 
 
 def run_key(scenario: BaseScenario, models: dict[str, Any]) -> str:
-    """``siteml.run_key``: the resolved scenario and the versions it reads, hashed. Values
-    left at their defaults are left out, so that a setting a later siteml adds (with its
-    default) does not make every FINISHED run look like another one."""
+    """``siteml.run_key``: what the scenario sets (bases, site and overrides merged) and the
+    versions it reads, hashed. Values left at their defaults are left out, so that a setting a
+    later siteml adds (with its default) does not make every FINISHED run look like another
+    one; what it reads from disk is named by content (``_by_content``), so that the same
+    scenario in a copied or moved folder is the same run."""
     reads = {role: f"{version.name}/{version.version}" for role, version in models.items()}
-    text = scenario.resolved_yaml(exclude_defaults=True) + json.dumps(reads, sort_keys=True)
+    text = json.dumps({"scenario": _by_content(scenario), "reads": reads}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _by_content(scenario: BaseScenario) -> dict[str, Any]:
+    """The scenario as set, each filesystem path replaced by what it holds: the dataset folder
+    by ``dataset.dvc_hash`` and ``image_count`` (already there, and checked against it), a
+    ``.pt`` file by its sha256, an export folder by the registered version it holds (among the
+    versions read)."""
+    content = scenario.model_dump(mode="json", exclude_defaults=True)
+    del content["dataset"]["path"]
+    weights = scenario.model.weights_path
+    if isinstance(weights, Path):
+        content["model"]["weights_path"] = f"sha256:{sha256(weights)}"
+    for role in EXPERIMENT_TYPES[scenario.experiment_type].roles:
+        if scenario.model_folder(role) is not None:
+            del content[scenario.params_key][role]
+    return content
 
 
 def start(checked: Preflight) -> RunRecorder:
