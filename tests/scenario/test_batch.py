@@ -2,6 +2,7 @@
 stand-in train and quant pipelines (the real chain runs in the slow tier)."""
 
 import json
+from dataclasses import replace
 
 import siteml.pipelines.train
 from tests.conftest import line_of
@@ -139,3 +140,31 @@ def test_more_jobs_than_cores_or_jobs_on_ray_are_invalid_and_write_nothing(
         assert code == 2, err
         assert says in err
     assert runs_of(store_uri, site_scenario.site) == []
+
+
+def test_a_refusal_names_its_file_once(cli, store_uri, site_scenario, chain, pipelines):
+    assert cli("run", str(chain))[0] == 0
+    train = chain / "b-train.yaml"
+    train.write_text(train.read_text().replace("epochs: 5", "epochs: 2"))  # another run key
+    line = line_of(train.read_text(), "version:")
+    for args in (("plan", str(chain)), ("run", str(chain)), ("run", str(train))):
+        code, _, err = cli(*args)
+        assert code == 2, err
+        assert err.startswith(f"error: {train}:{line}: version: run 'ppe-yolov11l-train-v2' "
+                              "already FINISHED"), err
+        assert err.count(str(train)) == 1, err
+
+
+def test_a_row_names_its_file_once(cli, store_uri, site_scenario, chain, pipelines, monkeypatch):
+    def openvino_train(scenario, tracker):  # a source the quantization cannot start from
+        result = fake_train(scenario, tracker)
+        return replace(result, model=replace(result.model, backend="openvino"))
+
+    monkeypatch.setattr(siteml.pipelines.train, "run", openvino_train)
+    code, out, err = cli("run", str(chain), "--json")
+    assert code == 1, err
+    quant = str(chain / "a-quant.yaml")
+    [row] = [row for row in json.loads(out) if row["file"] == quant]
+    assert row["detail"].startswith("line ") and "quantization" in row["detail"], row
+    assert quant not in row["detail"]
+    assert [line.count(quant) for line in err.splitlines() if quant in line] == [1]

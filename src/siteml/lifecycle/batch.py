@@ -231,6 +231,8 @@ def run_step(path: str, run_name: str, options: BatchOptions, store: Store | Non
                                store=store, pinned=pinned, executor_tags=executor_tags)
     except RunInterruptedError:
         raise
+    except ScenarioError as exc:  # the row names the file already
+        row.detail = "; ".join(problem.beside(path) for problem in exc.problems)
     except SitemlError as exc:
         row.detail = "; ".join(str(exc).splitlines())
     except Exception as exc:

@@ -25,7 +25,7 @@ from typing import Any
 from siteml import __version__
 from siteml.backends import registry as backends
 from siteml.core import interrupts, keys
-from siteml.core.errors import InvalidInputError, SitemlError
+from siteml.core.errors import Problem, ScenarioError, SitemlError
 from siteml.core.interrupts import Terminated
 from siteml.core.models import PipelineResult
 from siteml.core.naming import CANDIDATE, ModelRef, registered_model_name, registry_path
@@ -196,7 +196,7 @@ def preflight(path: Path, overrides: Sequence[str] = (), *, sites_dir: str | Pat
     done = next((r for r in previous if r.info.status == "FINISHED"
                  and r.data.tags.get(keys.RUN_KEY) == key), None) if key and not rerun else None
     if done is None and key:
-        _refuse_finished(path, scenario, previous, rerun)
+        _refuse_finished(path, overrides, scenario, previous, rerun)
     task = (executor_tags or {}).get(keys.RAY_TASK)
     dead = [] if done else _dead_attempts(path, scenario, previous, task)
     read = {role: dict(version.tags) for role, version in models.items()}
@@ -217,12 +217,13 @@ def _dead_attempts(path: Path, scenario: BaseScenario, previous: list[Any],
                   else staleness(run, stale_after_s()))
         if reason is None:
             tags = run.data.tags
-            raise InvalidInputError(
-                f"{path}: run {scenario.get_run_name()!r} is RUNNING in experiment "
+            raise ScenarioError([Problem(str(path), None, "", (
+                f"run {scenario.get_run_name()!r} is RUNNING in experiment "
                 f"{scenario.get_experiment_name()!r} (run id {run.info.run_id}, host "
                 f"{tags.get(keys.ENV_HOSTNAME, '?')}, pid {tags.get(keys.PID, '?')}, heartbeat "
                 f"{tags.get(keys.HEARTBEAT, 'none')}); wait for it to end (it counts as "
-                f"crashed after {stale_after_s():.0f} s without a heartbeat: siteml runs --stale)")
+                f"crashed after {stale_after_s():.0f} s without a heartbeat: siteml runs --stale)"
+            ))])
         dead.append(stale(run, scenario.get_experiment_name(), reason))
     return dead
 
@@ -427,15 +428,15 @@ def _refuse_missing(scenario: BaseScenario, role: str, store: Store, locator: _L
                                           f"{store.display} has no models yet")
 
 
-def _refuse_finished(path: Path, scenario: BaseScenario, previous: list[Any],
-                     rerun: bool) -> None:
+def _refuse_finished(path: Path, overrides: Sequence[str], scenario: BaseScenario,
+                     previous: list[Any], rerun: bool) -> None:
     """A run name that already FINISHED runs again only when asked."""
     finished = [r for r in previous if r.info.status == "FINISHED"]
     if finished and not rerun:
-        raise InvalidInputError(
-            f"{path}: run {scenario.get_run_name()!r} already FINISHED in experiment "
+        _refuse(path, overrides, ("version", (
+            f"run {scenario.get_run_name()!r} already FINISHED in experiment "
             f"{scenario.get_experiment_name()!r} (run id {finished[0].info.run_id}); bump "
-            "'version' for a new run, or pass --rerun")
+            "'version' for a new run, or pass --rerun")))
 
 
 def _exports(scenario: BaseScenario, kind: ExperimentType,
