@@ -31,6 +31,7 @@ def quantize_all(folder: Path) -> dict[str, dict]:
     import mlflow.artifacts
 
     from siteml.backends.registry import find_model
+    from siteml.lifecycle.options import RunOptions
     from siteml.lifecycle.run import run_scenario
     from siteml.tracking.store import resolve_store
 
@@ -41,7 +42,7 @@ def quantize_all(folder: Path) -> dict[str, dict]:
             "name": f"bench-{backend}-{precision}", "version": f"v{number}",
             "quantization": {"backend": backend, "precision": precision,
                              "calibration_size": 200, "max_accuracy_drop": 0.05}})
-        outcome = run_scenario(path, store=store, rerun=True)
+        outcome = run_scenario(path, RunOptions(rerun=True, store=store))
         files = Path(mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{outcome.registered_model}/{outcome.model_version}",
             tracking_uri=store.tracking_uri, dst_path=str(folder / "bench-models" / path.stem)))

@@ -26,7 +26,7 @@ def test_a_batch_runs_in_dependency_order_and_once(cli, store_uri, site_scenario
     assert code == 0, err
     rows = json.loads(out)
     assert [(r["file"], r["status"]) for r in rows] == [
-        (str(chain / "b-train.yaml"), "finished"), (str(chain / "a-quant.yaml"), "finished")]
+        (str(chain / "b-train.yaml"), "FINISHED"), (str(chain / "a-quant.yaml"), "FINISHED")]
     assert rows[0]["model_version"] == f"{site_scenario.model_name}/1"
     runs = {r.info.run_name: r for r in runs_of(store_uri, site_scenario.site)}
     quant = runs["ppe-yolov11l-quant-v2"]
@@ -38,7 +38,7 @@ def test_a_batch_runs_in_dependency_order_and_once(cli, store_uri, site_scenario
     code, out, err = cli("run", str(chain), "--json")
     assert code == 0, err
     again = json.loads(out)
-    assert [r["status"] for r in again] == ["skipped", "skipped"]
+    assert [r["status"] for r in again] == ["SKIPPED", "SKIPPED"]
     assert [r["run_id"] for r in again] == [r["run_id"] for r in rows]
     assert len(runs_of(store_uri, site_scenario.site)) == 2
     versions = client_for(store_uri).search_model_versions(f"name = '{site_scenario.model_name}'")
@@ -61,11 +61,11 @@ def test_a_failure_blocks_its_dependents_not_its_siblings(cli, store_uri, site_s
     code, out, _ = cli("run", str(chain), "--json")
     assert code == 1
     status = {r["file"].rsplit("/", 1)[1]: r for r in json.loads(out)}
-    assert status["b-train.yaml"]["status"] == "failed"
+    assert status["b-train.yaml"]["status"] == "FAILED"
     assert "label file 17.txt is corrupt" in status["b-train.yaml"]["detail"]
-    assert status["a-quant.yaml"]["status"] == "blocked"
+    assert status["a-quant.yaml"]["status"] == "BLOCKED"
     assert "b-train.yaml" in status["a-quant.yaml"]["detail"]
-    assert status["c-sibling.yaml"]["status"] == "finished"
+    assert status["c-sibling.yaml"]["status"] == "FINISHED"
     assert [r.info.status for r in runs_of(store_uri, site_scenario.site)] == ["FAILED"]
 
 
@@ -125,7 +125,7 @@ def test_ctrl_c_kills_the_running_run_and_leaves_the_rest_not_run(
     code, out, err = cli("run", str(chain), "--json")
     assert code == 130
     rows = {r["file"].rsplit("/", 1)[1]: r["status"] for r in json.loads(out)}
-    assert rows == {"b-train.yaml": "failed", "a-quant.yaml": "not run"}
+    assert rows == {"b-train.yaml": "KILLED", "a-quant.yaml": "NOT_RUN"}
     assert "batch interrupted; 1 not run" in err
     assert [r.info.status for r in runs_of(store_uri, site_scenario.site)] == ["KILLED"]
 

@@ -62,7 +62,7 @@ def test_a_swallowed_interrupt_stops_a_batch(cli, store_uri, site_scenario, chai
     exit_code, out, err = cli("run", str(chain), "--json")
     assert exit_code == 130, err
     rows = {r["file"].rsplit("/", 1)[1]: r["status"] for r in json.loads(out)}
-    assert rows == {"b-train.yaml": "failed", "a-quant.yaml": "not run"}
+    assert rows == {"b-train.yaml": "KILLED", "a-quant.yaml": "NOT_RUN"}
     assert [r.info.status for r in runs_of(store_uri, site_scenario.site)] == ["KILLED"]
 
 

@@ -80,7 +80,7 @@ def test_missing_weights_are_refused_at_their_line(cli, store_uri, site_scenario
 
 
 def test_an_export_folder_is_named_by_the_version_it_holds(tmp_path):
-    from siteml.lifecycle.run import run_key
+    from siteml.lifecycle.attempts import run_key
 
     read = {"source": SimpleNamespace(name="a.b.c.ppe__openvino_int8", version="3")}
     keys = []

@@ -66,14 +66,13 @@ def _handler(signum: int, frame: Any) -> None:
 
 @contextmanager
 def handled() -> Iterator[None]:
-    """SIGINT and SIGTERM recorded and raised (see ``_handler``) in the main thread; the
-    outermost use starts with no request (a worker process runs one step after another)."""
+    """SIGINT and SIGTERM recorded and raised (see ``_handler``) in the main thread while the
+    block runs; the request ends with the outermost block (a worker process runs one step
+    after another)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {signum: signal.getsignal(signum) for signum in _EXIT_CODES}
-    if _handler not in previous.values():
-        _State.requested = None
     for signum in _EXIT_CODES:
         signal.signal(signum, _handler)
     try:
@@ -81,6 +80,8 @@ def handled() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        if _handler not in previous.values():
+            _State.requested = None
 
 
 @contextmanager
