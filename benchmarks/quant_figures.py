@@ -31,6 +31,7 @@ def quantize_all(folder: Path, iterations: int) -> dict[str, dict]:
     long); return metrics and model files."""
     from siteml.backends.registry import find_model
     from siteml.core.naming import ModelRef
+    from siteml.lifecycle.options import RunOptions
     from siteml.lifecycle.run import run_scenario
     from siteml.tracking.model_resolve import download_version, resolve
     from siteml.tracking.runs import open_client
@@ -45,7 +46,7 @@ def quantize_all(folder: Path, iterations: int) -> dict[str, dict]:
             "quantization": {"backend": backend, "precision": precision,
                              "calibration_size": 200, "max_accuracy_drop": 0.05,
                              "latency_iterations": iterations}})
-        outcome = run_scenario(path, store=store, rerun=True)
+        outcome = run_scenario(path, RunOptions(rerun=True, store=store))
         version = resolve(client, ModelRef(name=outcome.registered_model,
                                            version=outcome.model_version))
         files = download_version(version, folder / "bench-models" / path.stem,

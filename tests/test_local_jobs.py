@@ -34,13 +34,16 @@ def demo(tmp_path) -> Path:
     return paths[0].parent
 
 
+def siteml_env(folder: Path) -> dict[str, str]:
+    return {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store_of(folder)}"}
+
+
 def siteml_jobs(folder: Path, *args: str) -> subprocess.Popen:
     """``siteml run FOLDER --jobs 2 --json`` on the demo's store, in its own process group."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store_of(folder)}"}
     return subprocess.Popen([sys.executable, "-m", "siteml", "run", str(folder), "--jobs", "2",
-                             *(["--share-cores"] if SHARE else []), "--json", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                             *(["--share-cores"] if SHARE else []), "--json", *args],
+                            env=siteml_env(folder), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 def store_of(folder: Path) -> Path:
@@ -70,7 +73,7 @@ def test_independent_scenarios_run_at_once_on_disjoint_cores(demo):
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
     rows = json.loads(out)
-    assert [row["status"] for row in rows] == ["finished"] * 5
+    assert [row["status"] for row in rows] == ["FINISHED"] * 5
     runs = {(r.data.tags["site.zone"], r.info.run_name): r for r in runs_in(demo)}
     assert len(runs) == 5
     train = runs["welding", "ppe-yolov11n-train-v1"]
@@ -87,7 +90,7 @@ def test_independent_scenarios_run_at_once_on_disjoint_cores(demo):
     again = siteml_jobs(demo)
     out, err = again.communicate(timeout=300)
     assert again.returncode == 0, err[-3000:]
-    assert [row["status"] for row in json.loads(out)] == ["skipped"] * 5
+    assert [row["status"] for row in json.loads(out)] == ["SKIPPED"] * 5
     assert len(runs_in(demo)) == 5
     assert str(painting) in {row["file"] for row in rows}
 
@@ -110,5 +113,8 @@ def test_ctrl_c_kills_every_running_job(demo):
     os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C does: the whole foreground group
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 130, err[-3000:]
-    assert [row["status"] for row in json.loads(out)] == ["failed", "failed"]
+    assert [row["status"] for row in json.loads(out)] == ["KILLED", "KILLED"]
     assert sorted(r.info.status for r in runs_in(demo)) == ["KILLED", "KILLED"]
+    plan = subprocess.run([sys.executable, "-m", "siteml", "plan", str(demo), "--json"],
+                          env=siteml_env(demo), capture_output=True, text=True, check=True)
+    assert [row["action"] for row in json.loads(plan.stdout)] == ["run", "run"]  # not done

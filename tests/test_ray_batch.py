@@ -107,7 +107,7 @@ def test_the_demo_site_as_one_batch_on_the_cluster(team_server, ray_cluster, cha
     names = [r["run_name"] for r in rows]
     assert names[0] == "ppe-yolov11n-train-v1"
     assert names.index("ppe-yolov11n-quant-v1") < names.index("ppe-yolov11n-infer-v2")
-    assert all(r["status"] == "finished" for r in rows), rows
+    assert all(r["status"] == "FINISHED" for r in rows), rows
     for secret in (chain.password,):
         assert secret not in out + err
         for log in Path("/tmp/ray").glob("session_*/logs/**/*"):
@@ -132,7 +132,7 @@ def test_the_demo_site_as_one_batch_on_the_cluster(team_server, ray_cluster, cha
         proc = siteml_on_ray(team_server, ray_cluster, chain, str(folder))
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err
-        assert [r["status"] for r in json.loads(out)] == ["skipped"] * len(rows)
+        assert [r["status"] for r in json.loads(out)] == ["SKIPPED"] * len(rows)
         assert len(client.search_runs([experiment.experiment_id])) == len(rows)
         model = f"{customer}.ulsan-plant1.welding.ppe"
         assert len(client.search_model_versions(f"name = '{model}'")) == 1
@@ -165,7 +165,7 @@ def test_a_killed_worker_is_retried_and_its_run_reaped(team_server, ray_cluster,
         os.kill(int(victim.data.tags["siteml.pid"]), signal.SIGKILL)
         out, err = proc.communicate(timeout=900)
         assert proc.returncode == 0, err
-        assert [r["status"] for r in json.loads(out)] == ["finished"]
+        assert [r["status"] for r in json.loads(out)] == ["FINISHED"]
         runs = client.search_runs([experiment.experiment_id])
         assert sorted(r.info.status for r in runs) == ["FINISHED", "KILLED"]
         dead = client.get_run(victim.info.run_id)

@@ -2,23 +2,11 @@
 stand-in train and quant pipelines (the real chain runs in the slow tier)."""
 
 import json
-
-import pytest
+from dataclasses import replace
 
 import siteml.pipelines.train
 from tests.conftest import line_of
 from tests.scenario.test_runner import as_quant, client_for, fake_train, interrupt
-
-
-@pytest.fixture
-def chain(site_scenario):
-    """A folder with the site's train and quant scenarios; the quant file sorts first."""
-    folder = site_scenario.path.parent / "batch"
-    folder.mkdir()
-    text = site_scenario.path.read_text().replace("path: data", "path: ../data")
-    (folder / "b-train.yaml").write_text(text)
-    (folder / "a-quant.yaml").write_text(as_quant(text))
-    return folder
 
 
 def runs_of(uri, site):
@@ -38,7 +26,7 @@ def test_a_batch_runs_in_dependency_order_and_once(cli, store_uri, site_scenario
     assert code == 0, err
     rows = json.loads(out)
     assert [(r["file"], r["status"]) for r in rows] == [
-        (str(chain / "b-train.yaml"), "finished"), (str(chain / "a-quant.yaml"), "finished")]
+        (str(chain / "b-train.yaml"), "FINISHED"), (str(chain / "a-quant.yaml"), "FINISHED")]
     assert rows[0]["model_version"] == f"{site_scenario.model_name}/1"
     runs = {r.info.run_name: r for r in runs_of(store_uri, site_scenario.site)}
     quant = runs["ppe-yolov11l-quant-v2"]
@@ -50,7 +38,7 @@ def test_a_batch_runs_in_dependency_order_and_once(cli, store_uri, site_scenario
     code, out, err = cli("run", str(chain), "--json")
     assert code == 0, err
     again = json.loads(out)
-    assert [r["status"] for r in again] == ["skipped", "skipped"]
+    assert [r["status"] for r in again] == ["SKIPPED", "SKIPPED"]
     assert [r["run_id"] for r in again] == [r["run_id"] for r in rows]
     assert len(runs_of(store_uri, site_scenario.site)) == 2
     versions = client_for(store_uri).search_model_versions(f"name = '{site_scenario.model_name}'")
@@ -73,11 +61,11 @@ def test_a_failure_blocks_its_dependents_not_its_siblings(cli, store_uri, site_s
     code, out, _ = cli("run", str(chain), "--json")
     assert code == 1
     status = {r["file"].rsplit("/", 1)[1]: r for r in json.loads(out)}
-    assert status["b-train.yaml"]["status"] == "failed"
+    assert status["b-train.yaml"]["status"] == "FAILED"
     assert "label file 17.txt is corrupt" in status["b-train.yaml"]["detail"]
-    assert status["a-quant.yaml"]["status"] == "blocked"
+    assert status["a-quant.yaml"]["status"] == "BLOCKED"
     assert "b-train.yaml" in status["a-quant.yaml"]["detail"]
-    assert status["c-sibling.yaml"]["status"] == "finished"
+    assert status["c-sibling.yaml"]["status"] == "FINISHED"
     assert [r.info.status for r in runs_of(store_uri, site_scenario.site)] == ["FAILED"]
 
 
@@ -137,7 +125,7 @@ def test_ctrl_c_kills_the_running_run_and_leaves_the_rest_not_run(
     code, out, err = cli("run", str(chain), "--json")
     assert code == 130
     rows = {r["file"].rsplit("/", 1)[1]: r["status"] for r in json.loads(out)}
-    assert rows == {"b-train.yaml": "failed", "a-quant.yaml": "not run"}
+    assert rows == {"b-train.yaml": "KILLED", "a-quant.yaml": "NOT_RUN"}
     assert "batch interrupted; 1 not run" in err
     assert [r.info.status for r in runs_of(store_uri, site_scenario.site)] == ["KILLED"]
 
@@ -152,3 +140,31 @@ def test_more_jobs_than_cores_or_jobs_on_ray_are_invalid_and_write_nothing(
         assert code == 2, err
         assert says in err
     assert runs_of(store_uri, site_scenario.site) == []
+
+
+def test_a_refusal_names_its_file_once(cli, store_uri, site_scenario, chain, pipelines):
+    assert cli("run", str(chain))[0] == 0
+    train = chain / "b-train.yaml"
+    train.write_text(train.read_text().replace("epochs: 5", "epochs: 2"))  # another run key
+    line = line_of(train.read_text(), "version:")
+    for args in (("plan", str(chain)), ("run", str(chain)), ("run", str(train))):
+        code, _, err = cli(*args)
+        assert code == 2, err
+        assert err.startswith(f"error: {train}:{line}: version: run 'ppe-yolov11l-train-v2' "
+                              "already FINISHED"), err
+        assert err.count(str(train)) == 1, err
+
+
+def test_a_row_names_its_file_once(cli, store_uri, site_scenario, chain, pipelines, monkeypatch):
+    def openvino_train(scenario, tracker):  # a source the quantization cannot start from
+        result = fake_train(scenario, tracker)
+        return replace(result, model=replace(result.model, backend="openvino"))
+
+    monkeypatch.setattr(siteml.pipelines.train, "run", openvino_train)
+    code, out, err = cli("run", str(chain), "--json")
+    assert code == 1, err
+    quant = str(chain / "a-quant.yaml")
+    [row] = [row for row in json.loads(out) if row["file"] == quant]
+    assert row["detail"].startswith("line ") and "quantization" in row["detail"], row
+    assert quant not in row["detail"]
+    assert [line.count(quant) for line in err.splitlines() if quant in line] == [1]

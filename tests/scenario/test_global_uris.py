@@ -6,6 +6,7 @@ import os
 
 import mlflow
 
+from siteml.lifecycle.options import RunOptions
 from siteml.lifecycle.run import run_scenario
 from siteml.tracking.store import resolve_store
 from tests.scenario.test_runner import as_quant, client_for
@@ -33,7 +34,7 @@ def test_runs_leave_mlflow_global_uris_as_they_were(cli, site_scenario, sqlite_u
     quant = site_scenario.path.with_name("quant.yaml")
     quant.write_text(as_quant(site_scenario.path.read_text()))
     store = resolve_store({"MLFLOW_TRACKING_URI": sqlite_uri})
-    assert run_scenario(quant, store=store).status == "FINISHED"
+    assert run_scenario(quant, RunOptions(store=store)).status == "FINISHED"
     assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == defaults
     assert not {"MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"} & set(os.environ)
     assert list(elsewhere.iterdir()) == []

@@ -6,7 +6,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,6 +22,9 @@ from siteml.cli.app import (
 )
 from siteml.cli.render import BATCH_COLUMNS, PLAN_COLUMNS, print_plan, print_table
 from siteml.core.errors import EXIT_INVALID_INPUT, InvalidInputError, ScenarioError
+
+if TYPE_CHECKING:
+    from siteml.lifecycle.options import RunOptions
 
 
 @app.command()
@@ -102,12 +105,13 @@ def plan(
 
 def _plan_batch(paths: list[Path], overrides: list[str], sites_dir: Path | None,
                 as_json: bool) -> None:
-    from siteml.lifecycle.batch import BatchOptions, plan_batch, survey
+    from siteml.lifecycle.batch import plan_batch, survey
+    from siteml.lifecycle.options import RunOptions
     from siteml.tracking.store import resolve_store
 
+    options = RunOptions(tuple(overrides), sites_dir)
     with reporting_errors():
-        steps = plan_batch(paths, overrides, sites_dir)
-        options = BatchOptions(tuple(overrides), str(sites_dir) if sites_dir else None)
+        steps = plan_batch(paths, options)
         done = survey(steps, resolve_store(), options)
     rows = [{"order": i + 1, "file": str(step.path), "run_name": step.scenario.get_run_name(),
              "experiment_name": step.scenario.get_experiment_name(),
@@ -166,20 +170,23 @@ def run(
     failed or was blocked) or tracking unavailable, 2 invalid input (nothing written),
     130/143 interrupted.
     """
+    from siteml.lifecycle.options import RunOptions
+
+    options = RunOptions(tuple(overrides or ()), sites_dir, rerun, skip_data_check)
     if ray or jobs != 1 or not _one_file(paths):
-        _run_batch(paths, overrides or (), sites_dir, rerun, skip_data_check, as_json,
-                   (ray_address or "") if ray else None, jobs, share_cores)
+        _run_batch(paths, options, as_json, (ray_address or "") if ray else None, jobs,
+                   share_cores)
         return
+    from siteml.lifecycle.outcomes import SKIPPED
     from siteml.lifecycle.run import run_scenario
 
     with reporting_errors():
-        outcome = run_scenario(paths[0], overrides or (), sites_dir=sites_dir, rerun=rerun,
-                               skip_data_check=skip_data_check)
+        outcome = run_scenario(paths[0], options)
     if as_json:
         print_json(outcome.to_dict())
         return
     out = console()
-    why = "  (this run key already FINISHED)" if outcome.status == "SKIPPED" else ""
+    why = "  (this run key already FINISHED)" if outcome.status == SKIPPED else ""
     out.print(f"[green]{outcome.status}[/green] {outcome.experiment_name} / "
               f"{outcome.run_name}  (run {outcome.run_id}){why}")
     for key, value in sorted(outcome.metrics.items()):
@@ -188,18 +195,11 @@ def run(
         out.print(f"registered {outcome.registered_path}")
 
 
-def _run_batch(paths: list[Path], overrides: list[str], sites_dir: Path | None, rerun: bool,
-               skip_data_check: bool, as_json: bool, ray_address: str | None, jobs: int,
-               share_cores: bool) -> None:
+def _run_batch(paths: list[Path], options: RunOptions, as_json: bool, ray_address: str | None,
+               jobs: int, share_cores: bool) -> None:
     from siteml.core.cores import core_shares
-    from siteml.lifecycle.batch import (
-        FINISHED,
-        SKIPPED,
-        BatchInterruptedError,
-        BatchOptions,
-        plan_batch,
-        run_batch,
-    )
+    from siteml.lifecycle.batch import BatchInterruptedError, plan_batch, run_batch
+    from siteml.lifecycle.outcomes import DONE
     from siteml.tracking.store import resolve_store
 
     err = console(stderr=True)
@@ -214,9 +214,7 @@ def _run_batch(paths: list[Path], overrides: list[str], sites_dir: Path | None, 
             raise InvalidInputError("--jobs is for this machine; on --ray the cluster's "
                                     "resources decide how many scenarios run at once")
         shares = core_shares(jobs, share_cores)
-        steps = plan_batch(paths, overrides, sites_dir)
-        options = BatchOptions(tuple(overrides), str(sites_dir) if sites_dir else None, rerun,
-                               skip_data_check)
+        steps = plan_batch(paths, options)
         store = resolve_store()
         executor = None
         with contextlib.redirect_stdout(sys.stderr):  # stdout is for --json (Ray prints too)
@@ -240,5 +238,5 @@ def _run_batch(paths: list[Path], overrides: list[str], sites_dir: Path | None, 
     if interrupted is not None:
         err.print(f"error: {interrupted}", markup=False, highlight=False)
         raise typer.Exit(interrupted.exit_code)
-    if any(o.status not in (FINISHED, SKIPPED) for o in outcomes):
+    if any(o.status not in DONE for o in outcomes):
         raise typer.Exit(1)

@@ -27,10 +27,18 @@ class Problem:
     origin: str | None = None
 
     def __str__(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return self.beside(None)
+
+    def beside(self, file: str | None) -> str:
+        """As ``str``, but without the file name when it is ``file``: in a row that names it
+        already (``line 3: training.epochs: ...``)."""
+        if self.file != file:
+            where = self.file if self.line is None else f"{self.file}:{self.line}"
+        else:
+            where = "" if self.line is None else f"line {self.line}"
         if self.origin:
-            where = f"{where} ({self.origin})"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+            where = f"{where} ({self.origin})".lstrip()
+        return ": ".join(part for part in (where, self.path, self.message) if part)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form for ``--json`` output."""

@@ -17,28 +17,29 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from siteml.core import interrupts
 from siteml.core.errors import InvalidInputError, Problem, ScenarioError, SitemlError
+from siteml.core.interrupts import Terminated
 from siteml.core.naming import registry_path
 from siteml.core.secrets import redact
-from siteml.lifecycle.run import (
-    EXIT_SIGINT,
-    EXIT_SIGTERM,
-    RunInterruptedError,
+from siteml.lifecycle.options import RunOptions
+from siteml.lifecycle.outcomes import (
+    BLOCKED,
+    DONE,
+    FAILED,
+    KILLED,
+    NOT_RUN,
+    SKIPPED,
     RunOutcome,
-    Terminated,
-    model_read,
-    preflight,
-    run_scenario,
-    sigterm_raises,
-    skipped,
+    StepOutcome,
 )
+from siteml.lifecycle.reads import model_read
+from siteml.lifecycle.run import RunInterruptedError, preflight, run_scenario
 from siteml.scenario.factory import find_yaml_files, is_site_file, load_scenario, scenario_problem
 from siteml.scenario.schema import BaseScenario
 from siteml.scenario.types import EXPERIMENT_TYPES
 from siteml.tracking.errors import access_error, is_mlflow_error
 from siteml.tracking.store import Store
-
-FINISHED, SKIPPED, FAILED, BLOCKED, NOT_RUN = "finished", "skipped", "failed", "blocked", "not run"
 
 
 @dataclass
@@ -59,6 +60,15 @@ class Step:
         return {role: name for role in kind.roles
                 if (name := model_read(self.scenario, role)) is not None}
 
+    def row(self, status: str, detail: str | None = None, outcome: RunOutcome | None = None,
+            duration_s: float | None = None) -> StepOutcome:
+        """This step's row in the batch's table; ``outcome``: its run's, when it finished or
+        was skipped."""
+        made = outcome and outcome.registered_model and (
+            f"{outcome.registered_model}/{outcome.model_version}")
+        return StepOutcome(str(self.path), self.scenario.get_run_name(), status,
+                           outcome.run_id if outcome else None, duration_s, made or None, detail)
+
 
 class BatchInterruptedError(RunInterruptedError):
     """Ctrl-C or SIGTERM during a batch: the running run KILLED, the rest not run."""
@@ -68,51 +78,9 @@ class BatchInterruptedError(RunInterruptedError):
         self.outcomes = outcomes
 
 
-@dataclass(frozen=True)
-class BatchOptions:
-    """How every step of a batch runs (as ``siteml run``'s options say)."""
-
-    overrides: tuple[str, ...] = ()
-    sites_dir: str | None = None
-    rerun: bool = False
-    skip_data_check: bool = False
-
-
-@dataclass
-class StepOutcome:
-    """One row of the batch's table."""
-
-    file: str
-    run_name: str
-    status: str
-    run_id: str | None = None
-    duration_s: float | None = None
-    model_version: str | None = None
-    detail: str | None = None
-
-    @classmethod
-    def of(cls, path: str | Path, outcome: RunOutcome, duration_s: float) -> StepOutcome:
-        """The row of a run that finished or was skipped."""
-        made = outcome.registered_model and f"{outcome.registered_model}/{outcome.model_version}"
-        return cls(str(path), outcome.run_name,
-                   SKIPPED if outcome.status == "SKIPPED" else FINISHED, outcome.run_id,
-                   duration_s, made or None)
-
-    @property
-    def pin(self) -> tuple[str, int] | None:
-        """The registered model and version it made (or its skipped run had made)."""
-        if not self.model_version:
-            return None
-        name, version = self.model_version.rsplit("/", 1)
-        return name, int(version)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def plan_batch(paths: Sequence[str | Path], overrides: Sequence[str] = (),
-               sites_dir: str | Path | None = None) -> list[Step]:
-    """The batch's scenarios in run order, each with the steps it waits for.
+def plan_batch(paths: Sequence[str | Path], options: RunOptions) -> list[Step]:
+    """The batch's scenarios in run order, each with the steps it waits for (its files read
+    with ``options.overrides`` and ``sites_dir``).
 
     Raises:
         ScenarioError: a file is invalid, two scenarios produce one model, or they wait for
@@ -122,10 +90,11 @@ def plan_batch(paths: Sequence[str | Path], overrides: Sequence[str] = (),
     files = [f for f in find_yaml_files(paths) if not is_site_file(f)]
     if not files:
         raise InvalidInputError(f"no scenario files in {', '.join(map(str, paths))}")
+    overrides = options.overrides
     steps, problems = [], []
     for path in files:
         try:
-            steps.append(Step(path, load_scenario(path, overrides, sites_dir)))
+            steps.append(Step(path, load_scenario(path, overrides, options.sites_dir)))
         except ScenarioError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -184,7 +153,7 @@ def _located(step: Step, overrides: Sequence[str], yaml_path: str,
     return scenario_problem(step.path, overrides, yaml_path, message).problems
 
 
-def survey(steps: list[Step], store: Store, options: BatchOptions) -> list[StepOutcome | None]:
+def survey(steps: list[Step], store: Store, options: RunOptions) -> list[StepOutcome | None]:
     """Check every step, without writing, against its data and the registry; for each, the
     SKIPPED row of the FINISHED run with its run key, or None when it is to run.
 
@@ -196,12 +165,11 @@ def survey(steps: list[Step], store: Store, options: BatchOptions) -> list[StepO
     pinned: dict[str, int] = {}
     problems: list[Problem] = []
     for step in steps:
-        pending = frozenset(steps[n].produces for n in step.needs if found[n] is None)
+        pending = frozenset(steps[n].produces for n in step.needs if found[n] is None) - {None}
         found.append(None)
         try:
-            checked = preflight(step.path, options.overrides, sites_dir=options.sites_dir,
-                                rerun=options.rerun, skip_data_check=options.skip_data_check,
-                                store=store, pinned=pinned, pending=pending - {None})
+            checked = preflight(step.path, replace(options, store=store, pinned=dict(pinned),
+                                                   pending=pending))
         except ScenarioError as exc:
             problems.extend(exc.problems)
             continue
@@ -209,7 +177,7 @@ def survey(steps: list[Step], store: Store, options: BatchOptions) -> list[StepO
             problems.append(Problem(str(step.path), None, "", str(exc)))
             continue
         if checked.done is not None:
-            found[-1] = StepOutcome.of(step.path, skipped(checked), 0.0)
+            found[-1] = step.row(SKIPPED, outcome=checked.done, duration_s=0.0)
             if found[-1].pin:
                 pinned.update([found[-1].pin])
     if problems:  # a base shared by several scenarios: its problem once
@@ -217,30 +185,28 @@ def survey(steps: list[Step], store: Store, options: BatchOptions) -> list[StepO
     return found
 
 
-def run_step(path: str, run_name: str, options: BatchOptions, store: Store | None = None,
-             pinned: dict[str, int] | None = None,
-             executor_tags: dict[str, str] | None = None) -> StepOutcome:
-    """Run one step of a batch (here or on a Ray worker); a failure is a row, not an error.
+def run_step(step: Step, options: RunOptions) -> StepOutcome:
+    """Run one step of a batch (here or in a worker); a failure is a row, not an error.
 
     Raises:
         RunInterruptedError: Ctrl-C or SIGTERM (the run is KILLED).
     """
-    row = StepOutcome(path, run_name, FAILED)
     started = time.perf_counter()
     try:
-        outcome = run_scenario(path, options.overrides, sites_dir=options.sites_dir,
-                               rerun=options.rerun, skip_data_check=options.skip_data_check,
-                               store=store, pinned=pinned, executor_tags=executor_tags)
+        outcome = run_scenario(step.path, options)
     except RunInterruptedError:
         raise
+    except ScenarioError as exc:  # the row names the file already
+        row = step.row(FAILED, "; ".join(problem.beside(str(step.path))
+                                         for problem in exc.problems))
     except SitemlError as exc:
-        row.detail = "; ".join(str(exc).splitlines())
+        row = step.row(FAILED, "; ".join(str(exc).splitlines()))
     except Exception as exc:
         if not is_mlflow_error(exc):
             raise
-        row.detail = redact(str(access_error(exc) or exc))
+        row = step.row(FAILED, redact(str(access_error(exc) or exc)))
     else:
-        row = StepOutcome.of(path, outcome, 0.0)
+        row = step.row(outcome.status, outcome=outcome)
     row.duration_s = round(time.perf_counter() - started, 1)
     return row
 
@@ -268,14 +234,12 @@ class _HereInTurn:
     capacity = 1
     checks_data_here = True
 
-    def __init__(self, steps: list[Step], store: Store, options: BatchOptions):
-        self.steps, self.store, self.options = steps, store, options
+    def __init__(self, steps: list[Step], store: Store, options: RunOptions):
+        self.steps, self.options = steps, replace(options, store=store)
         self.done: dict[int, StepOutcome] = {}
 
     def submit(self, index: int, pinned: dict[str, int]) -> int:
-        step = self.steps[index]
-        self.done[index] = run_step(str(step.path), step.scenario.get_run_name(), self.options,
-                                    self.store, pinned)
+        self.done[index] = run_step(self.steps[index], replace(self.options, pinned=pinned))
         return index
 
     def wait(self, running: list[int]) -> tuple[int, StepOutcome]:
@@ -288,7 +252,7 @@ class _HereInTurn:
         """Nothing to let go of."""
 
 
-def run_batch(steps: list[Step], store: Store, options: BatchOptions,
+def run_batch(steps: list[Step], store: Store, options: RunOptions,
               report: Callable[[StepOutcome], None] = lambda _: None,
               executor: Executor | None = None) -> list[StepOutcome]:
     """Check the whole batch (``survey``), then run its steps in order, as many at once as
@@ -315,8 +279,9 @@ def run_batch(steps: list[Step], store: Store, options: BatchOptions,
         report(row)
 
     try:
-        with sigterm_raises():
+        with interrupts.handled():
             while len(rows) < len(steps):
+                interrupts.raise_if_requested()  # one whose exception was lost here
                 for index, step in enumerate(steps):
                     if index not in rows and (skipped := done[index]) is not None:
                         finish(index, skipped)
@@ -324,12 +289,10 @@ def run_batch(steps: list[Step], store: Store, options: BatchOptions,
                     if busy or len(running) >= executor.capacity or any(
                             n not in rows for n in step.needs):
                         continue
-                    broken = [steps[n] for n in step.needs
-                              if rows[n].status not in (FINISHED, SKIPPED)]
+                    broken = [steps[n] for n in step.needs if rows[n].status not in DONE]
                     if broken:
-                        finish(index, StepOutcome(str(step.path), step.scenario.get_run_name(),
-                                                  BLOCKED, detail=f"needs {broken[0].path}, "
-                                                  "which did not finish"))
+                        finish(index, step.row(BLOCKED, f"needs {broken[0].path}, which did "
+                                                        "not finish"))
                         continue
                     starting[:] = [index]
                     running[executor.submit(index, dict(pinned))] = index
@@ -339,16 +302,19 @@ def run_batch(steps: list[Step], store: Store, options: BatchOptions,
                     finish(running.pop(handle), row)
     except (RunInterruptedError, KeyboardInterrupt, Terminated) as exc:
         executor.cancel(list(running))
-        for index in [*running.values(), *starting]:
-            rows[index] = StepOutcome(str(steps[index].path),
-                                      steps[index].scenario.get_run_name(), FAILED,
-                                      detail=str(exc) or "interrupted")
-        left = [StepOutcome(str(s.path), s.scenario.get_run_name(), NOT_RUN)
-                for i, s in enumerate(steps) if i not in rows]
-        raise BatchInterruptedError(
-            f"batch interrupted; {len(left)} not run", getattr(
-                exc, "exit_code", EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT),
-            [rows[i] for i in sorted(rows)] + left) from None
+        raise _interrupted(steps, rows, [*running.values(), *starting], exc) from None
     finally:
         executor.close()
     return [rows[i] for i in range(len(steps))]
+
+
+def _interrupted(steps: list[Step], rows: dict[int, StepOutcome], stopped: list[int],
+                 exc: BaseException) -> BatchInterruptedError:
+    """The error of an interrupted batch, with a row for every step: those it stopped KILLED,
+    those it had not reached NOT_RUN."""
+    for index in stopped:
+        rows[index] = steps[index].row(KILLED, str(exc) or "interrupted")
+    left = [step.row(NOT_RUN) for i, step in enumerate(steps) if i not in rows]
+    return BatchInterruptedError(f"batch interrupted; {len(left)} not run",
+                                 getattr(exc, "exit_code", None) or interrupts.exit_code(exc),
+                                 [rows[i] for i in sorted(rows)] + left)

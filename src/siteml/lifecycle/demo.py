@@ -17,7 +17,9 @@ from siteml.core.progress import progress_bar
 from siteml.core.tasks import TASK_CLASSES
 from siteml.data.dvc_hash import dvc_file, read_dvc_file
 from siteml.data.synth import synthesize
-from siteml.lifecycle.run import RunOutcome, run_scenario
+from siteml.lifecycle.options import RunOptions
+from siteml.lifecycle.outcomes import RunOutcome
+from siteml.lifecycle.run import run_scenario
 from siteml.tracking.store import resolve_store
 
 SITE_ID = "acme-ulsan-welding"
@@ -143,5 +145,5 @@ def run_demo(folder: Path, size: DemoSize = DemoSize()) -> list[DemoStep]:
     """Prepare the demo folder and run its scenarios on the folder's own embedded store."""
     folder = folder.absolute()
     store = resolve_store({}, cwd=folder)
-    return [DemoStep(path, run_scenario(path, store=store, rerun=True))
+    return [DemoStep(path, run_scenario(path, RunOptions(rerun=True, store=store)))
             for path in prepare(folder, size)]

@@ -18,11 +18,15 @@ import signal
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_for
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from typing import Any
 
-from siteml.core import keys
+from siteml.core import interrupts, keys
+from siteml.core.interrupts import Terminated
 from siteml.core.progress import plain_bars
-from siteml.lifecycle.batch import FAILED, BatchOptions, Step, StepOutcome, run_step
+from siteml.lifecycle.batch import Step, run_step
+from siteml.lifecycle.options import RunOptions
+from siteml.lifecycle.outcomes import FAILED, KILLED, StepOutcome
 from siteml.lifecycle.run import RunInterruptedError
 
 CANCEL_WAIT_S = 60
@@ -42,24 +46,14 @@ def _start_worker(shares: Any, pids: Any) -> None:
     plain_bars()
 
 
-def _interrupt_once(signum: int, frame: Any) -> None:
-    """Ctrl-C reaches a job from the terminal and from the driver: the first one counts, the
-    second must not cut short the marking of its run KILLED."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
-def _in_worker(path: str, run_name: str, options: BatchOptions,
-               pinned: dict[str, int]) -> StepOutcome:
-    """A step in a worker; interrupted, a failed row (its run KILLED)."""
-    signal.signal(signal.SIGINT, _interrupt_once)
-    try:
-        return run_step(path, run_name, options, pinned=pinned,
-                        executor_tags={keys.CORES: _cores})
-    except RunInterruptedError as exc:
-        return StepOutcome(path, run_name, FAILED, detail=str(exc))
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _in_worker(step: Step, options: RunOptions) -> StepOutcome:
+    """A step in a worker, Ctrl-C and SIGTERM handled while it runs (``core.interrupts``);
+    interrupted, a KILLED row."""
+    with interrupts.handled():
+        try:
+            return run_step(step, replace(options, executor_tags={keys.CORES: _cores}))
+        except (RunInterruptedError, KeyboardInterrupt, Terminated) as exc:
+            return step.row(KILLED, str(exc) or "interrupted")
 
 
 class LocalJobs:
@@ -67,7 +61,7 @@ class LocalJobs:
 
     checks_data_here = True
 
-    def __init__(self, steps: list[Step], options: BatchOptions, shares: list[list[int]]):
+    def __init__(self, steps: list[Step], options: RunOptions, shares: list[list[int]]):
         """``shares``: the cores of each worker (``core_shares``)."""
         self.steps, self.options, self.shares, self.capacity = steps, options, shares, len(shares)
         self.context = multiprocessing.get_context("spawn")
@@ -82,9 +76,7 @@ class LocalJobs:
                                    (shares, self.pids))
 
     def submit(self, index: int, pinned: dict[str, int]) -> Future:
-        step = self.steps[index]
-        arguments = (_in_worker, str(step.path), step.scenario.get_run_name(), self.options,
-                     pinned)
+        arguments = (_in_worker, self.steps[index], replace(self.options, pinned=pinned))
         try:
             future = self.pool.submit(*arguments)
         except BrokenProcessPool:  # a worker died earlier: start afresh
@@ -101,9 +93,8 @@ class LocalJobs:
         try:
             return future, future.result()
         except BrokenProcessPool:
-            return future, StepOutcome(str(step.path), step.scenario.get_run_name(), FAILED,
-                                       detail="its worker process died (killed, or out of "
-                                       "memory)")
+            return future, step.row(FAILED, "its worker process died (killed, or out of "
+                                            "memory)")
 
     def cancel(self, running: list[Future]) -> None:
         """Interrupt the running steps (their runs end KILLED) and wait for them to end."""

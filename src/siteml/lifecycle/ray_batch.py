@@ -15,13 +15,16 @@ second version. A pipeline's own failure is a failed row, never retried.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 from siteml.core import keys
 from siteml.core.errors import InvalidInputError
 from siteml.core.extras import require
 from siteml.core.secrets import redact
-from siteml.lifecycle.batch import FAILED, BatchOptions, Step, StepOutcome, run_step
+from siteml.lifecycle.batch import Step, run_step
+from siteml.lifecycle.options import RunOptions
+from siteml.lifecycle.outcomes import FAILED, StepOutcome
 from siteml.tracking.store import Store
 
 RETRIES = 2
@@ -41,8 +44,7 @@ def task_options(step: Step) -> dict[str, Any]:
             "resources": resources, "max_retries": RETRIES, "retry_exceptions": False}
 
 
-def _on_worker(settings: dict[str, str], path: str, run_name: str, options: BatchOptions,
-               pinned: dict[str, int]) -> StepOutcome:
+def _on_worker(settings: dict[str, str], step: Step, options: RunOptions) -> StepOutcome:
     """A step on a Ray worker (its environment given ``settings``), its run tagged with the
     node, job and task."""
     import ray
@@ -51,7 +53,7 @@ def _on_worker(settings: dict[str, str], path: str, run_name: str, options: Batc
     context = ray.get_runtime_context()
     tags = {keys.RAY_NODE: context.get_node_id(), keys.RAY_JOB: context.get_job_id(),
             keys.RAY_TASK: context.get_task_id()}
-    return run_step(path, run_name, options, pinned=pinned, executor_tags=tags)
+    return run_step(step, replace(options, executor_tags=tags))
 
 
 class RayExecutor:
@@ -59,7 +61,7 @@ class RayExecutor:
 
     checks_data_here = False
 
-    def __init__(self, steps: list[Step], store: Store, options: BatchOptions,
+    def __init__(self, steps: list[Step], store: Store, options: RunOptions,
                  address: str | None = None):
         if not store.is_server:
             raise InvalidInputError(
@@ -77,9 +79,9 @@ class RayExecutor:
 
     def submit(self, index: int, pinned: dict[str, int]) -> Any:
         step = self.steps[index]
-        ref = self.remote.options(**task_options(step)).remote(
-            self.settings, str(step.path.absolute()), step.scenario.get_run_name(),
-            self.options, pinned)
+        ref = self.remote.options(**task_options(step)).remote(  # the path as the node reads it
+            self.settings, replace(step, path=step.path.absolute()),
+            replace(self.options, pinned=pinned))
         self.index[ref] = index
         return ref
 
@@ -90,8 +92,7 @@ class RayExecutor:
             row = self.ray.get(ref)
         except self.ray.exceptions.RayError as exc:  # retries spent, or the task interrupted
             cause = getattr(exc, "cause", None) or exc
-            row = StepOutcome(str(step.path), step.scenario.get_run_name(), FAILED,
-                              detail=f"Ray: {type(cause).__name__}: {redact(str(cause))}")
+            row = step.row(FAILED, f"Ray: {type(cause).__name__}: {redact(str(cause))}")
         row.file = str(step.path)
         return ref, row
 

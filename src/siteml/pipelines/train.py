@@ -41,7 +41,11 @@ ARTIFACT_SUFFIXES = (".csv", ".png", ".jpg", ".yaml", ".log")
 
 
 def check(scenario: TrainingScenario) -> Problem:
-    """PyTorch and Ultralytics are installed, and the device is there."""
+    """Starting weights named by a file are there; PyTorch and Ultralytics are installed, and
+    the device is there."""
+    weights = scenario.model.weights_path
+    if isinstance(weights, Path) and not weights.is_file():
+        return ("model.weights_path", f"no file {weights}")
     return runtime_ready(scenario, SOURCE_BACKEND)
 
 

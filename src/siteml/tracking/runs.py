@@ -27,7 +27,7 @@ from mlflow.entities import (
     ViewType,
 )
 
-from siteml.core import keys
+from siteml.core import interrupts, keys
 from siteml.core.models import SourceModel
 from siteml.tracking.blink import Patience
 from siteml.tracking.heartbeat import Heartbeat, process_tags
@@ -137,7 +137,9 @@ class RunRecorder:
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         """Log metrics at ``step``; without one, after every step logged so far, so that final
         metrics are what MLflow shows as the run's latest values. While the server is away they
-        wait in memory (``Patience``)."""
+        wait in memory (``Patience``). Every epoch passes here, so an interrupt whose exception
+        was lost (``core.interrupts``) is raised again here and stops the training."""
+        interrupts.raise_if_requested()
         step = self.last_step + 1 if step is None else step
         self.last_step = max(self.last_step, step)
         now = int(time.time() * 1000)
