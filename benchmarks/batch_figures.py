@@ -72,6 +72,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=1500,
                         help="timed iterations of each benchmark scenario")
     parser.add_argument("--ray-address", help="a cluster with host:box-a and host:box-b")
+    parser.add_argument("--kill-epochs", type=int, default=10,
+                        help="epochs of the training whose worker is killed (after its first)")
     add_demo_options(parser, folder=False)
     parser.set_defaults(demo_epochs=2, demo_train_images=16, demo_val_images=8, demo_imgsz=64)
     args = parser.parse_args()
@@ -110,21 +112,21 @@ def ray_figures(args: argparse.Namespace, size: DemoSize, root: Path, siteml: li
         paths = demo(root / "ray-demo", size)
         wall([*siteml, str(paths[0]), str(paths[1])], env)  # the model the benchmarks read
         if args.ray_address:
-            ray_rounds(args, size, siteml, env, paths, args.ray_address)
+            ray_rounds(args, siteml, env, paths, args.ray_address)
             return
         sys.path.insert(0, str(REPO))
         from tests.conftest import stop_process_group
         from tests.ray_cluster import local_cluster
 
         with local_cluster(free_port(), stop_process_group) as address:
-            ray_rounds(args, size, siteml, env, paths, address)
+            ray_rounds(args, siteml, env, paths, address)
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=60)
 
 
-def ray_rounds(args: argparse.Namespace, size: DemoSize, siteml: list[str],
-               env: dict[str, str], paths: list[Path], address: str) -> None:
+def ray_rounds(args: argparse.Namespace, siteml: list[str], env: dict[str, str],
+               paths: list[Path], address: str) -> None:
     modes = {"local executor": (None, []), "local --jobs 2": (None, ["--jobs", "2"]),
              "Ray, one node": ("box-a", ["--ray"]), "Ray, two nodes": (None, ["--ray"])}
     times: dict[str, list[float]] = {mode: [] for mode in modes}
@@ -146,7 +148,7 @@ def ray_rounds(args: argparse.Namespace, size: DemoSize, siteml: list[str],
           f"{'met' if speedup >= 1.7 else 'NOT met'}")
     print(f"local speedup: one at a time / --jobs 2: "
           f"{medians['local executor'] / medians['local --jobs 2']:.3f}")
-    kill_nine(siteml, {**env, "RAY_ADDRESS": address}, paths[0], size.epochs)
+    kill_nine(siteml, {**env, "RAY_ADDRESS": address}, paths[0], args.kill_epochs)
 
 
 def kill_nine(siteml: list[str], env: dict[str, str], template: Path, epochs: int) -> None:
@@ -158,7 +160,7 @@ def kill_nine(siteml: list[str], env: dict[str, str], template: Path, epochs: in
     data["dataset"]["path"] = str((template.parent / data["dataset"]["path"]).resolve())
     data["site"] = {"customer": "acme-steel", "region": "ulsan", "plant": "plant1",
                     "zone": "kill-nine"}
-    data["training"]["epochs"] = max(epochs, 10)
+    data["training"]["epochs"] = max(epochs, 2)
     path = template.parent / "kill-nine.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     proc = subprocess.Popen([*siteml, str(path), "--ray"], env=env, stdout=subprocess.DEVNULL,

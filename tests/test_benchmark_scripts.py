@@ -167,8 +167,8 @@ def test_batch_figures(tmp_path):
     needs("ray", "cluster")
     cluster = os.environ.get("SITEML_TEST_RAY_ADDRESS")
     out = run_script("batch_figures.py", "--rounds", "1", "--scenarios", "2", "--iterations",
-                     "30", *demo_options("demo-"), "--demo-train-images", "8",
-                     "--demo-val-images", "4",
+                     "30", "--kill-epochs", "3", *demo_options("demo-"),
+                     "--demo-train-images", "8", "--demo-val-images", "4",
                      *(("--ray-address", cluster) if cluster else ()), cwd=tmp_path,
                      timeout=1200)
     assert lines_starting(out, "batch overhead: one batch / one by one: ")

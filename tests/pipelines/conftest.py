@@ -91,11 +91,12 @@ def tiny_store(tmp_path_factory) -> TinyStore:
     return trained_store(root, f"sqlite:///{root}/mlflow.db", SITE, epochs=25)
 
 
-def trained_store(root: Path, uri: str, site: dict, epochs: int) -> TinyStore:
+def trained_store(root: Path, uri: str, site: dict, epochs: int, train: int = 128,
+                  val: int = 16, imgsz: int = 96) -> TinyStore:
     """Synthesize the tiny dataset under ``root`` and train ``ppe@candidate`` into ``uri``."""
-    store = TinyStore(root, root / "data", uri, site)
-    synthesize(store.dataset, ["helmet", "vest", "person"], {"train": 128, "val": 16}, imgsz=96,
-               seed=1)
+    store = TinyStore(root, root / "data", uri, site, imgsz, train + val)
+    synthesize(store.dataset, ["helmet", "vest", "person"], {"train": train, "val": val},
+               imgsz=imgsz, seed=1)
     path = store.scenario("train", "v1", {"epochs": epochs, "batch": 8, "workers": 0,
                                           "warmup_epochs": 1, "close_mosaic": min(3, epochs)})
     code, _, err = store.invoke("run", str(path), "--json")

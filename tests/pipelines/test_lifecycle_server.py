@@ -20,9 +20,9 @@ def test_lifecycle_on_a_tracking_server(mlflow_server, tmp_path, monkeypatch):
     site = {"customer": f"t{uuid.uuid4().hex[:10]}", "region": "ulsan", "plant": "plant3",
             "zone": "server"}
     site_path = f"{site['customer']}/ulsan-plant3/server"
-    store = trained_store(tmp_path, mlflow_server, site, epochs=2)
+    store = trained_store(tmp_path, mlflow_server, site, epochs=1, train=16, val=8, imgsz=64)
     quant = store.run_ok("quant", "v2", backend="openvino", precision="int8",
-                         calibration_size=16, max_accuracy_drop=1.0, latency_iterations=3,
+                         calibration_size=8, max_accuracy_drop=1.0, latency_iterations=3,
                          bias_correction="fast")
     assert quant["registered_model"].endswith(".server.ppe__openvino_int8")
     for number, model in ((3, "ppe"), (4, "ppe__openvino_int8")):

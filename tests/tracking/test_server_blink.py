@@ -99,9 +99,9 @@ def test_a_server_that_stays_away_ends_the_run_with_the_loss_stated(tmp_path):
         assert "the tracking server has not answered for" in err
         assert "metric values of steps" in err and "nothing was registered" in err
         assert "Traceback" not in err
-        server, _ = start_mlflow_server(tmp_path, port=port)
-        assert client.search_model_versions(f"name = '{MODEL}'") == []
-        assert client.get_run(run_id).info.status == "RUNNING"
+        store = MlflowClient(f"sqlite:///{tmp_path}/server.db")  # the server's own database
+        assert store.search_model_versions(f"name = '{MODEL}'") == []
+        assert store.get_run(run_id).info.status == "RUNNING"
     finally:
         training.kill()
         stop_process_group(server)
