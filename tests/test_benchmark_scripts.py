@@ -118,6 +118,7 @@ def test_benchmark_fidelity(demo_copy):
                      "--repeats", "1", "--iterations", "50", cwd=folder.parent)
     assert lines_starting(out, "repeat 1: siteml p50 ")
     assert lines_starting(out, "fidelity: siteml p50 / benchmark_app median = ")
+    assert lines_starting(out, "fixed cost per call, in this process, in turns: ")
     assert lines_starting(out, "stability: max/min of 1 siteml p50s = ")
     assert lines_starting(out, "benchmark_app spread for reference: ")
 

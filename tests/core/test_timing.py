@@ -1,9 +1,22 @@
 """Timing loops and latency statistics: pure, so tested without any optional extra."""
 
+import time
+
 import pytest
 
 from siteml.core import keys
-from siteml.pipelines.timing import REWARM, interleaved_latencies_ms, latency_drift, latency_stats
+from siteml.pipelines.timing import (
+    REWARM,
+    interleaved_latencies_ms,
+    latencies_ms,
+    latency_drift,
+    latency_stats,
+)
+
+
+def test_a_call_that_reports_its_own_latency_is_timed_by_it_else_by_the_clock():
+    assert latencies_ms(lambda: 0.25, warmup=1, iterations=3) == [0.25, 0.25, 0.25]
+    assert all(t >= 2 for t in latencies_ms(lambda: time.sleep(0.002), warmup=0, iterations=2))
 
 
 def test_interleaved_timing_takes_turns_so_that_noise_hits_every_model():

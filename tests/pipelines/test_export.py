@@ -224,6 +224,7 @@ def test_an_edge_box_benchmarks_an_export_folder_and_counts_cameras(exported, tm
     assert 1 in sustained and all(1 <= n <= 6 for n in sustained)
     assert most == max((n for n, ok in sustained.items() if ok), default=0)
     assert most == 6 or sustained[most + 1] is False
+    assert metrics["streams/capped"] == float(most == 6)  # 6: the limit, the box may serve more
     assert metrics["streams/target_fps"] == 100 and metrics["streams/max_latency_ms"] == 10
     assert metrics["streams/capacity_fps"] > 0
     if most:
@@ -235,6 +236,7 @@ def test_an_edge_box_benchmarks_an_export_folder_and_counts_cameras(exported, tm
     assert code == 0, err
     [row] = [r for r in json.loads(out) if r["benchmark_run_id"] == run.info.run_id]
     assert (row["variant"], row["cameras"], row["camera_fps"]) == ("openvino_int8", most, 100)
+    assert row["cameras_capped"] is (most == 6)
 
     weights = folder / "model.bin"
     data = bytearray(weights.read_bytes())

@@ -17,7 +17,9 @@ class LoadedModel:
     """A model with its input bound.
 
     Attributes:
-        infer: One inference on the bound input; returns nothing.
+        infer: One inference on the bound input; returns its latency (ms) where the runtime
+            measures it itself (OpenVINO, as ``benchmark_app`` reads it), else None: the
+            caller's clock times the call.
         predict: One inference on a given NCHW batch; returns the raw output array.
         stream: ``stream(frame)``: a camera stream of its own (an infer request, a binding),
             returning a call that runs one inference on ``frame``; streams run at once from
@@ -29,7 +31,7 @@ class LoadedModel:
         parallel: Streams that keep the device busy (OpenVINO: its optimal infer requests).
     """
 
-    infer: Callable[[], None]
+    infer: Callable[[], float | None]
     predict: Callable[[Any], Any]
     stream: Callable[[Any], Callable[[], None]]
     facts: dict[str, str] = field(default_factory=dict)

@@ -10,6 +10,7 @@ from typing import Any
 from siteml.cli.app import console
 from siteml.core import keys
 from siteml.core.tables import cell
+from siteml.pipelines.streams import camera_count
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,8 @@ class Column:
     key: str
     header: str
     show: Callable[[Any], str] = cell
+    from_row: Callable[[dict[str, Any]], str] | None = None
+    """Where one value does not say it all: the terminal cell from the whole row."""
 
 
 def print_table(rows: list[dict[str, Any]], columns: Sequence[Column], **options: Any) -> None:
@@ -29,12 +32,19 @@ def print_table(rows: list[dict[str, Any]], columns: Sequence[Column], **options
     table = Table(*(c.header for c in columns), box=None, **options)
     table.columns[0].no_wrap = True
     for row in rows:
-        table.add_row(*(column.show(row.get(column.key)) for column in columns))
+        table.add_row(*(column.from_row(row) if column.from_row else
+                        column.show(row.get(column.key)) for column in columns))
     console().print(table)
 
 
 def _yes(value: Any) -> str:
     return "yes" if value else ""
+
+
+def _cameras(row: dict[str, Any]) -> str:
+    """A row's camera count; ``>=32 (cap)`` where the search stopped at its limit."""
+    count, capped = row.get("cameras"), bool(row.get("cameras_capped"))
+    return "" if count is None else camera_count(count, capped) + (" (cap)" if capped else "")
 
 
 COMPARE_COLUMNS = (
@@ -44,15 +54,17 @@ COMPARE_COLUMNS = (
     Column("map50_95", "mAP50-95"),
     Column("delta_map50_95", "Δ pt", lambda d: "" if d is None else f"{d * 100:+.2f}"),
     Column("p50_ms", "p50 ms"), Column("p95_ms", "p95 ms"), Column("fps", "FPS"),
-    Column("cameras", "cameras"), Column("camera_fps", "@ FPS"),
+    Column("cameras", "cameras", from_row=_cameras), Column("camera_fps", "@ FPS"),
     Column("speedup", "speedup", lambda s: "" if s is None else f"{s:.2f}x"),
     Column("speedup_paired", "paired", _yes), Column("pareto", "Pareto", _yes),
     Column("steady", "steady", lambda s: {True: "yes", False: "NO"}.get(s, "")),
     Column("worst_class", "worst class (AP50)"),
     Column("warning", "warning", lambda w: "[bold red]WARNING[/bold red]" if w else ""),
 )
-COMPARE_EXPORT = (*COMPARE_COLUMNS, Column("benchmark_run_id", "run"))
-"""What ``compare --csv / --md`` and the logged comparison hold: the table plus the run id."""
+COMPARE_EXPORT = (*COMPARE_COLUMNS, Column("cameras_capped", "capped"),
+                  Column("benchmark_run_id", "run"))
+"""What ``compare --csv / --md`` and the logged comparison hold: the table, whether the camera
+count is the search's limit, and the run id."""
 
 
 def _metrics(metrics: dict[str, float]) -> str:
@@ -101,13 +113,15 @@ HEADLINE_FORMATS: dict[str, Callable[[float], str]] = {
     keys.batch_metric(1, keys.FPS): "{:.0f} FPS".format,
     keys.ACCURACY_MAP50_95: "mAP50-95 {:.3f}".format,
     keys.batch_metric(1, keys.SPEEDUP_VS_BASELINE): "{:.2f}x vs baseline".format,
-    keys.STREAMS_MAX_CAMERAS: "{:.0f} cameras".format, keys.STREAMS_TARGET_FPS: "@ {:g} FPS".format}
+    keys.STREAMS_MAX_CAMERAS: "{:.0f} cameras".format, keys.STREAMS_TARGET_FPS: "@ {:g} FPS".format,
+    keys.STREAMS_CAPPED: lambda capped: "(the search's limit: or more)" if capped else ""}
 
 
 def headline(metrics: dict[str, Any]) -> str:
     """A version's headline metrics, e.g.
     ``mAP50-95 0.730  (-0.10 pt)  vs source 0.731  4.85x vs PyTorch``."""
     shown = [show(float(metrics[k])) for k, show in HEADLINE_FORMATS.items() if k in metrics]
+    shown = [text for text in shown if text]
     shown += [f"{k}={v}" for k, v in sorted(metrics.items()) if k not in HEADLINE_FORMATS]
     return "  ".join(shown)
 

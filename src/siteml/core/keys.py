@@ -183,6 +183,9 @@ SPEEDUP_VS_BASELINE = "speedup_vs_baseline"
 _BATCH_METRIC = re.compile(r"b([1-9][0-9]*)/(.+)")
 STREAMS_MAX_CAMERAS = "streams/max_cameras"
 """Camera streams the box serves at ``streams/target_fps`` (each within its latency limit)."""
+STREAMS_CAPPED = "streams/capped"
+"""1 where the search stopped at its limit (``benchmark.streams``) because every count up to it
+passed: the box serves at least ``streams/max_cameras``; else 0."""
 STREAMS_TARGET_FPS, STREAMS_MAX_LATENCY = "streams/target_fps", "streams/max_latency_ms"
 STREAMS_TOTAL_FPS, STREAMS_CAPACITY_FPS = "streams/total_fps", "streams/capacity_fps"
 STREAMS_P50, STREAMS_P95 = "streams/p50_ms", "streams/p95_ms"

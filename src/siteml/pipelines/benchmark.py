@@ -178,7 +178,7 @@ def _cameras(model_path: Path, backend: str, options: LoadOptions,
             f"  {step.cameras} cameras: {step.total_fps:.1f} FPS in all, slowest "
             f"{step.slowest_fps:.1f}, worst p95 {step.p95_ms:.1f} ms"
             + ("" if step.sustained else " (not sustained)")))
-    note(f"{found.max_cameras} cameras at {fps:g} FPS (flat out: {found.capacity_fps:.1f} FPS)")
+    note(found.summary(fps))
     log_curve(tracker, found, fps, latency_ms)
     return found.metrics(fps, latency_ms)
 

@@ -10,7 +10,8 @@ latency runs from its arrival to its result. A stream sustains the rate when it 
 The search starts where the flat-out throughput (``capacity``: the model's parallel streams
 running back to back, as ``benchmark_app -hint throughput`` does) says it could, steps away
 from there in doubling steps until one count passes and another fails, then bisects between
-them; one camera is always measured too, for the curve.
+them; one camera is always measured too, for the curve. When every count up to the limit passes,
+the search stops there and the result says so (``capped``): the box serves at least that many.
 """
 
 from __future__ import annotations
@@ -51,15 +52,33 @@ class Step:
 @dataclass(frozen=True)
 class Cameras:
     """The search's outcome: the largest sustained count (0: not even one), the flat-out
-    throughput, and every step measured, by camera count."""
+    throughput, every step measured, by camera count, and the most the search tried."""
 
     max_cameras: int
     capacity_fps: float
     steps: list[Step]
+    limit: int
+
+    @property
+    def capped(self) -> bool:
+        """Whether the limit itself passed: the box serves ``max_cameras`` or more."""
+        return self.max_cameras >= self.limit
+
+    def summary(self, fps: float) -> str:
+        """The outcome in a line; where the limit passed, it says so and how to go further."""
+        line = (f"{camera_count(self.max_cameras, self.capped)} cameras at {fps:g} FPS "
+                f"(flat out: {self.capacity_fps:.1f} FPS)")
+        if not self.capped:
+            return line
+        more = (f"raise benchmark.streams (up to {MAX_CAMERAS}) to find the most"
+                if self.limit < MAX_CAMERAS else f"{MAX_CAMERAS} is the most siteml tries")
+        return (f"{line}: the limit, not the box's most (every count up to {self.limit} "
+                f"passed; flat out is {self.capacity_fps / fps:.0f} cameras' worth): {more}")
 
     def metrics(self, fps: float, max_latency_ms: float) -> dict[str, float]:
         """``streams/*`` metrics; the latencies and total rate at ``max_cameras``."""
         figures = {keys.STREAMS_MAX_CAMERAS: float(self.max_cameras),
+                   keys.STREAMS_CAPPED: float(self.capped),
                    keys.STREAMS_TARGET_FPS: fps, keys.STREAMS_MAX_LATENCY: max_latency_ms,
                    keys.STREAMS_CAPACITY_FPS: self.capacity_fps}
         chosen = next((s for s in self.steps if s.cameras == self.max_cameras), None)
@@ -67,6 +86,11 @@ class Cameras:
             figures.update({keys.STREAMS_TOTAL_FPS: chosen.total_fps,
                             keys.STREAMS_P50: chosen.p50_ms, keys.STREAMS_P95: chosen.p95_ms})
         return figures
+
+
+def camera_count(count: float, capped: bool) -> str:
+    """A camera count as shown: ``>=32`` where the search stopped at its limit of 32."""
+    return f"{'>=' if capped else ''}{count:.0f}"
 
 
 Stream = Callable[[], None]
@@ -90,7 +114,7 @@ def find_max_cameras(open_stream: Callable[[int], Stream], parallel: int, fps: f
 
     most = largest_passing(passes, max(1, min(limit, int(capacity // fps))), limit)
     passes(1)
-    return Cameras(most, capacity, [measured[k] for k in sorted(measured)])
+    return Cameras(most, capacity, [measured[k] for k in sorted(measured)], limit)
 
 
 def largest_passing(passes: Callable[[int], bool], guess: int, limit: int) -> int:
@@ -212,7 +236,7 @@ def log_curve(tracker: Any, cameras: Cameras, fps: float, max_latency_ms: float)
     rate.plot(counts, [s.total_fps for s in cameras.steps], "o-", label="total FPS")
     rate.plot(counts, [fps * n for n in counts], ":", color="grey", label=f"{fps:g} FPS each")
     rate.set(xlabel="cameras", ylabel="frames/s",
-             title=f"{cameras.max_cameras} cameras at {fps:g} FPS")
+             title=f"{camera_count(cameras.max_cameras, cameras.capped)} cameras at {fps:g} FPS")
     latency = rate.twinx()
     latency.plot(counts, [s.p95_ms for s in cameras.steps], "s--", color="tab:red",
                  label="worst p95 ms")

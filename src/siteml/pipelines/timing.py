@@ -15,10 +15,11 @@ REWARM = 3
 """Untimed calls before each later turn of an interleaved timing (caches held another model)."""
 
 
-def latencies_ms(infer: Callable[[], None], warmup: int, iterations: int | None = None,
+def latencies_ms(infer: Callable[[], float | None], warmup: int, iterations: int | None = None,
                  duration_s: float | None = None) -> list[float]:
     """``warmup`` untimed calls, then the time (ms) of each call, for ``iterations`` calls or
-    until ``duration_s`` seconds have passed."""
+    until ``duration_s`` seconds have passed: the time a call returns (the runtime's own
+    clock), else the time it took."""
     for _ in range(warmup):
         infer()
     clock = time.perf_counter
@@ -26,12 +27,12 @@ def latencies_ms(infer: Callable[[], None], warmup: int, iterations: int | None 
     deadline = clock() + duration_s if duration_s else None
     while (len(times) < iterations) if iterations else (clock() < deadline):
         start = clock()
-        infer()
-        times.append((clock() - start) * 1000)
+        own = infer()
+        times.append((clock() - start) * 1000 if own is None else own)
     return times
 
 
-def interleaved_latencies_ms(calls: dict[str, Callable[[], None]], warmup: int,
+def interleaved_latencies_ms(calls: dict[str, Callable[[], float | None]], warmup: int,
                              iterations: int, rounds: int = 5) -> dict[str, list[float]]:
     """The time (ms) of each call of several models, ``iterations`` each, taken in turns over
     ``rounds`` so that a change in the machine's speed hits all of them alike: ``warmup``

@@ -32,8 +32,9 @@ def compare_rows(client: MlflowClient, site: str, task: str) -> list[dict[str, A
     ``pareto`` says whether no other variant there is both faster and more accurate,
     ``steady`` whether the host kept one speed during the benchmark (None: not recorded),
     ``cameras`` how many camera streams it served at ``camera_fps`` each (None: not
-    measured), ``worst_class`` the class with the lowest AP50 (the benchmark's own, else the
-    version's) and ``warning`` the version's warning."""
+    measured; ``cameras_capped``: the search stopped at its limit, so at least that many),
+    ``worst_class`` the class with the lowest AP50 (the benchmark's own, else the version's)
+    and ``warning`` the version's warning."""
     experiment_id = find_experiment_id(client, site)
     if experiment_id is None:
         return []
@@ -104,6 +105,8 @@ def _row(name: str, run: Any, versions: dict[int, dict[str, str]]) -> dict | Non
         "fps": metrics.get(keys.batch_metric(batch, keys.FPS)),
         "cameras": int(metrics[keys.STREAMS_MAX_CAMERAS]) if keys.STREAMS_MAX_CAMERAS in metrics
         else None,
+        "cameras_capped": bool(metrics[keys.STREAMS_CAPPED])
+        if keys.STREAMS_CAPPED in metrics else None,
         "camera_fps": metrics.get(keys.STREAMS_TARGET_FPS),
         "speedup": None, "pareto": False,
         "paired_with": run.data.tags.get(keys.BASELINE_MODEL_NAME),
