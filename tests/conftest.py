@@ -206,6 +206,14 @@ def team_server(tmp_path_factory):
     stop_process_group(proc)
 
 
+def pytest_configure(config):
+    """An xdist worker's environment says ``COLUMNS=80`` (its pseudo-terminal's); the tests read
+    siteml's output as a pipe would, whichever way they run."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.pop("COLUMNS", None)
+        os.environ.pop("LINES", None)
+
+
 SLOW_FIXTURES = {"mlflow_server", "team_server", "tiny_store", "variants", "trained_model",
                  "demo_store", "demo_copy"}
 """Fixtures that train a model or start a server: a test using one belongs to the slow tier."""

@@ -26,8 +26,9 @@ def dead_pid() -> int:
 @pytest.fixture
 def site_experiment(store_uri, site_scenario):
     client = client_for(store_uri)
-    experiment_id = client.create_experiment(site_scenario.site,
-                                             tags={"site.path": site_scenario.site})
+    experiment_id = client.create_experiment(  # artifacts in the test's folder, not ./mlruns
+        site_scenario.site, (site_scenario.path.parent / "artifacts").as_uri(),
+        tags={"site.path": site_scenario.site})
     return client, experiment_id
 
 
