@@ -23,7 +23,7 @@ TESTED = {"validate_speed.py", "tracking_overhead.py", "registry_queries.py",
           "train_overhead.py", "demo_store.py", "quant_figures.py", "benchmark_fidelity.py",
           "speed_check_spread.py", "data_import.py", "training_gates.py",
           "team_server_overhead.py", "batch_figures.py", "export_figures.py",
-          "cameras_figures.py", "int8_figures.py"}
+          "cameras_figures.py", "int8_figures.py", "quick_tier.py"}
 
 
 def run_script(name: str, *args: str, cwd: Path, timeout: float = 300) -> str:
@@ -213,3 +213,11 @@ def test_int8_figures(demo_copy):
         [line] = lines_starting(out, f"mAP50-95 on {split}: FP32 IR ")
         assert "; siteml INT8 " in line and "; Ultralytics INT8 " in line
         assert line.count(" pt)") == 2, line
+
+
+@pytest.mark.slow  # pytest twice in fresh processes
+def test_quick_tier(tmp_path):
+    out = run_script("quick_tier.py", "--rounds", "1", "tests/core/test_keys.py", cwd=tmp_path)
+    assert lines_starting(out, "quick tier (tests/core/test_keys.py), 1 rounds in turns")
+    assert lines_starting(out, "ratio -n 2 / one process: ")
+    assert lines_starting(out, "quick tier, the faster way: ")
