@@ -356,6 +356,11 @@ class SiteScenario:
 
 @pytest.fixture
 def site_scenario(tmp_path) -> SiteScenario:
+    return make_site_scenario(tmp_path)
+
+
+def make_site_scenario(tmp_path: Path) -> SiteScenario:
+    """A scenario file in ``tmp_path`` for a new customer, with a dataset folder beside it."""
     customer = f"t{uuid.uuid4().hex[:10]}"
     images = tmp_path / "data" / "images" / "train"
     images.mkdir(parents=True)

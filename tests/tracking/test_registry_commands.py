@@ -3,6 +3,7 @@
 import getpass
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -13,20 +14,44 @@ from mlflow import MlflowClient
 
 import siteml.pipelines.train
 from siteml.tracking.model_register import set_alias
+from tests.conftest import SiteScenario, invoke, make_site_scenario
 from tests.scenario.test_runner import fake_train
 
 GATE = "training.gate={min: {map50: 0.5}, min_per_class: {recall: {helmet: 0.6}}}"
 
 
-@pytest.fixture
-def trained(cli, store_uri, site_scenario, monkeypatch):
+def train_twice(site: SiteScenario) -> SiteScenario:
     """Two training runs of one site: v2 passes a gate (version 1 of its ppe model), v3 has
-    none (version 2, never scored)."""
-    monkeypatch.setattr(siteml.pipelines.train, "run", fake_train)
-    for version, gate in (("v2", ["--set", GATE]), ("v3", [])):
-        code, _, err = cli("run", str(site_scenario.path), "--set", f"version={version}", *gate)
-        assert code == 0, err
-    return site_scenario
+    none (version 2, never scored); stand-in trainings, on the store the environment names."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(siteml.pipelines.train, "run", fake_train)
+        for version, gate in (("v2", ["--set", GATE]), ("v3", [])):
+            code, _, err = invoke("run", str(site.path), "--set", f"version={version}", *gate)
+            assert code == 0, err
+    return site
+
+
+@pytest.fixture(scope="module")
+def trained_sqlite(empty_store, tmp_path_factory) -> tuple[Path, SiteScenario]:
+    """``train_twice`` into an embedded store once per module: its database, and the site."""
+    root = tmp_path_factory.mktemp("trained")
+    database = root / "store" / "mlflow.db"
+    database.parent.mkdir()
+    shutil.copyfile(empty_store, database)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{database}")
+        return database, train_twice(make_site_scenario(root))
+
+
+@pytest.fixture
+def trained(store_uri, site_scenario, request) -> SiteScenario:
+    """``train_twice`` on this test's store: a copy of ``trained_sqlite``'s database (its
+    artifacts stay beside the original), or the runs made now on a server."""
+    if store_uri.startswith("sqlite:"):
+        database, site = request.getfixturevalue("trained_sqlite")
+        shutil.copyfile(database, store_uri.removeprefix("sqlite:///"))
+        return site
+    return train_twice(site_scenario)
 
 
 def test_models_tree_json_and_text(cli, trained):

@@ -42,19 +42,16 @@ def test_default_store_is_sqlite_in_cwd_with_artifacts_beside_it(cli, site_scena
     assert Path(client.download_artifacts(run_id, "scenario.yaml")).is_file()
 
 
-def test_dead_server_fails_fast_and_writes_nothing(site_scenario, tmp_path):
+def test_dead_server_fails_fast_and_writes_nothing(cli, site_scenario, tmp_path, monkeypatch):
+    monkeypatch.setattr(siteml.pipelines.train, "run", fake_train)
     work = tmp_path / "work"
     work.mkdir()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
-    code = ("import sys; import siteml.pipelines.train as pipeline; "
-            "from tests.scenario.test_runner import fake_train; pipeline.run = fake_train; "
-            f"sys.argv = ['siteml', 'run', {str(site_scenario.path)!r}]; "
-            "from siteml.cli import main; main()")
-    result = subprocess.run([sys.executable, "-c", code], cwd=work, env={
-        **env, "PYTHONPATH": str(HERE.parents[1])}, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1, result.stderr
-    assert "is not reachable" in result.stderr and "nothing was recorded" in result.stderr
-    assert "Traceback" not in result.stderr
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    code, _, err = cli("run", str(site_scenario.path))
+    assert code == 1, err
+    assert "is not reachable" in err and "nothing was recorded" in err
+    assert "Traceback" not in err
     assert list(work.iterdir()) == []
 
 
