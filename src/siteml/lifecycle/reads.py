@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from siteml.core import keys
-from siteml.core.naming import ModelRef, registered_model_name, registry_path
+from siteml.core.naming import ModelRef, registry_path
 from siteml.lifecycle.repository import ExportFolderError, exported_manifest, exported_version
 from siteml.scenario.factory import scenario_problem
 from siteml.scenario.schema import BaseScenario
@@ -35,7 +35,7 @@ def model_read(scenario: BaseScenario, role: str) -> str | None:
     if ref is not None:
         return ref.name
     if role == "source" and role in EXPERIMENT_TYPES[scenario.experiment_type].roles:
-        return registered_model_name(scenario.get_experiment_name(), scenario.task.type)
+        return scenario.get_registered_model_name()
     return None
 
 
@@ -146,7 +146,7 @@ class ModelsRead:
             return None
         with self.locator.at(self.kind.roles[role]):
             version = model_resolve.resolve(client, ref or model_resolve.default_source(
-                client, self.scenario.get_experiment_name(), self.scenario.task.type))
+                client, name))
             if role in self.exports:
                 self._check_lineage(role, version)
         return version

@@ -11,7 +11,7 @@ from mlflow.exceptions import MlflowException
 
 from siteml.core.errors import InvalidInputError
 from siteml.core.models import SourceModel
-from siteml.core.naming import CANDIDATE, CHAMPION, ModelRef, registered_model_name, registry_path
+from siteml.core.naming import CANDIDATE, CHAMPION, ModelRef, registry_path
 from siteml.tracking.global_uris import pinned_uris
 
 
@@ -53,9 +53,9 @@ def resolve(client: MlflowClient, ref: ModelRef) -> Any:
                                  f"(latest: {latest or 'none'})") from None
 
 
-def default_source(client: MlflowClient, site: str, task: str) -> ModelRef:
-    """The site/task model's @champion when it has one, else its @candidate."""
-    name = registered_model_name(site, task)
+def default_source(client: MlflowClient, name: str) -> ModelRef:
+    """Registered model ``name`` (a site/task model) at @champion when it has one, else at
+    @candidate."""
     try:
         aliases = client.get_registered_model(name).aliases
     except MlflowException as exc:
