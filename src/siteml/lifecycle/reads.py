@@ -35,7 +35,7 @@ def model_read(scenario: BaseScenario, role: str) -> str | None:
     if ref is not None:
         return ref.name
     if role == "source" and role in EXPERIMENT_TYPES[scenario.experiment_type].roles:
-        return scenario.get_registered_model_name()
+        return scenario.get_task_model_name()
     return None
 
 

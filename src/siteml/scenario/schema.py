@@ -231,6 +231,11 @@ class BaseScenario(Section):
         """MLflow run name: ``{task}-{architecture}-{exp_type}-{version}``."""
         return f"{self.task.type}-{self.model.architecture}-{self.experiment_type}-{self.version}"
 
+    def get_task_model_name(self) -> str:
+        """MLflow registered model name of this site and task (no variant): what a source left
+        unset reads."""
+        return registered_model_name(self.get_experiment_name(), self.task.type)
+
     def get_registered_model_name(self, variant: str | None = None) -> str:
         """MLflow registered model name of this site and task, for ``variant`` if given."""
         return registered_model_name(self.get_experiment_name(), self.task.type, variant)
