@@ -58,35 +58,10 @@ def load(path: Path, frame: Any, options: LoadOptions) -> LoadedModel:
     timed by OpenVINO's own clock around the inference (``request.latency``, what
     ``benchmark_app`` reports: the Python call, the GIL and the outputs' NumPy arrays are left
     out, 0.05-0.18 ms a call on a 2-core host), and an async queue for throughput mode."""
-    precision, threads, device, hint = (options.precision, options.threads, options.device,
-                                        options.hint)
-    streams, requests = options.streams, options.requests
     ov = offline_openvino()
-    core = ov.Core()
-    model = core.read_model(ir_file(path))
-    if list(model.inputs[0].get_partial_shape()) != list(frame.shape):
-        model.reshape({model.inputs[0]: ov.PartialShape(list(frame.shape))})
-    target = "CPU" if device.lower() == "cpu" else device
-    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision}
-    if hint != "none":
-        config["PERFORMANCE_HINT"] = hint.upper()
-    if target == "CPU" and threads:
-        config["INFERENCE_NUM_THREADS"] = threads
-    if streams:
-        config["NUM_STREAMS"] = streams
-    compiled = core.compile_model(model, target, config)
-    facts = {"runtime": "openvino", "runtime_version": ov.get_version(), "device": target,
-             "executed_precision": compiled.get_property("INFERENCE_PRECISION_HINT")
-             .get_type_name()}
-    if target == "CPU":
-        facts["ov.cpu_capabilities"] = ",".join(cpu_capabilities())
-    for name in PROPERTIES:
-        try:
-            facts[f"ov.{name.lower()}"] = str(compiled.get_property(name))
-        except RuntimeError:  # not every device reports every property
-            continue
-    facts["threads"] = facts.get("ov.inference_num_threads", "")
-    jobs = requests or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    compiled, target = _compile(ov, path, frame, options)
+    facts = _facts(ov, compiled, target)
+    jobs = options.requests or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
 
     def run_async(count: int) -> tuple[list[float], float]:
         queue = ov.AsyncInferQueue(compiled, jobs)
@@ -118,6 +93,40 @@ def load(path: Path, frame: Any, options: LoadOptions) -> LoadedModel:
     facts["ov.infer_requests"] = str(jobs)
     return LoadedModel(infer, lambda batch: compiled(batch)[0], stream, facts, run_async,
                        parallel=jobs)
+
+
+def _compile(ov: ModuleType, path: Path, frame: Any, options: LoadOptions) -> tuple[Any, str]:
+    """The IR at ``path`` reshaped to ``frame`` and compiled as ``options`` say; the device."""
+    core = ov.Core()
+    model = core.read_model(ir_file(path))
+    if list(model.inputs[0].get_partial_shape()) != list(frame.shape):
+        model.reshape({model.inputs[0]: ov.PartialShape(list(frame.shape))})
+    target = "CPU" if options.device.lower() == "cpu" else options.device
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": options.precision}
+    if options.hint != "none":
+        config["PERFORMANCE_HINT"] = options.hint.upper()
+    if target == "CPU" and options.threads:
+        config["INFERENCE_NUM_THREADS"] = options.threads
+    if options.streams:
+        config["NUM_STREAMS"] = options.streams
+    return core.compile_model(model, target, config), target
+
+
+def _facts(ov: ModuleType, compiled: Any, target: str) -> dict[str, str]:
+    """What the compiled model runs as: runtime, device, the precision it executes, and the
+    properties the device reports."""
+    facts = {"runtime": "openvino", "runtime_version": ov.get_version(), "device": target,
+             "executed_precision": compiled.get_property("INFERENCE_PRECISION_HINT")
+             .get_type_name()}
+    if target == "CPU":
+        facts["ov.cpu_capabilities"] = ",".join(cpu_capabilities())
+    for name in PROPERTIES:
+        try:
+            facts[f"ov.{name.lower()}"] = str(compiled.get_property(name))
+        except RuntimeError:  # not every device reports every property
+            continue
+    facts["threads"] = facts.get("ov.inference_num_threads", "")
+    return facts
 
 
 def cpu_capabilities() -> tuple[str, ...]:

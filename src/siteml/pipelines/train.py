@@ -120,15 +120,39 @@ def learned_nothing(metrics: dict[str, float]) -> str | None:
             "ship it")
 
 
-def run(scenario: TrainingScenario, tracker: Tracker) -> PipelineResult:
-    """Train, log every epoch, and return the final metrics and the best weights."""
+def _checked_view(scenario: TrainingScenario, tracker: Tracker) -> Path:
+    """The dataset's labels and splits checked (its counts tagged), and the ``data.yaml`` of a
+    view of links to it, so that Ultralytics' label caches never change the hashed folder."""
     dataset = scenario.dataset.path
     try:
         counts = check_detection_dataset(dataset, len(scenario.task.classes))
     except DatasetError as exc:
         raise DatasetError(f"dataset {scenario.dataset.version}: {exc}") from None
     tracker.set_tags({f"data.images_{split}": str(n) for split, n in counts.items()})
-    data_yaml = training_view(dataset, scenario.task.classes, tracker.workdir / "dataset")
+    return training_view(dataset, scenario.task.classes, tracker.workdir / "dataset")
+
+
+def _final_figures(trainer: Any, final: dict[str, float], tracker: Tracker) -> dict[str, float]:
+    """Ultralytics' plots and log as artifacts; the final validation (``final``, else the last
+    epoch's) with its per-class figures and table."""
+    for path in sorted(Path(trainer.save_dir).iterdir()):
+        if path.is_file() and path.suffix in ARTIFACT_SUFFIXES:
+            tracker.log_artifact(path, "ultralytics")
+    tracker.log_artifact(tracker.workdir / "ultralytics.log", "ultralytics")
+    metrics = final_metrics(final or trainer.metrics, trainer.epoch + 1)
+    validated = getattr(trainer.validator, "metrics", None)
+    if validated is not None:
+        rows = validated.summary()
+        metrics.update(per_class_metrics(rows))
+        table = tracker.workdir / keys.PER_CLASS_ARTIFACT
+        table.write_text(per_class_table(rows), encoding="utf-8")
+        tracker.log_artifact(table)
+    return metrics
+
+
+def run(scenario: TrainingScenario, tracker: Tracker) -> PipelineResult:
+    """Train, log every epoch, and return the final metrics and the best weights."""
+    data_yaml = _checked_view(scenario, tracker)
     framework = ultralytics.offline_ultralytics(tracker.workdir)
     weights = _starting_weights(scenario, tracker)
     epochs = scenario.training.epochs
@@ -159,20 +183,8 @@ def run(scenario: TrainingScenario, tracker: Tracker) -> PipelineResult:
             seed=scenario.environment.seed, pretrained=weights is not None,
             project=str(tracker.workdir / "runs"), name="train", exist_ok=True,
             plots=True, verbose=False, val=True, **scenario.training.ultralytics_arguments())
-    run_dir = Path(trainer.save_dir)
-    for path in sorted(run_dir.iterdir()):
-        if path.is_file() and path.suffix in ARTIFACT_SUFFIXES:
-            tracker.log_artifact(path, "ultralytics")
-    tracker.log_artifact(tracker.workdir / "ultralytics.log", "ultralytics")
     best = Path(trainer.best if Path(trainer.best).exists() else trainer.last)
-    metrics = final_metrics(final or trainer.metrics, trainer.epoch + 1)
-    validated = getattr(trainer.validator, "metrics", None)
-    if validated is not None:
-        rows = validated.summary()
-        metrics.update(per_class_metrics(rows))
-        table = tracker.workdir / keys.PER_CLASS_ARTIFACT
-        table.write_text(per_class_table(rows), encoding="utf-8")
-        tracker.log_artifact(table)
+    metrics = _final_figures(trainer, final, tracker)
     tags = {"ultralytics.version": framework.__version__, **warnings_of(metrics)}
     tracker.set_tags({k: v for k, v in tags.items() if k.startswith(keys.SITEML_PREFIX)})
     if keys.WARNING in tags:
