@@ -22,7 +22,10 @@ def standin_run(mode: str, *args: str) -> subprocess.CompletedProcess:
                           cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize(("mode", "code"), [("swallow-sigint", 130), ("swallow-sigterm", 143)])
+@pytest.mark.parametrize(("mode", "code"), [
+    ("swallow-sigint", 130),
+    # each a siteml process of its own (3 s): the quick tier keeps the Ctrl-C case
+    pytest.param("swallow-sigterm", 143, marks=pytest.mark.slow)])
 def test_a_swallowed_interrupt_still_ends_the_run_killed(cli, store_uri, site_scenario,
                                                          monkeypatch, mode, code):
     done = standin_run(mode, str(site_scenario.path))
@@ -40,6 +43,7 @@ def test_a_swallowed_interrupt_still_ends_the_run_killed(cli, store_uri, site_sc
     assert json.loads(out)["status"] == "FINISHED"
 
 
+@pytest.mark.slow  # a siteml process of its own
 def test_a_swallowed_interrupt_stops_a_batch(store_uri, site_scenario, chain):
     done = standin_run("swallow-sigint", str(chain))
     assert done.returncode == 130, done.stderr
@@ -48,6 +52,7 @@ def test_a_swallowed_interrupt_stops_a_batch(store_uri, site_scenario, chain):
     assert [r.info.status for r in runs_of(store_uri, site_scenario.site)] == ["KILLED"]
 
 
+@pytest.mark.slow  # a siteml process of its own
 def test_ctrl_c_while_the_run_is_created_ends_it_killed(store_uri, site_scenario):
     done = standin_run("at-creation", str(site_scenario.path))
     assert done.returncode == 130, done.stderr
