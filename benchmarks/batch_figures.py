@@ -34,15 +34,9 @@ from demo_store import add_demo_options, demo_size
 from team_server_overhead import free_port, start
 from timing import report, verdict, wall
 
-from siteml.lifecycle.demo import DemoSize
+from siteml.lifecycle.demo import DemoSize, prepare
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def demo(folder: Path, size: DemoSize) -> list[Path]:
-    from siteml.lifecycle.demo import prepare
-
-    return prepare(folder, size)
 
 
 def short_benchmarks(template: Path, name: str, count: int, first: int, iterations: int,
@@ -87,7 +81,7 @@ def main() -> None:
         for n in range(args.rounds):
             for name in batch:
                 folder = root / f"demo-{n}-{name.replace(' ', '-')}"
-                paths = demo(folder, size)  # its own store, in the folder
+                paths = prepare(folder, size)  # its own store, in the folder
                 if name == "batch":
                     batch[name].append(wall([*siteml, str(paths[0].parent)], base, folder))
                 else:
@@ -109,7 +103,7 @@ def ray_figures(args: argparse.Namespace, size: DemoSize, root: Path, siteml: li
                     "--port", url.rsplit(":", 1)[1], "--workers", "1"], base, url)
     try:
         env = {**base, "MLFLOW_TRACKING_URI": url}
-        paths = demo(root / "ray-demo", size)
+        paths = prepare(root / "ray-demo", size)
         wall([*siteml, str(paths[0]), str(paths[1])], env)  # the model the benchmarks read
         if args.ray_address:
             ray_rounds(args, siteml, env, paths, args.ray_address)

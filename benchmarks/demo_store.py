@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from siteml.lifecycle.demo import DemoSize
+from siteml.lifecycle.demo import DemoSize, run_demo
 
 DEFAULT_DIR = Path("/tmp/siteml-quant-bench")
 
@@ -61,8 +61,6 @@ def demo_folder(path: Path, size: DemoSize | None = None) -> Path:
     at the size given, else the README's)."""
     folder = path.absolute()
     if not (folder / "mlflow.db").exists():
-        from siteml.lifecycle.demo import run_demo
-
         run_demo(folder, size or DemoSize())  # on the folder's own store, whatever the environment
     return folder
 

@@ -18,10 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from batch_figures import demo
 from demo_store import add_demo_options, demo_size
 from team_server_overhead import free_port, start
 from timing import wall
+
+from siteml.lifecycle.demo import prepare
 
 LAYOUTS = ("ovms", "triton", "plain")
 VARIANT = "acme-steel/ulsan-plant1/welding/ppe__openvino_int8@candidate"
@@ -43,7 +44,7 @@ def main() -> None:
                        base, url)
         try:
             env = {**base, "MLFLOW_TRACKING_URI": url}
-            paths = demo(root / "demo", demo_size(args))
+            paths = prepare(root / "demo", demo_size(args))
             wall([sys.executable, "-m", "siteml", "run", str(paths[0]), str(paths[1])], env)
             rows: dict[str, list[tuple[float, float, float]]] = {layout: [] for layout in LAYOUTS}
             for n in range(args.rounds):

@@ -230,22 +230,25 @@ def pytest_collection_modifyitems(items):
     if unmarked:
         raise pytest.UsageError("mark these tests slow (they use a slow fixture): "
                                 + ", ".join(unmarked))
-    imported = [name for name in HEAVY_MODULES if sys.modules.get(name) is not None]
+    imported = heavy_imported()
     if imported:
-        raise pytest.UsageError(f"collecting the tests imported {', '.join(imported)}: import "
-                                "it inside the slow tests that need it")
+        raise pytest.UsageError(f"collecting the tests imported {', '.join(sorted(imported))}: "
+                                "import it inside the slow tests that need it")
+
+
+def heavy_imported() -> set[str]:
+    """The ``HEAVY_MODULES`` imported in this process (a test may block one by setting it to
+    None in ``sys.modules``)."""
+    return {name for name in HEAVY_MODULES if sys.modules.get(name) is not None}
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     """Fail a quick test that imports torch or Ultralytics (its own code or what it calls)."""
-    def imported() -> set[str]:  # a test may block a module by setting it to None
-        return {name for name in HEAVY_MODULES if sys.modules.get(name) is not None}
-
-    before = imported()
+    before = heavy_imported()
     result = yield
     if item.get_closest_marker("slow") is None:
-        new = sorted(imported() - before)
+        new = sorted(heavy_imported() - before)
         if new:
             raise AssertionError(f"a quick test imported {', '.join(new)}: mark it slow, or "
                                  "keep the import out of the code it calls")
