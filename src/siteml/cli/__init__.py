@@ -8,6 +8,7 @@ from siteml.cli import (  # noqa: F401 - they register commands
     access,
     data,
     edge,
+    fleet,
     registry,
     scenarios,
     server,

@@ -176,3 +176,24 @@ def print_plan(result: dict[str, Any]) -> None:
         for key, value in result[title].items():
             table.add_row(key, value)
         out.print(table)
+
+FLEET_COLUMNS = (
+    Column("site", "site"), Column("box", "box"), Column("task", "task"),
+    Column("desired", "desired", from_row=lambda row: _model_version(
+        row["desired_model"], row["desired"])),
+    Column("serving", "serving", from_row=lambda row: _model_version(
+        row["model"], row["serving"])),
+    Column("age_s", "last report (s ago)"), Column("health", "health"),
+    Column("cameras", "cameras"), Column("fps", "fps"),
+    Column("lagging", "behind @champion", _yes),
+)
+
+DEPLOY_COLUMNS = (
+    Column("box", "box"), Column("model", "model"), Column("version", "version"),
+    Column("previous", "was"), Column("taken_from", "taken off"),
+)
+
+
+def _model_version(path: str | None, version: int | None) -> str:
+    """``…/ppe__openvino_int8/3``, or ``-``."""
+    return f"{path.rsplit('/', 1)[-1]}/{version}" if path and version is not None else "-"

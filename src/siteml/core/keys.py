@@ -161,7 +161,8 @@ GATE_FORCED = "siteml.gate_forced"
 HEAD_RESET = "siteml.head_reset"
 """On a run fine-tuned from a parent of other classes: what ``model.reset_head`` re-initialised."""
 PROMOTION_PREFIX = "siteml.promotion."
-"""Registered-model tags ``siteml.promotion.<ms>``: one per alias move (JSON)."""
+"""Registered-model tags ``siteml.promotion.<ms>.<alias>`` (before: ``.<ms>``): one per alias
+move (JSON)."""
 
 
 def quant_latency(label: str) -> str:
@@ -212,3 +213,41 @@ KEY_METRICS = (VAL_MAP50, VAL_MAP50_95, VARIANT_MAP50_95, DELTA_MAP50_95, SPEEDU
                batch_metric(1, LATENCY_P50), batch_metric(1, FPS),
                batch_metric(1, SPEEDUP_VS_BASELINE))
 """What ``siteml runs`` shows of each run."""
+
+# --- The fleet: desired state, what a box serves, and the canary check -----------------------
+BOX_ALIAS_PREFIX = "box-"
+"""A registered variant's alias ``box-<name>``: the version box ``<name>`` should serve."""
+
+
+def box_alias(box: str) -> str:
+    """The alias naming the version box ``box`` should serve."""
+    return f"{BOX_ALIAS_PREFIX}{box}"
+
+
+SERVE_TYPE = "serve"
+"""``siteml.experiment_type`` of a deployment run: one box serving one version, RUNNING while
+it serves, FINISHED when replaced, FAILED when the box refused the version."""
+BOX = "siteml.box"
+SERVE_MODEL = "siteml.serve.model"
+SERVE_VERSION = "siteml.serve.version"
+SERVE_INTERVAL_S = "siteml.serve.interval_s"
+"""The agent's cycle: its run is stale after three missed intervals."""
+SERVE_REFUSED = "siteml.serve.refused"
+"""Why the box refused the version (files, canary, speed, load)."""
+SERVE_REPLACED_BY = "siteml.serve.replaced_by"
+SERVE_CAMERAS, SERVE_FPS = "serve/cameras", "serve/fps"
+"""What the box serves, reported with each heartbeat."""
+CANARY_MATCHED = "canary/matched"
+"""Share of the registered canary detections the box's runtime found again (1: all)."""
+CANARY_MAX_SHIFT = "canary/max_shift"
+"""The largest ``1 - IoU`` between a registered canary box and the box's own."""
+CANARY_MAX_CONF_DELTA = "canary/max_conf_delta"
+CANARY_P50 = "canary/p50_ms"
+"""The box's batch-1 latency on the canary images."""
+ROLLOUT_TARGET = "siteml.rollout.target"
+"""On a rollout run (``siteml.experiment_type = rollout``): the ``name/version`` it rolls out."""
+ROLLOUT_RINGS, ROLLOUT_MAX_FAILED = "siteml.rollout.rings", "siteml.rollout.max_failed"
+ROLLOUT_STATE = "siteml.rollout.state"
+"""The boxes moved so far with the version each had before (JSON): what a resumed rollout
+continues from and a rollback puts back."""
+ROLLOUT_REASON = "siteml.rollout.reason"

@@ -11,6 +11,9 @@ FILES = "files"
 ModelFormat = str
 """How MLflow clients load a registered model: ``files`` (no loader, just the files) or a
 backend's ``model_format`` (saved as a pyfunc model that runs on that backend)."""
+CANARY_DIR = "canary"
+"""The folder of canary detections at the root of a registered version's files (and of an
+exported version), beside the model."""
 
 
 @dataclass
@@ -24,6 +27,9 @@ class ProducedModel:
         precision: Numeric precision of the weights (``fp32``, ``fp16``, ``int8``).
         variant: None for the task model, ``{backend}_{precision}`` for a converted variant.
         tags: Extra registered-version tags (lineage, toolkit versions).
+        canary: A folder of canary images and their detections by this model
+            (``pipelines/canary.py``), registered with it as ``canary/`` so that an edge box
+            can check its runtime detects the same; None for none.
     """
 
     path: Path
@@ -32,6 +38,7 @@ class ProducedModel:
     precision: str = "fp32"
     variant: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    canary: Path | None = None
 
 
 @dataclass

@@ -26,7 +26,9 @@ SITE_ID = "acme-ulsan-welding"
 SITE = {"customer": "acme-steel", "region": "ulsan", "plant": "plant1", "zone": "welding",
         "description": "siteml demo: welding bays with synthetic PPE data",
         # a new model may not fall more than 2 points of mAP50-95 below the site's champion
-        "gates": {"ppe": {"compare_to": "champion", "max_regression": 0.02}}}
+        "gates": {"ppe": {"compare_to": "champion", "max_regression": 0.02}},
+        # the edge boxes of the site (siteml deploy, box run, rollout, fleet)
+        "boxes": [{"name": f"welding-0{n}", "layout": "ovms", "cameras": 6} for n in (1, 2)]}
 TASK = "ppe"
 MARKER = ".siteml-demo"
 

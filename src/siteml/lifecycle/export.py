@@ -5,6 +5,11 @@ Everything is checked before the first write (the reference, the repository, the
 against the model's format); the version's files are downloaded and written into a hidden
 folder of the repository, which is moved into place whole, and only then is the server's
 config updated. Exporting a version that is already there, unchanged, writes nothing.
+
+A version registered with canary detections carries them into its version folder
+(``canary/``, hashed like every file, and summed up in the manifest's ``canary``): the box
+checks its own runtime against them before it serves the version. OVMS and Triton ignore the
+subfolder.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from siteml import __version__
 from siteml.backends.registry import find_model, get
 from siteml.core import keys
 from siteml.core.errors import InvalidInputError
+from siteml.core.models import CANARY_DIR
 from siteml.core.naming import ModelRef, registry_path
 from siteml.lifecycle.repository import (
     LAYOUTS,
@@ -29,11 +35,13 @@ from siteml.lifecycle.repository import (
     add_to_ovms_config,
     file_hashes,
     foreign_files,
+    partial_folder,
     repository_name,
     triton_config,
     version_problems,
     write_atomically,
 )
+from siteml.pipelines.canary import read_canary
 from siteml.tracking.model_access import open_registry, parse_reference
 from siteml.tracking.model_listing import headline_metrics
 from siteml.tracking.model_resolve import download_version, resolve
@@ -60,8 +68,10 @@ class ExportOutcome:
 
 
 def export_version(reference: str, root: Path, layout: str,
-                   store: Store | None = None) -> ExportOutcome:
-    """Export the version ``reference`` names into the repository at ``root``.
+                   store: Store | None = None, switch: bool = True) -> ExportOutcome:
+    """Export the version ``reference`` names into the repository at ``root``; with
+    ``switch`` false, leave the server's config as it is (the box agent checks the version
+    before it pins the config to it).
 
     Raises:
         InvalidInputError: a bad reference or layout, a missing model, alias or version, a
@@ -92,9 +102,10 @@ def export_version(reference: str, root: Path, layout: str,
         return _unchanged(folder, version, layout)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        model = find_model(download_version(version, Path(tmp), store.tracking_uri).path)
+        registered = download_version(version, Path(tmp), store.tracking_uri).path
+        model = find_model(registered)
         downloaded = time.perf_counter()
-        partial = root / f".{name}-{version.version}.partial"
+        partial = partial_folder(root, name, version.version)
         shutil.rmtree(partial, ignore_errors=True)  # siteml's own leftover of a crashed export
         partial.mkdir(parents=True)
         if layout == "plain":
@@ -103,20 +114,33 @@ def export_version(reference: str, root: Path, layout: str,
         else:
             served = backend.serve(model, partial)  # type: ignore[misc]
         signature = backend.signature(served) if backend.signature else None
+        canary = _copy_canary(registered, partial)
         files = file_hashes(partial)
-        manifest = _manifest(version, tags, ref, layout, name, signature, files)
+        manifest = _manifest(version, tags, ref, layout, name, signature, canary, files)
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         folder.parent.mkdir(parents=True, exist_ok=True)
         partial.rename(folder)
-    if layout == "ovms":
+    if switch and layout == "ovms":
         add_to_ovms_config(root, name)
-    elif layout == "triton":
+    elif switch and layout == "triton":
         write_atomically(root / name / TRITON_CONFIG,
                          triton_config(name, backend.name, signature))  # type: ignore[arg-type]
     ended = time.perf_counter()
     return ExportOutcome("exported", version.name, int(version.version), str(folder), layout,
                          files, round(downloaded - started, 3), round(ended - downloaded, 3),
                          round(ended - called, 3))
+
+
+def _copy_canary(registered: Path, partial: Path) -> dict[str, Any] | None:
+    """Copy the version's ``canary/`` (at the root of its files) into the version folder; its
+    size, thresholds and detections for the manifest, or None for a version without one
+    (registered before versions carried canaries)."""
+    if not (registered / CANARY_DIR).is_dir():
+        return None
+    canary = Path(shutil.copytree(registered / CANARY_DIR, partial / CANARY_DIR))
+    stored = read_canary(canary)
+    return {"folder": CANARY_DIR, **{key: stored[key] for key in ("size", "conf", "iou",
+                                                                    "images")}}
 
 
 def _refuse_foreign(root: Path) -> None:
@@ -142,8 +166,10 @@ def _unchanged(folder: Path, version: Any, layout: str) -> ExportOutcome:
 
 
 def _manifest(version: Any, tags: dict[str, str], ref: ModelRef, layout: str, name: str,
-              signature: Any, files: dict[str, str]) -> dict[str, Any]:
-    """What the files are and where they came from; ``files``: their sha256."""
+              signature: Any, canary: dict[str, Any] | None,
+              files: dict[str, str]) -> dict[str, Any]:
+    """What the files are and where they came from; ``canary``: the canary's detections;
+    ``files``: their sha256."""
     size = tags.get(keys.MODEL_INPUT_SIZE)
     return {
         "siteml_manifest": 1,
@@ -171,6 +197,7 @@ def _manifest(version: Any, tags: dict[str, str], ref: ModelRef, layout: str, na
             "scenario": tags.get(keys.SCENARIO),
         },
         "metrics": headline_metrics(tags),
+        "canary": canary,
         "siteml_version": __version__,
         "files": files,
     }

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,22 @@ def foreign_files(root: Path) -> list[Path]:
         ours.add(folder.parent / TRITON_CONFIG)
     if (root / OVMS_CONFIG).exists() and _ovms_entries(root) is not None:
         ours.add(root / OVMS_CONFIG)
-    return [path for path in sorted(root.rglob("*")) if path.is_file() and path not in ours]
+    return [path for path in sorted(root.rglob("*")) if path.is_file() and path not in ours
+            and not _partial(path.relative_to(root))]
+
+
+def _partial(path: Path) -> bool:
+    """Whether ``path`` (relative to a repository) is siteml's own but in no manifest: a
+    leftover of a write siteml did not finish (killed), a ``.<name>.partial`` file or folder
+    that the next write removes, or a box agent's lock file (``.siteml-*.lock``)."""
+    return (any(part.startswith(".") and part.endswith(".partial") for part in path.parts)
+            or (len(path.parts) == 1 and path.name.startswith(".siteml-")
+                and path.suffix == ".lock"))
+
+
+def partial_folder(root: Path, name: str, version: int | str) -> Path:
+    """Where a version folder of model ``name`` is written before it is moved into place."""
+    return root / f".{name}-{version}.partial"
 
 
 def _ovms_entries(root: Path) -> list[dict[str, Any]] | None:
@@ -86,25 +102,78 @@ def _ovms_entries(root: Path) -> list[dict[str, Any]] | None:
     return entries if ok else None
 
 
-def add_to_ovms_config(root: Path, name: str) -> None:
-    """List model ``name`` in ``config.json`` (once), keeping every other entry."""
+def add_to_ovms_config(root: Path, name: str, version: int | None = None) -> None:
+    """List model ``name`` in ``config.json`` (once), keeping every other entry; with
+    ``version``, pin it to that version (OVMS serves the highest folder unless told)."""
     entries = _ovms_entries(root) or []
-    if not any(e["config"].get("name") == name for e in entries):
-        entries.append({"config": {"name": name, "base_path": name}})
+    entry = next((e for e in entries if e["config"].get("name") == name), None)
+    if entry is None:
+        entry = {"config": {"name": name, "base_path": name}}
+        entries.append(entry)
+    elif version is None:
+        return
+    if version is not None:
+        entry["config"]["model_version_policy"] = {"specific": {"versions": [version]}}
     write_atomically(root / OVMS_CONFIG, json.dumps({"model_config_list": entries}, indent=2)
                      + "\n")
 
 
-def triton_config(name: str, backend: str, signature: Signature) -> str:
+def triton_config(name: str, backend: str, signature: Signature,
+                  version: int | None = None) -> str:
     """``config.pbtxt`` of a model served without server-side batching (``max_batch_size: 0``:
-    the dims are the model's own, batch included; -1 is dynamic)."""
+    the dims are the model's own, batch included; -1 is dynamic); with ``version``, only that
+    version is served."""
     def tensors(kind: str, specs: tuple[TensorSpec, ...]) -> str:
         rows = [f'  {{\n    name: "{spec.name}"\n    data_type: {TRITON_TYPES[spec.dtype]}\n'
                 f'    dims: [ {", ".join(map(str, spec.shape))} ]\n  }}' for spec in specs]
         return f"{kind} [\n" + ",\n".join(rows) + "\n]\n"
 
-    return (f'name: "{name}"\nbackend: "{backend}"\nmax_batch_size: 0\n'
+    policy = (f"version_policy: {{ specific: {{ versions: [ {version} ] }} }}\n"
+              if version is not None else "")
+    return (f'name: "{name}"\nbackend: "{backend}"\nmax_batch_size: 0\n{policy}'
             + tensors("input", signature.inputs) + tensors("output", signature.outputs))
+
+
+def pin_version(folder: Path, manifest: dict[str, Any]) -> None:
+    """Make the server of the repository serve the exported version ``folder`` (and no other
+    of its model): its config is replaced whole by a rename, so the server never reads a
+    half-written one."""
+    root, name, version = folder.parents[1], folder.parent.name, int(folder.name)
+    if manifest["layout"] == "ovms":
+        add_to_ovms_config(root, name, version)
+    elif manifest["layout"] == "triton":
+        signature = Signature(*(tuple(TensorSpec(t["name"], t["dtype"], tuple(t["shape"]))
+                                      for t in manifest[kind]) for kind in ("inputs", "outputs")))
+        write_atomically(folder.parent / TRITON_CONFIG,
+                         triton_config(name, manifest["backend"], signature, version))
+
+
+_TRITON_PINNED = re.compile(r"version_policy:\s*{\s*specific:\s*{\s*versions:\s*\[\s*(\d+)")
+
+
+def served_version(root: Path, name: str, layout: str) -> int | None:
+    """The version of model ``name`` the repository's server serves: the one its config pins,
+    else the highest version folder siteml exported; None when the config does not list the
+    model (OVMS) or no version is there."""
+    pinned: int | None = None
+    if layout == "ovms":
+        entry = next((e["config"] for e in _ovms_entries(root) or []
+                      if e["config"].get("name") == name), None)
+        if entry is None:
+            return None
+        versions = entry.get("model_version_policy", {}).get("specific", {}).get("versions")
+        pinned = int(versions[0]) if versions else None
+    elif layout == "triton":
+        config = root / name / TRITON_CONFIG
+        if not config.is_file():
+            return None
+        found = _TRITON_PINNED.search(config.read_text(encoding="utf-8"))
+        pinned = int(found[1]) if found else None
+    exported = [int(p.parent.name) for p in (root / name).glob(f"*/{MANIFEST}")
+                if p.parent.name.isdigit()]
+    if pinned is not None:
+        return pinned if pinned in exported else None
+    return max(exported, default=None)
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -6,7 +6,8 @@ split, never the val split the gate scores. Source and variant are then scored o
 inputs by the same evaluator (``detection_map``), each at an explicit execution precision; a
 variant that loses more than ``max_accuracy_drop`` mAP50-95 (or any class more than
 ``max_class_drop``) is logged but refused (the run fails, nothing is registered). A short
-batch-1 latency check of both gives the speedup.
+batch-1 latency check of both gives the speedup. The variant's detections on the first val
+images are registered with it (``canary``), for an edge box to check its runtime against.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from siteml.backends.ultralytics import offline_ultralytics
 from siteml.core import keys
 from siteml.core.models import PipelineResult, ProducedModel, Tracker
 from siteml.core.progress import note
+from siteml.data.layout import split_images
+from siteml.pipelines.canary import CANARY_IMAGES, write_canary
 from siteml.pipelines.checks import Problem, runtime_ready
 from siteml.pipelines.detection_map import (
     Scores,
@@ -71,7 +74,7 @@ def run(scenario: QuantizationScenario, tracker: Tracker) -> PipelineResult:
     for recipe in recipes:
         variant, calibrated = _build_variant(scenario, weights, tracker.workdir, frames, truths,
                                              recipe)
-        metrics, facts = _score_and_time(scenario, weights, variant, frames, truths)
+        metrics, facts, canary = _score_and_time(scenario, weights, variant, frames, truths)
         verdict = quantization_verdict(metrics, scenario.task.classes,
                                        params.max_accuracy_drop, params.max_class_drop)
         if not verdict.reasons or recipe == recipes[-1]:
@@ -94,7 +97,7 @@ def run(scenario: QuantizationScenario, tracker: Tracker) -> PipelineResult:
     tags.update(verdict.enforce(tracker, f"the {params.variant} variant"))
     produced = ProducedModel(variant, format=backends.get(params.backend).model_format,
                              backend=params.backend, precision=params.precision,
-                             variant=params.variant, tags=tags)
+                             variant=params.variant, tags=tags, canary=canary)
     return PipelineResult(metrics=metrics, model=produced,
                           headline=keys.HEADLINE[scenario.experiment_type])
 
@@ -141,10 +144,11 @@ def _lineage_tags(scenario: QuantizationScenario, calibrated: int, recipe: str,
 
 
 def _score_and_time(scenario: QuantizationScenario, weights: Path, variant: Path,
-                    frames: Sequence[Any], truths: list[Any]) -> tuple[dict[str, float],
-                                                                       dict[str, str]]:
+                    frames: Sequence[Any], truths: list[Any]
+                    ) -> tuple[dict[str, float], dict[str, str], Path]:
     """mAP50 / mAP50-95, size and batch-1 p50 of source and variant, their deltas and the
-    speedup; and the precision and device the variant really ran on."""
+    speedup; the precision and device the variant really ran on; and its canary, written
+    beside it from the first val images."""
     params, device = scenario.quantization, scenario.environment.device
     scores, sizes, facts, loaded = {}, {}, {}, {}
     for label, path, backend in (("source", weights, backends.SOURCE_BACKEND),
@@ -155,13 +159,16 @@ def _score_and_time(scenario: QuantizationScenario, weights: Path, variant: Path
         scores[label] = score(loaded[label].predict, frames, truths, f"scoring the {label} on val")
         sizes[label] = model_size_mb(path)
         facts[f"{keys.QUANT_PREFIX}{label}_device"] = loaded[label].facts["device"]
+    canary = write_canary(loaded["variant"].predict,
+                          split_images(scenario.dataset.path, "val")[:CANARY_IMAGES],
+                          scenario.model.input_size, variant.parent)
     times = interleaved_latencies_ms({label: model.infer for label, model in loaded.items()},
                                      LATENCY_WARMUP, params.latency_iterations)
     executed = loaded["variant"].facts["executed_precision"]
     facts[keys.QUANT_EXECUTED_PRECISION] = (f"int8+{executed}" if params.precision == "int8"
                                             else executed)
     p50_ms = {label: statistics.median(values) for label, values in times.items()}
-    return figures(scores, sizes, p50_ms, scenario.task.classes), facts
+    return figures(scores, sizes, p50_ms, scenario.task.classes), facts, canary
 
 
 def figures(scores: dict[str, Scores], sizes: dict[str, float], p50_ms: dict[str, float],

@@ -91,6 +91,29 @@ def load_site(path: str | Path) -> SiteConfig:
     return _validate(SiteConfig, doc.data, doc, path.absolute().parent, problems, set())
 
 
+def find_site(site: str, sites_dir: Path | None = None,
+              cwd: Path | None = None) -> tuple[Path, SiteConfig]:
+    """The site file of site path ``site`` (``customer/region-plant/zone``) and its config, in
+    ``sites_dir`` or the first ``configs/sites`` folder from ``cwd`` upwards.
+
+    Raises:
+        ScenarioError: a site file there is invalid.
+        FileNotFoundError: no folder, or no file of that site in it (the message says which).
+    """
+    here = (cwd or Path.cwd()).absolute()
+    folders = [sites_dir] if sites_dir else [d / SITES_DIR for d in (here, *here.parents)]
+    folder = next((f for f in folders if f.is_dir()), None)
+    if folder is None:
+        raise FileNotFoundError(f"no {SITES_DIR} folder in or above {here} (use --sites-dir)")
+    files = sorted(p for p in folder.iterdir() if p.suffix in YAML_SUFFIXES)
+    for path in files:
+        config = load_site(path)
+        if config.get_experiment_name() == site:
+            return path, config
+    raise FileNotFoundError(f"no site file of {site} in {folder} (it has "
+                            f"{', '.join(p.stem for p in files) or 'none'})")
+
+
 def is_site_file(path: Path) -> bool:
     """True for a file in a ``configs/sites`` folder."""
     return path.parent.name == SITES_DIR.name and path.parent.parent.name == SITES_DIR.parent.name

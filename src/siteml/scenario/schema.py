@@ -43,6 +43,22 @@ RESERVED_TAG_PREFIXES = (keys.SITE_PREFIX, keys.TASK_PREFIX, keys.DATA_PREFIX, k
                          keys.BENCHMARK_PREFIX)
 
 
+BOX_LAYOUTS = ("ovms", "triton")
+"""The inference servers a box runs (``siteml export --layout``)."""
+
+
+class BoxConfig(Section):
+    """One edge box of the site: the name its agent reports under, the server it runs."""
+
+    name: Slug = Field(description="Box name, unique within the site, e.g. 'welding-01'")
+    layout: Literal["ovms", "triton"] = Field(
+        "ovms", description="The inference server of the box: ovms (OpenVINO Model Server) "
+        "or triton")
+    cameras: int | None = Field(None, ge=0, le=10_000,
+                                description="Cameras the box is meant to serve")
+    description: str | None = Field(None, max_length=500, description="Free text")
+
+
 class SiteConfig(Section):
     """Where: one zone of one customer's plant. Names the MLflow experiment."""
 
@@ -55,6 +71,22 @@ class SiteConfig(Section):
                                     description="Free text about the site, shown in MLflow")
     gates: dict[TaskType, TrainingGate] = Field(
         default_factory=dict, description="Default training gates of the site, by task type")
+    boxes: list[BoxConfig] = Field(
+        default_factory=list, max_length=10_000,
+        description="The site's edge boxes (siteml deploy, siteml rollout, siteml fleet)")
+
+    @field_validator("boxes")
+    @classmethod
+    def _unique_boxes(cls, boxes: list[BoxConfig]) -> list[BoxConfig]:
+        names = [box.name for box in boxes]
+        seen = sorted({name for name in names if names.count(name) > 1})
+        if seen:
+            raise PydanticCustomError("duplicate_box", "box names must be unique; repeated: "
+                                      "{names}", {"names": ", ".join(seen)})
+        return boxes
+
+    def box(self, name: str) -> BoxConfig | None:
+        return next((box for box in self.boxes if box.name == name), None)
 
     def get_experiment_name(self) -> str:
         """``{customer}/{region}-{plant}/{zone}``."""
@@ -62,7 +94,8 @@ class SiteConfig(Section):
 
     def to_tags(self) -> dict[str, str]:
         """``site.customer``, ``site.region``, ``site.plant``, ``site.zone``, ``site.path``."""
-        return {**self._prefixed(keys.SITE_PREFIX.rstrip("."), ("description", "gates")),
+        return {**self._prefixed(keys.SITE_PREFIX.rstrip("."),
+                                ("description", "gates", "boxes")),
                 keys.SITE_PATH: self.get_experiment_name()}
 
 

@@ -15,13 +15,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
-
-from mlflow import MlflowClient
-from mlflow.entities import RunStatus
+from typing import TYPE_CHECKING, Any
 
 from siteml.core import keys
+from siteml.core.clock import seconds_of, stamp, stamp_at
+
+if TYPE_CHECKING:  # the box agent beats without importing MLflow
+    from mlflow import MlflowClient
 
 INTERVAL_VARIABLE, STALE_VARIABLE = "SITEML_HEARTBEAT_S", "SITEML_STALE_AFTER_S"
 
@@ -34,13 +34,11 @@ def stale_after_s() -> float:
     return float(os.environ.get(STALE_VARIABLE) or 90)
 
 
-def _stamp(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def process_tags() -> dict[str, str]:
     """The run's process (its host is ``env.hostname``) and its first heartbeat."""
-    return {keys.PID: str(os.getpid()), keys.HEARTBEAT: _stamp(time.time())}
+    return {keys.PID: str(os.getpid()), keys.HEARTBEAT: stamp()}
 
 
 class Heartbeat:
@@ -56,7 +54,7 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             try:
-                self._beat(_stamp(time.time()))
+                self._beat(stamp())
             except Exception:  # a missed beat only ages the run
                 continue
 
@@ -97,8 +95,7 @@ def staleness(run: Any, older_than: float, now: float | None = None) -> str | No
         return None
     tags = run.data.tags
     beat = tags.get(keys.HEARTBEAT)
-    seen = (datetime.strptime(beat, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-            if beat else run.info.start_time / 1000)
+    seen = seconds_of(beat) or run.info.start_time / 1000
     host, pid = tags.get(keys.ENV_HOSTNAME), tags.get(keys.PID)
     if host == platform.node() and pid and pid.isdigit() and not _alive(int(pid)):
         return f"its process {pid} on {host} is gone"
@@ -112,7 +109,7 @@ def staleness(run: Any, older_than: float, now: float | None = None) -> str | No
 def stale(run: Any, site: str, reason: str) -> StaleRun:
     tags = run.data.tags
     pid = tags.get(keys.PID)
-    beat = tags.get(keys.HEARTBEAT) or _stamp(run.info.start_time / 1000)
+    beat = tags.get(keys.HEARTBEAT) or stamp_at(run.info.start_time / 1000)
     return StaleRun(run.info.run_id, site, run.info.run_name, tags.get(keys.ENV_HOSTNAME),
                     int(pid) if pid and pid.isdigit() else None, beat, reason)
 
@@ -120,4 +117,4 @@ def stale(run: Any, site: str, reason: str) -> StaleRun:
 def reap(client: MlflowClient, found: StaleRun) -> None:
     """Mark a stale run KILLED, with the reason as its ``siteml.reaped`` tag."""
     client.set_tag(found.run_id, keys.REAPED, found.reason)
-    client.set_terminated(found.run_id, RunStatus.to_string(RunStatus.KILLED))
+    client.set_terminated(found.run_id, "KILLED")

@@ -3,12 +3,13 @@ name-filtered queries (never an unfiltered scan), so listing stays fast on a big
 
 from __future__ import annotations
 
-from typing import Any
-
-from mlflow import MlflowClient
+from typing import TYPE_CHECKING, Any
 
 from siteml.core import keys
 from siteml.core.naming import ModelRef, registry_path
+
+if TYPE_CHECKING:  # the box agent pages through searches without importing MLflow
+    from mlflow import MlflowClient
 
 
 def all_pages(fetch: Any) -> list[Any]:

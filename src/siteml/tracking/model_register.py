@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from siteml.core import keys
-from siteml.core.models import FILES, ProducedModel
+from siteml.core.models import CANARY_DIR, FILES, ProducedModel
 from siteml.core.naming import CANDIDATE
 from siteml.tracking.global_uris import pinned_uris
 from siteml.tracking.pyfunc import save_detector
@@ -40,7 +40,7 @@ def register(client: MlflowClient, *, experiment_id: str, run_id: str, model: Pr
     """Log ``model`` as an MLflow LoggedModel of the run and register a version of ``name``.
 
     Files of a loadable format become a pyfunc model (``model_config`` is its config); plain
-    files are logged as they are.
+    files are logged as they are. The model's canary, if any, goes beside them as ``canary/``.
 
     Returns:
         The new ModelVersion, with ``alias`` pointing at it.
@@ -51,12 +51,7 @@ def register(client: MlflowClient, *, experiment_id: str, run_id: str, model: Pr
                                         model_type=model.format)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            folder = model.path
-            if model.format != FILES:
-                folder = save_detector(model, Path(tmp) / "model", model_config or {})
-            elif model.path.is_file():
-                folder = Path(tmp)
-                shutil.copy2(model.path, folder / model.path.name)
+            folder = _artifacts(model, Path(tmp) / "model", model_config or {})
             client.log_model_artifacts(logged.model_id, str(folder))
         client.finalize_logged_model(logged.model_id, "READY")
     except BaseException:
@@ -69,6 +64,25 @@ def register(client: MlflowClient, *, experiment_id: str, run_id: str, model: Pr
                                               model_id=logged.model_id)
     set_alias(client, name, alias, version.version)
     return version
+
+
+def _artifacts(model: ProducedModel, scratch: Path, model_config: dict[str, Any]) -> Path:
+    """The folder to log as the LoggedModel's files: a pyfunc model, or the plain files
+    (copied to ``scratch`` where the canary is added or the model is one file; the run's own
+    files are never changed)."""
+    if model.format != FILES:
+        folder = save_detector(model, scratch, model_config)
+    elif model.path.is_file():
+        scratch.mkdir()
+        shutil.copy2(model.path, scratch / model.path.name)
+        folder = scratch
+    elif model.canary:
+        folder = Path(shutil.copytree(model.path, scratch))
+    else:
+        return model.path
+    if model.canary:
+        shutil.copytree(model.canary, folder / CANARY_DIR)
+    return folder
 
 
 def version_with_key(client: MlflowClient, name: str, run_key: str) -> Any:

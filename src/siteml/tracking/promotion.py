@@ -55,10 +55,29 @@ def promote(client: MlflowClient, ref: ModelRef, alias: str, user: str,
         client.set_model_version_tag(version.name, version.version, keys.GATE_FORCED, json.dumps(
             {"by": user, "at": stamp, "alias": alias, "problem": problem})[:5000])
     set_alias(client, version.name, alias, version.version)
-    client.set_registered_model_tag(version.name, f"{keys.PROMOTION_PREFIX}{stamp}", json.dumps(
-        {"alias": alias, "from": previous, "to": int(version.version), "by": user,
-         "forced": bool(problem)}))
+    _record(client, version.name, stamp, {"alias": alias, "from": previous,
+                                          "to": int(version.version), "by": user,
+                                          "forced": bool(problem)})
     return Promotion(version, previous, problem)
+
+
+def unset_alias(client: MlflowClient, name: str, alias: str, user: str) -> int | None:
+    """Take ``alias`` off registered model ``name``, recording the move (``to``: None); the
+    version it pointed at, or None where it was not set (nothing recorded)."""
+    before = client.get_registered_model(name).aliases.get(alias)
+    if not before:
+        return None
+    client.delete_registered_model_alias(name, alias)
+    _record(client, name, int(time.time() * 1000),
+            {"alias": alias, "from": int(before), "to": None, "by": user, "forced": False})
+    return int(before)
+
+
+def _record(client: MlflowClient, name: str, stamp: int, move: dict[str, Any]) -> None:
+    """One alias move in the model's history: tag ``siteml.promotion.<ms>.<alias>`` (the alias
+    keeps two moves of one command, e.g. several boxes, apart)."""
+    client.set_registered_model_tag(name, f"{keys.PROMOTION_PREFIX}{stamp}.{move['alias']}",
+                                    json.dumps(move))
 
 
 def promotion_history(client: MlflowClient, site: str | None = None,
@@ -69,6 +88,7 @@ def promotion_history(client: MlflowClient, site: str | None = None,
     for entry in model_tree(client, site, task):
         for key, value in entry["tags"].items():
             if key.startswith(keys.PROMOTION_PREFIX):
-                moves.append({"at": int(key.removeprefix(keys.PROMOTION_PREFIX)),
+                stamp = key.removeprefix(keys.PROMOTION_PREFIX).split(".")[0]
+                moves.append({"at": int(stamp),
                               "model": entry["path"], **json.loads(value)})
     return sorted(moves, key=lambda move: move["at"])

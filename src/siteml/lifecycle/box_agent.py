@@ -1,0 +1,280 @@
+"""``siteml box run``: the agent of one edge box. It pulls what the box should serve from the
+registry (the ``box-<name>`` aliases ``siteml deploy`` sets), has each new version checked and
+switched (``box_switch``, in a child process), and reports what the box serves.
+
+What the box serves is read from the repository's config, never remembered: a deployment run
+of the site (``siteml.experiment_type = serve``) is RUNNING while the box serves its version,
+its heartbeat set every cycle, FINISHED when replaced; a refusal is a FAILED run with its
+reason. After a ``kill -9`` or a power cut the repository is the old or the new version (the
+config names a complete folder), and the next start brings the runs in line with it.
+
+Between switches the agent holds neither MLflow's client nor a runtime: on a tracking server
+it talks MLflow's REST API with the standard library (``tracking.rest_client``), so an idle
+box pays for Python and little more.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from siteml.core import keys
+from siteml.core.clock import stamp
+from siteml.core.errors import InvalidInputError, SitemlError
+from siteml.core.naming import ModelRef, customer_of, registry_path
+from siteml.lifecycle.repository import exported_manifest, repository_name, served_version
+from siteml.tracking.model_listing import all_pages, like_pattern
+from siteml.tracking.store import Store, check_reachable
+
+AGENT_LOCK = ".siteml-agent.lock"
+
+
+@dataclass(frozen=True)
+class Box:
+    """One box as its agent runs it: its name, site (path), model repository and server."""
+
+    name: str
+    site: str
+    repo: Path
+    layout: str = "ovms"
+    interval_s: float = 30.0
+    cameras: int = 0
+    fps: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "repo": str(self.repo)}
+
+
+@dataclass
+class Change:
+    """What a switch did: ``serving`` (the box serves ``version`` now) or ``refused``
+    (``reason``; the version that served before serves on)."""
+
+    model: str
+    version: int
+    status: str
+    reason: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Switch = Callable[[Box, str, int], Change]
+
+
+def switch_in_child(box: Box, name: str, version: int) -> Change:
+    """``box_switch.switch`` in a child process (``siteml box switch``).
+
+    Raises:
+        SitemlError: the child failed without a verdict (the registry away): try again.
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", "siteml", "box", "switch", "--box-json",
+         json.dumps(box.to_dict()), "--model", name, "--version", str(version)],
+        capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not done.stdout.strip():
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SitemlError(f"switching to {registry_path(name)}/{version} failed: {last}")
+    return Change(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def tracking_client(store: Store, customer: str) -> Any:
+    """What the agent reports through: MLflow's REST API on a tracking server (in the
+    customer's workspace where the server has them), MLflow's client on an embedded store."""
+    if store.is_server:
+        from siteml.tracking.rest_client import RestClient
+        from siteml.tracking.workspaces import workspaces_on
+
+        return RestClient(store.tracking_uri,
+                          customer if workspaces_on(store.tracking_uri) else None)
+    from siteml.tracking.runs import open_client
+    from siteml.tracking.workspaces import enter_customer
+
+    enter_customer(store, customer, "write")
+    return open_client(store)
+
+
+class Agent:
+    """The agent of ``box`` on ``store``; ``cycle()`` is one pull, switch and report.
+
+    Raises (on creation):
+        InvalidInputError: another agent runs on the repository.
+        TrackingUnavailableError: the server does not answer.
+    """
+
+    def __init__(self, box: Box, store: Store, switch: Switch = switch_in_child) -> None:
+        self.box, self.switch = box, switch
+        self._lock = _hold_lock(box.repo)
+        check_reachable(store)
+        self.client = tracking_client(store, customer_of(box.site))
+        self.refused: dict[str, int] = {}
+        """Model -> the version the box refused, not tried again while it is desired."""
+        self._experiment: str | None = None
+
+    @property
+    def experiment_id(self) -> str:
+        if self._experiment is None:
+            found = self.client.get_experiment_by_name(self.box.site)
+            if found is None:
+                raise InvalidInputError(f"site {self.box.site} has no experiment: nothing was "
+                                        "ever registered there")
+            self._experiment = str(found.experiment_id)
+        return self._experiment
+
+    def cycle(self) -> list[Change]:
+        """Bring the box to its desired versions, then make the runs say what it serves."""
+        desired = self.desired()
+        names = set(desired) | {run.data.tags[keys.SERVE_MODEL] for run in self._serving_runs()}
+        changes = []
+        for name, version in sorted(desired.items()):
+            if self.refused.get(name, version) != version:
+                del self.refused[name]
+            served = served_version(self.box.repo, repository_name(name), self.box.layout)
+            if served == version or name in self.refused:
+                continue
+            change = self._switched(name, version)
+            if change.status == "refused":
+                self.refused[name] = version
+                self._refusal(name, version, change)
+            else:
+                self._start_run(name, version, change.metrics)
+            changes.append(change)
+        self._settle(names)
+        return changes
+
+    def _switched(self, name: str, version: int) -> Change:
+        """``self.switch``, the runs that serve beating every interval while it works (a
+        switch takes seconds; the box must not look stale meanwhile)."""
+        done: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                done["change"] = self.switch(self.box, name, version)
+            except Exception as exc:  # raised again in the agent's thread
+                done["error"] = exc
+
+        worker = threading.Thread(target=work, name="siteml-switch", daemon=True)
+        worker.start()
+        while worker.join(self.box.interval_s) is None and worker.is_alive():
+            self._beat(self._serving_runs())
+        if "error" in done:
+            raise done["error"]
+        return done["change"]
+
+    def desired(self) -> dict[str, int]:
+        """Registered name -> the version the box should serve (its ``box-<name>`` alias)."""
+        alias = keys.box_alias(self.box.name)
+        pattern = f"{like_pattern(self.box.site.replace('/', '.'))}.%"
+        models = all_pages(lambda token: self.client.search_registered_models(
+            f"name LIKE '{pattern}'", max_results=1000, page_token=token))
+        return {m.name: int(m.aliases[alias]) for m in models if alias in m.aliases}
+
+    def _serving_runs(self) -> list[Any]:
+        return list(self.client.search_runs(
+            [self.experiment_id], f"tags.`{keys.EXPERIMENT_TYPE}` = '{keys.SERVE_TYPE}' and "
+            f"tags.`{keys.BOX}` = '{self.box.name}' and attributes.status = 'RUNNING'",
+            max_results=1000))
+
+    def _settle(self, names: set[str]) -> None:
+        """End each RUNNING run whose version no longer serves, start one for a served
+        version without one (its switch was cut short before its run began), beat the rest."""
+        kept: dict[str, Any] = {}
+        for run in self._serving_runs():
+            name, version = run.data.tags[keys.SERVE_MODEL], int(run.data.tags[keys.SERVE_VERSION])
+            served = served_version(self.box.repo, repository_name(name), self.box.layout)
+            if served == version and name not in kept:
+                kept[name] = run
+                continue
+            self.client.set_tag(run.info.run_id, keys.SERVE_REPLACED_BY, str(served))
+            self.client.set_terminated(run.info.run_id, "FINISHED")
+        for name in sorted(names - set(kept)):
+            served = served_version(self.box.repo, repository_name(name), self.box.layout)
+            if served is not None:
+                kept[name] = self._start_run(name, served, {})
+        self._beat(list(kept.values()))
+
+    def _beat(self, runs: list[Any]) -> None:
+        for run in runs:
+            self.client.set_tag(run.info.run_id, keys.HEARTBEAT, stamp())
+            self._log(run.info.run_id, {})
+
+    def _refusal(self, name: str, version: int, change: Change) -> None:
+        run = self._create_run(name, version, {keys.SERVE_REFUSED: (change.reason or "")[:5000]})
+        self._log(run.info.run_id, change.metrics)
+        self.client.set_terminated(run.info.run_id, "FAILED")
+
+    def _start_run(self, name: str, version: int, metrics: dict[str, float]) -> Any:
+        run = self._create_run(name, version, self._lineage(name, version))
+        self._log(run.info.run_id, metrics)
+        return run
+
+    def _lineage(self, name: str, version: int) -> dict[str, str]:
+        """The served version's source model, from its manifest."""
+        _, manifest = exported_manifest(self.box.repo / repository_name(name) / str(version))
+        lineage = manifest["lineage"]
+        return {keys.SOURCE_MODEL_NAME: lineage.get("source_model") or "",
+                keys.SOURCE_MODEL_VERSION: str(lineage.get("source_version") or "")}
+
+    def _create_run(self, name: str, version: int, tags: dict[str, str]) -> Any:
+        task = ModelRef(name=name, version=version).task
+        return self.client.create_run(
+            self.experiment_id, run_name=f"{task}-serve-{self.box.name}-v{version}", tags={
+                keys.EXPERIMENT_TYPE: keys.SERVE_TYPE, keys.BOX: self.box.name,
+                keys.SERVE_MODEL: name, keys.SERVE_VERSION: str(version),
+                keys.SERVE_INTERVAL_S: f"{self.box.interval_s:g}", keys.TASK_TYPE: task,
+                keys.SITE_PATH: self.box.site, keys.ENV_HOSTNAME: platform.node(),
+                keys.PID: str(os.getpid()), keys.HEARTBEAT: stamp(), **tags})
+
+    def _log(self, run_id: str, metrics: dict[str, float]) -> None:
+        figures = {**metrics, keys.SERVE_CAMERAS: float(self.box.cameras),
+                   keys.SERVE_FPS: float(self.box.fps)}
+        for key, value in figures.items():
+            self.client.log_metric(run_id, key, value)
+
+
+def _hold_lock(repo: Path) -> IO[str]:
+    """Hold the repository's agent lock for the life of this process (one agent per box).
+
+    Raises:
+        InvalidInputError: another agent holds it.
+    """
+    repo.mkdir(parents=True, exist_ok=True)
+    handle = (repo / AGENT_LOCK).open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise InvalidInputError(f"another box agent runs on {repo}") from None
+    return handle
+
+
+def run_agent(agent: Agent, stop: threading.Event, once: bool = False,
+              report: Callable[[list[Change]], None] = lambda changes: None,
+              warn: Callable[[str], None] = print) -> None:
+    """Cycle until ``stop`` is set (or once); a cycle that fails (the server away) is
+    reported and retried after the interval, as a run waits through an outage.
+
+    Raises:
+        Exception: the failure of a ``once`` cycle.
+    """
+    while True:
+        try:
+            report(agent.cycle())
+        except Exception as exc:  # the box serves on what it serves; try again later
+            if once:
+                raise
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            warn(f"cycle failed, retrying in {agent.box.interval_s:g} s: "
+                 f"{type(exc).__name__}: {first}")
+        if once or stop.wait(agent.box.interval_s):
+            return

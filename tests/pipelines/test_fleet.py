@@ -1,0 +1,195 @@
+"""The fleet end to end, with real `siteml box run` agents serving the tiny store's INT8
+variant (a model that finds objects, so its canary has detections to compare) from their own
+repository folders: a staged rollout, a broken variant refused at its first ring and
+rolled back, and `kill -9` of a box mid-switch (the repository is the old or the new version,
+never mixed, and the next start finishes the switch)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from siteml.core import keys
+from siteml.lifecycle.repository import foreign_files, served_version, verify
+from tests.pipelines.conftest import SITE_PATH, candidate
+from tests.pipelines.test_canary_real import damage_weights
+
+pytestmark = pytest.mark.slow  # the tiny store's INT8 variant, agent processes
+
+SITE = SITE_PATH
+INT8 = f"{SITE}/ppe__openvino_int8"
+NAME = INT8.replace("/", ".")
+REPO_NAME = NAME.replace(".", "_")
+BOXES = ("bay-01", "bay-02")
+
+
+def republish(client: MlflowClient, uri: str, tmp: Path, first: int,
+              damage: bool = False) -> int:
+    """Register the files of the INT8 variant's version ``first`` again as a new version (its
+    IR's weights damaged when asked: the canary it carries no longer matches what it
+    detects)."""
+    from siteml.backends.registry import find_model, get
+    from siteml.core.models import CANARY_DIR, ProducedModel
+    from siteml.tracking.model_register import register
+    from siteml.tracking.model_resolve import download_version
+
+    original = client.get_model_version(NAME, str(first))
+    files = download_version(original, tmp / f"v{first}-{time.monotonic_ns()}", uri).path
+    model = find_model(files)
+    if damage:
+        damage_weights(next(model.glob("*.xml")))
+    experiment = client.get_experiment_by_name(SITE).experiment_id
+    run = client.create_run(experiment, run_name="republished")
+    client.set_terminated(run.info.run_id)
+    produced = ProducedModel(model, format=get("openvino").model_format, backend="openvino",
+                             precision="int8", variant="openvino_int8",
+                             canary=files / CANARY_DIR)
+    tags = {k: v for k, v in original.tags.items() if k != keys.RUN_KEY}
+    version = register(client, experiment_id=experiment, run_id=run.info.run_id,
+                       model=produced, name=NAME, logged_name="ppe__openvino_int8",
+                       model_tags={}, version_tags=tags, description="republished")
+    return int(version.version)
+
+
+@dataclass
+class Fleet:
+    """A copy of the tiny store with a box agent per box, each in its own process group, and
+    the site file listing the boxes; ``first``: the INT8 variant's version."""
+
+    folder: Path
+    env: dict[str, str]
+    first: int
+    repos: dict[str, Path]
+    agents: dict[str, subprocess.Popen]
+
+    def start(self, box: str) -> None:
+        log = (self.folder / f"{box}.log").open("a")
+        self.agents[box] = subprocess.Popen(
+            [sys.executable, "-m", "siteml", "box", "run", "--box", box, "--site", SITE,
+             "--repo", str(self.repos[box]), "--interval", "1", "--cameras", "6", "--fps", "10"],
+            env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+
+    def kill(self, box: str) -> None:
+        """``kill -9`` of the agent and its switch: a power cut, as far as the box knows."""
+        os.killpg(self.agents[box].pid, signal.SIGKILL)
+        self.agents[box].wait()
+
+    def siteml(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "siteml", *args], env=self.env,
+                              cwd=self.folder, capture_output=True, text=True, timeout=300)
+
+    def fleet(self) -> dict[str, dict]:
+        done = self.siteml("fleet", "--site", SITE, "--json")
+        assert done.returncode == 0, done.stderr
+        return {row["box"]: row for row in json.loads(done.stdout)}
+
+    def wait_serving(self, box: str, version: int, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while served_version(self.repos[box], REPO_NAME, "ovms") != version:
+            assert time.monotonic() < deadline, (self.folder / f"{box}.log").read_text()
+            time.sleep(0.3)
+
+
+@pytest.fixture
+def fleet(tiny_store, tmp_path):
+    first = int(candidate(tiny_store, "openvino", "int8").version)
+    database = tmp_path / "store" / "mlflow.db"  # artifacts stay beside the original's
+    database.parent.mkdir()
+    shutil.copyfile(tiny_store.uri.removeprefix("sqlite:///"), database)
+    sites = tmp_path / "configs" / "sites"
+    sites.mkdir(parents=True)
+    (sites / "quant-bays.yaml").write_text(yaml.safe_dump({
+        **tiny_store.site, "boxes": [{"name": box, "layout": "ovms"} for box in BOXES]}))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{database}",
+           "PYTHONPATH": str(Path(__file__).parents[2])}
+    found = Fleet(tmp_path, env, first, {box: tmp_path / "boxes" / box for box in BOXES}, {})
+    for box in BOXES:
+        found.start(box)
+    yield found
+    for box in found.agents:
+        if found.agents[box].poll() is None:
+            found.kill(box)
+
+
+def test_a_rollout_reaches_every_box_and_a_broken_variant_is_rolled_back(fleet, tmp_path):
+    site_file = str(fleet.folder / "configs" / "sites" / "quant-bays.yaml")
+    first = fleet.first
+    done = fleet.siteml("rollout", f"{INT8}/{first}", "--site", site_file, "--rings", "1,100%",
+                        "--poll", "0.5", "--ring-timeout", "120", "--json")
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)
+    assert (outcome["status"], outcome["rings"], outcome["moved"]) == (
+        "finished", [1, 2], list(BOXES))
+    for repo in fleet.repos.values():
+        assert served_version(repo, REPO_NAME, "ovms") == first
+        assert verify(repo) == (1, [])
+        assert foreign_files(repo) == []
+    rows = fleet.fleet()
+    assert {box: (row["health"], row["serving"], row["desired"]) for box, row in rows.items()
+            } == {box: ("ok", first, first) for box in BOXES}
+    assert rows["bay-01"]["cameras"] == 6 and rows["bay-01"]["fps"] == 10
+    uri = fleet.env["MLFLOW_TRACKING_URI"]
+    client = MlflowClient(uri, uri)
+    broken = republish(client, uri, tmp_path, first, damage=True)
+    done = fleet.siteml("rollout", f"{INT8}/{broken}", "--site", site_file, "--rings",
+                        "1,100%", "--poll", "0.5", "--ring-timeout", "120", "--json")
+    assert done.returncode == 1, done.stderr
+    outcome = json.loads(done.stdout)
+    assert outcome["status"] == "rolled_back" and outcome["moved"] == ["bay-01"]
+    assert list(outcome["failed"]) == ["bay-01"]
+    assert "refused it (canary:" in outcome["failed"]["bay-01"]
+    rows = fleet.fleet()
+    assert {box: (row["health"], row["serving"], row["desired"]) for box, row in rows.items()
+            } == {box: ("ok", first, first) for box in BOXES}
+    refusals = client.search_runs(
+        [client.get_experiment_by_name(SITE).experiment_id],
+        f"tags.`{keys.SERVE_REFUSED}` LIKE 'canary:%' and attributes.status = 'FAILED'")
+    assert [run.data.tags[keys.BOX] for run in refusals] == ["bay-01"]
+    assert refusals[0].data.metrics[keys.CANARY_MATCHED] < 1
+    for repo in fleet.repos.values():
+        assert served_version(repo, REPO_NAME, "ovms") == first
+
+
+def test_a_box_killed_mid_switch_serves_the_old_or_the_new_version_then_the_new(fleet, tmp_path):
+    uri = fleet.env["MLFLOW_TRACKING_URI"]
+    client = MlflowClient(uri, uri)
+    sites, first = str(fleet.folder / "configs" / "sites"), fleet.first
+    assert fleet.siteml("deploy", f"{INT8}/{first}", "--box", "bay-01", "--sites-dir",
+                        sites).returncode == 0
+    fleet.wait_serving("bay-01", first)
+    newer = republish(client, uri, tmp_path, first)
+    assert fleet.siteml("deploy", f"{INT8}/{newer}", "--box", "bay-01", "--sites-dir",
+                        sites).returncode == 0
+    repo = fleet.repos["bay-01"]
+    for delay in (0.8, 1.6, 2.4, 3.2):  # cut at different points of the switch
+        time.sleep(delay)
+        fleet.kill("bay-01")
+        served = served_version(repo, REPO_NAME, "ovms")
+        assert served in (first, newer)
+        count, problems = verify(repo)
+        assert problems == [] and count >= 1
+        assert foreign_files(repo) == []
+        fleet.start("bay-01")
+    fleet.wait_serving("bay-01", newer)
+    deadline = time.monotonic() + 30
+    while True:
+        running = client.search_runs(
+            [client.get_experiment_by_name(SITE).experiment_id],
+            f"tags.`{keys.BOX}` = 'bay-01' and attributes.status = 'RUNNING'")
+        if [run.data.tags[keys.SERVE_VERSION] for run in running] == [str(newer)]:
+            break
+        assert time.monotonic() < deadline, [r.data.tags for r in running]
+        time.sleep(0.5)
+    assert fleet.fleet()["bay-01"]["health"] == "ok"
