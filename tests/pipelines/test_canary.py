@@ -191,7 +191,8 @@ def test_plain_model_files_are_registered_with_their_canary_beside_them(canary, 
     from siteml.tracking.model_resolve import download_version
 
     client = MlflowClient(sqlite_uri, sqlite_uri)
-    experiment = client.create_experiment("canary")
+    experiment = client.create_experiment(
+        "canary", artifact_location=(tmp_path / "artifacts").as_uri())  # not ./mlruns
     weights = tmp_path / "run" / "best.pt"
     ir = tmp_path / "run" / "best_openvino_model"
     ir.mkdir(parents=True)
