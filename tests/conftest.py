@@ -168,12 +168,12 @@ class TeamServer:
     admin: str = "admin"
 
 
-def start_team_server(folder: Path, admin_password: str | None,
-                      *extra: str) -> tuple[subprocess.Popen, str]:
+def start_team_server(folder: Path, admin_password: str | None, *extra: str,
+                      port: int | None = None) -> tuple[subprocess.Popen, str]:
     """``siteml server start`` on a sqlite store in ``folder`` (the admin password in its
-    environment unless None), in its own process group; the process and the URL it printed
-    once healthy."""
-    port = free_port()
+    environment unless None; on ``port``, else a free one), in its own process group; the
+    process and the URL it printed once healthy."""
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_AUTH_ADMIN_PASSWORD"}
     if admin_password is not None:
         env["MLFLOW_AUTH_ADMIN_PASSWORD"] = admin_password

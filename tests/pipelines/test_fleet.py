@@ -34,11 +34,11 @@ REPO_NAME = NAME.replace(".", "_")
 BOXES = ("bay-01", "bay-02")
 
 
-def republish(client: MlflowClient, uri: str, tmp: Path, first: int,
-              damage: bool = False) -> int:
-    """Register the files of the INT8 variant's version ``first`` again as a new version (its
-    IR's weights damaged when asked: the canary it carries no longer matches what it
-    detects)."""
+def republish(client: MlflowClient, uri: str, tmp: Path, first: int, damage: bool = False,
+              target: MlflowClient | None = None) -> int:
+    """Register the files of the INT8 variant's version ``first`` again as a new version, on
+    the same store or on ``target`` (its IR's weights damaged when asked: the canary it
+    carries no longer matches what it detects)."""
     from siteml.backends.registry import find_model, get
     from siteml.core.models import CANARY_DIR, ProducedModel
     from siteml.tracking.model_register import register
@@ -49,14 +49,17 @@ def republish(client: MlflowClient, uri: str, tmp: Path, first: int,
     model = find_model(files)
     if damage:
         damage_weights(next(model.glob("*.xml")))
-    experiment = client.get_experiment_by_name(SITE).experiment_id
-    run = client.create_run(experiment, run_name="republished")
-    client.set_terminated(run.info.run_id)
+    target = target or client
+    found = target.get_experiment_by_name(SITE)
+    experiment = found.experiment_id if found else target.create_experiment(
+        SITE, tags={keys.SITE_PATH: SITE})  # as siteml makes a site's experiment
+    run = target.create_run(experiment, run_name="republished")
+    target.set_terminated(run.info.run_id)
     produced = ProducedModel(model, format=get("openvino").model_format, backend="openvino",
                              precision="int8", variant="openvino_int8",
                              canary=files / CANARY_DIR)
     tags = {k: v for k, v in original.tags.items() if k != keys.RUN_KEY}
-    version = register(client, experiment_id=experiment, run_id=run.info.run_id,
+    version = register(target, experiment_id=experiment, run_id=run.info.run_id,
                        model=produced, name=NAME, logged_name="ppe__openvino_int8",
                        model_tags={}, version_tags=tags, description="republished")
     return int(version.version)
@@ -72,13 +75,15 @@ class Fleet:
     first: int
     repos: dict[str, Path]
     agents: dict[str, subprocess.Popen]
+    agent_env: dict[str, str] | None = None
+    """The boxes' own login, where it is not the user's."""
 
     def start(self, box: str) -> None:
         log = (self.folder / f"{box}.log").open("a")
         self.agents[box] = subprocess.Popen(
             [sys.executable, "-m", "siteml", "box", "run", "--box", box, "--site", SITE,
              "--repo", str(self.repos[box]), "--interval", "1", "--cameras", "6", "--fps", "10"],
-            env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            env=self.agent_env or self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
             start_new_session=True)
 
     def kill(self, box: str) -> None:
@@ -86,14 +91,21 @@ class Fleet:
         os.killpg(self.agents[box].pid, signal.SIGKILL)
         self.agents[box].wait()
 
-    def siteml(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "siteml", *args], env=self.env,
+    def siteml(self, *args: str, env: dict[str, str] | None = None
+               ) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "siteml", *args], env=env or self.env,
                               cwd=self.folder, capture_output=True, text=True, timeout=300)
 
-    def fleet(self) -> dict[str, dict]:
-        done = self.siteml("fleet", "--site", SITE, "--json")
+    def fleet(self, env: dict[str, str] | None = None) -> dict[str, dict]:
+        done = self.siteml("fleet", "--json", env=env)
         assert done.returncode == 0, done.stderr
         return {row["box"]: row for row in json.loads(done.stdout)}
+
+    def stop(self) -> None:
+        for process in self.agents.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
     def wait_serving(self, box: str, version: int, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -102,64 +114,29 @@ class Fleet:
             time.sleep(0.3)
 
 
+def site_file(tiny_store, folder: Path) -> Path:
+    """``configs/sites/quant-bays.yaml`` under ``folder``: the tiny store's site, its boxes."""
+    sites = folder / "configs" / "sites"
+    sites.mkdir(parents=True)
+    (sites / "quant-bays.yaml").write_text(yaml.safe_dump({
+        **tiny_store.site, "boxes": [{"name": box, "layout": "ovms"} for box in BOXES]}))
+    return sites / "quant-bays.yaml"
+
+
 @pytest.fixture
 def fleet(tiny_store, tmp_path):
     first = int(candidate(tiny_store, "openvino", "int8").version)
     database = tmp_path / "store" / "mlflow.db"  # artifacts stay beside the original's
     database.parent.mkdir()
     shutil.copyfile(tiny_store.uri.removeprefix("sqlite:///"), database)
-    sites = tmp_path / "configs" / "sites"
-    sites.mkdir(parents=True)
-    (sites / "quant-bays.yaml").write_text(yaml.safe_dump({
-        **tiny_store.site, "boxes": [{"name": box, "layout": "ovms"} for box in BOXES]}))
+    site_file(tiny_store, tmp_path)
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{database}",
            "PYTHONPATH": str(Path(__file__).parents[2])}
     found = Fleet(tmp_path, env, first, {box: tmp_path / "boxes" / box for box in BOXES}, {})
     for box in BOXES:
         found.start(box)
     yield found
-    for box in found.agents:
-        if found.agents[box].poll() is None:
-            found.kill(box)
-
-
-def test_a_rollout_reaches_every_box_and_a_broken_variant_is_rolled_back(fleet, tmp_path):
-    site_file = str(fleet.folder / "configs" / "sites" / "quant-bays.yaml")
-    first = fleet.first
-    done = fleet.siteml("rollout", f"{INT8}/{first}", "--site", site_file, "--rings", "1,100%",
-                        "--poll", "0.5", "--ring-timeout", "120", "--json")
-    assert done.returncode == 0, done.stderr
-    outcome = json.loads(done.stdout)
-    assert (outcome["status"], outcome["rings"], outcome["moved"]) == (
-        "finished", [1, 2], list(BOXES))
-    for repo in fleet.repos.values():
-        assert served_version(repo, REPO_NAME, "ovms") == first
-        assert verify(repo) == (1, [])
-        assert foreign_files(repo) == []
-    rows = fleet.fleet()
-    assert {box: (row["health"], row["serving"], row["desired"]) for box, row in rows.items()
-            } == {box: ("ok", first, first) for box in BOXES}
-    assert rows["bay-01"]["cameras"] == 6 and rows["bay-01"]["fps"] == 10
-    uri = fleet.env["MLFLOW_TRACKING_URI"]
-    client = MlflowClient(uri, uri)
-    broken = republish(client, uri, tmp_path, first, damage=True)
-    done = fleet.siteml("rollout", f"{INT8}/{broken}", "--site", site_file, "--rings",
-                        "1,100%", "--poll", "0.5", "--ring-timeout", "120", "--json")
-    assert done.returncode == 1, done.stderr
-    outcome = json.loads(done.stdout)
-    assert outcome["status"] == "rolled_back" and outcome["moved"] == ["bay-01"]
-    assert list(outcome["failed"]) == ["bay-01"]
-    assert "refused it (canary:" in outcome["failed"]["bay-01"]
-    rows = fleet.fleet()
-    assert {box: (row["health"], row["serving"], row["desired"]) for box, row in rows.items()
-            } == {box: ("ok", first, first) for box in BOXES}
-    refusals = client.search_runs(
-        [client.get_experiment_by_name(SITE).experiment_id],
-        f"tags.`{keys.SERVE_REFUSED}` LIKE 'canary:%' and attributes.status = 'FAILED'")
-    assert [run.data.tags[keys.BOX] for run in refusals] == ["bay-01"]
-    assert refusals[0].data.metrics[keys.CANARY_MATCHED] < 1
-    for repo in fleet.repos.values():
-        assert served_version(repo, REPO_NAME, "ovms") == first
+    found.stop()
 
 
 def test_a_box_killed_mid_switch_serves_the_old_or_the_new_version_then_the_new(fleet, tmp_path):
@@ -193,3 +170,96 @@ def test_a_box_killed_mid_switch_serves_the_old_or_the_new_version_then_the_new(
         assert time.monotonic() < deadline, [r.data.tags for r in running]
         time.sleep(0.5)
     assert fleet.fleet()["bay-01"]["health"] == "ok"
+
+
+def login(url: str, user: str, password: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    return {**base, "MLFLOW_TRACKING_URI": url, "MLFLOW_TRACKING_USERNAME": user,
+            "MLFLOW_TRACKING_PASSWORD": password, "PYTHONPATH": str(Path(__file__).parents[2])}
+
+
+def test_on_a_team_server_the_fleet_rolls_out_rolls_back_is_walled_off_and_waits_out_an_outage(
+        tiny_store, tmp_path, monkeypatch):
+    from mlflow.utils.workspace_context import WorkspaceContext
+
+    from tests.conftest import free_port, invoke, start_team_server, stop_process_group
+
+    first = int(candidate(tiny_store, "openvino", "int8").version)
+    served = tmp_path / "server"
+    served.mkdir()
+    admin_password, port = f"admin-{os.urandom(6).hex()}", free_port()
+    server, url = start_team_server(served, admin_password, port=port)
+    customer = tiny_store.site["customer"]
+    people = {name: f"{name}-pw-{os.urandom(6).hex()}" for name in ("mgr", "box", "eve")}
+    fleet = Fleet(tmp_path, login(url, "mgr", people["mgr"]), first,
+                  {box: tmp_path / "boxes" / box for box in BOXES}, {},
+                  login(url, "box", people["box"]))
+    try:
+        admin = login(url, "admin", admin_password)
+        for key in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            monkeypatch.setenv(key, admin[key])
+        for name, password in people.items():
+            monkeypatch.setenv("SITEML_NEW_USER_PASSWORD", password)
+            assert invoke("access", "add-user", name)[0] == 0
+        for name, role, where in (("mgr", "manager", customer), ("box", "editor", customer),
+                                  ("eve", "manager", "other-customer")):
+            assert invoke("access", "grant", name, role, where)[0] == 0
+        with WorkspaceContext(customer):
+            target = MlflowClient(url, url)
+            good = republish(tiny_store.client(), tiny_store.uri, tmp_path, first, target=target)
+            broken = republish(tiny_store.client(), tiny_store.uri, tmp_path, first,
+                               damage=True, target=target)
+        path = str(site_file(tiny_store, tmp_path))
+        for box in BOXES:
+            fleet.start(box)
+        done = fleet.siteml("rollout", f"{INT8}/{good}", "--site", path, "--rings", "1,100%",
+                            "--poll", "0.5", "--ring-timeout", "120", "--json")
+        assert done.returncode == 0, done.stderr
+        outcome = json.loads(done.stdout)
+        assert (outcome["status"], outcome["rings"], outcome["moved"]) == (
+            "finished", [1, 2], list(BOXES))
+        for repo in fleet.repos.values():
+            assert served_version(repo, REPO_NAME, "ovms") == good
+            assert verify(repo) == (1, [])
+            assert foreign_files(repo) == []
+        rows = fleet.fleet()
+        assert {box: (row["health"], row["serving"], row["desired"]) for box, row in
+                rows.items()} == {box: ("ok", good, good) for box in BOXES}
+        assert rows["bay-01"]["cameras"] == 6 and rows["bay-01"]["fps"] == 10
+        # a variant whose weights detect otherwise than its canary: refused at the first ring
+        done = fleet.siteml("rollout", f"{INT8}/{broken}", "--site", path, "--rings",
+                            "1,100%", "--poll", "0.5", "--ring-timeout", "120", "--json")
+        assert done.returncode == 1, done.stderr
+        outcome = json.loads(done.stdout)
+        assert outcome["status"] == "rolled_back" and outcome["moved"] == ["bay-01"]
+        assert list(outcome["failed"]) == ["bay-01"]
+        assert "refused it (canary:" in outcome["failed"]["bay-01"]
+        assert {box: (row["health"], row["serving"], row["desired"]) for box, row in
+                fleet.fleet().items()} == {box: ("ok", good, good) for box in BOXES}
+        with WorkspaceContext(customer):
+            [refusal] = target.search_runs(
+                [target.get_experiment_by_name(SITE).experiment_id],
+                f"tags.`{keys.SERVE_REFUSED}` LIKE 'canary:%'")
+        assert (refusal.info.status, refusal.data.tags[keys.BOX]) == ("FAILED", "bay-01")
+        assert refusal.data.metrics[keys.CANARY_MATCHED] < 1
+        # another customer's manager sees none of these boxes and cannot move them
+        eve = login(url, "eve", people["eve"])
+        assert fleet.fleet(env=eve) == {}
+        done = fleet.siteml("deploy", f"{INT8}/{first}", "--box", "bay-01", env=eve)
+        assert done.returncode == 1, done.stderr
+        assert f"user 'eve' may not manage customer '{customer}'" in done.stderr
+        # the server away for a few intervals: the boxes serve on, and report again after
+        stop_process_group(server)
+        time.sleep(4)
+        assert all(process.poll() is None for process in fleet.agents.values())
+        server, _ = start_team_server(served, admin_password, port=port)
+        deadline = time.monotonic() + 60
+        while {row["health"] for row in fleet.fleet().values()} != {"ok"}:
+            assert time.monotonic() < deadline, fleet.fleet()
+            time.sleep(0.5)
+        logs = "".join((tmp_path / f"{box}.log").read_text() for box in BOXES)
+        assert "cycle failed, retrying" in logs
+        assert not [p for p in (*people.values(), admin_password) if p in logs]
+    finally:
+        fleet.stop()
+        stop_process_group(server)
