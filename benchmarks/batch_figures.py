@@ -68,6 +68,9 @@ def main() -> None:
     parser.add_argument("--ray-address", help="a cluster with host:box-a and host:box-b")
     parser.add_argument("--kill-epochs", type=int, default=10,
                         help="epochs of the training whose worker is killed (after its first)")
+    parser.add_argument("--batch-steps", type=int, default=4, choices=range(1, 5),
+                        help="how many of the demo's scenarios (train, quant, two benchmarks) "
+                        "the batch overhead is measured on")
     add_demo_options(parser, folder=False)
     parser.set_defaults(demo_epochs=2, demo_train_images=16, demo_val_images=8, demo_imgsz=64)
     args = parser.parse_args()
@@ -81,14 +84,14 @@ def main() -> None:
         for n in range(args.rounds):
             for name in batch:
                 folder = root / f"demo-{n}-{name.replace(' ', '-')}"
-                paths = prepare(folder, size)  # its own store, in the folder
+                paths = prepare(folder, size)[:args.batch_steps]  # its own store, there
                 if name == "batch":
-                    batch[name].append(wall([*siteml, str(paths[0].parent)], base, folder))
+                    batch[name].append(wall([*siteml, *map(str, paths)], base, folder))
                 else:
                     batch[name].append(sum(wall([*siteml, str(p)], base, folder)
                                            for p in paths))
         print(f"the demo site ({size.epochs} epochs, {size.train_images} train images at "
-              f"{size.imgsz} px), 4 scenarios on a fresh embedded store:")
+              f"{size.imgsz} px), {args.batch_steps} scenarios on a fresh embedded store:")
         medians = report(batch)
         verdict("batch overhead: one batch / one by one", medians["batch"]
                 / medians["one by one"], 1.05)

@@ -23,7 +23,7 @@ TESTED = {"validate_speed.py", "tracking_overhead.py", "registry_queries.py",
           "train_overhead.py", "demo_store.py", "quant_figures.py", "benchmark_fidelity.py",
           "speed_check_spread.py", "data_import.py", "training_gates.py",
           "team_server_overhead.py", "batch_figures.py", "export_figures.py",
-          "cameras_figures.py", "int8_figures.py", "quick_tier.py"}
+          "cameras_figures.py", "int8_figures.py", "quick_tier.py", "fleet_figures.py"}
 
 
 def run_script(name: str, *args: str, cwd: Path, timeout: float = 300) -> str:
@@ -168,7 +168,7 @@ def test_batch_figures(tmp_path):
     needs("ray", "cluster")
     cluster = os.environ.get("SITEML_TEST_RAY_ADDRESS")
     out = run_script("batch_figures.py", "--rounds", "1", "--scenarios", "2", "--iterations",
-                     "30", "--kill-epochs", "3", *demo_options("demo-"),
+                     "30", "--kill-epochs", "2", "--batch-steps", "1", *demo_options("demo-"),
                      "--demo-train-images", "8", "--demo-val-images", "4",
                      *(("--ray-address", cluster) if cluster else ()), cwd=tmp_path,
                      timeout=1200)
@@ -199,6 +199,25 @@ def test_cameras_figures(demo_copy):
     for label in ("OpenVINO FP32: ", "OpenVINO INT8: "):
         [line] = lines_starting(out, label)
         assert "siteml flat out / benchmark_app = " in line
+
+
+@pytest.mark.slow  # agents, servers, PostgreSQL where CI gives it
+def test_fleet_figures(demo_copy):
+    out = run_script("fleet_figures.py", "--demo-dir", str(demo_copy), "--boxes", "3",
+                     "--interval", "1", "--load-boxes", "20", "--load-interval", "2",
+                     "--load-seconds", "3", "--idle-seconds", "3", "--idle-interval", "1",
+                     "--sites", "4", "--runs", "2000", "--rounds", "1", cwd=demo_copy.parent)
+    [line] = lines_starting(out, "rollout of the demo's INT8 variant over 3 simulated boxes")
+    assert "finished in" in line
+    [line] = lines_starting(out, "a differing canary: rolled_back, failed ['box-00']")
+    assert "intervals  goal <= 2" in line
+    assert lines_starting(out, "idle agent (siteml box run, REST, every 1 s)")
+    assert lines_starting(out, "heartbeat load: 20 boxes every 2 s against ")
+    if os.environ.get("SITEML_TEST_POSTGRES"):
+        assert lines_starting(out, "siteml fleet beyond the import floor (MLflow's client): ")
+        assert lines_starting(out, "best-version query: median ")
+    else:
+        assert lines_starting(out, "fleet query: skipped")
 
 
 @pytest.mark.slow

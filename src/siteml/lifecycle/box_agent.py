@@ -97,11 +97,11 @@ def tracking_client(store: Store, customer: str) -> Any:
 
         return RestClient(store.tracking_uri,
                           customer if workspaces_on(store.tracking_uri) else None)
-    from siteml.tracking.runs import open_client
+    from siteml.tracking.reporting_client import ReportingClient
     from siteml.tracking.workspaces import enter_customer
 
     enter_customer(store, customer, "write")
-    return open_client(store)
+    return ReportingClient(store.tracking_uri, store.tracking_uri)
 
 
 class Agent:
@@ -205,17 +205,16 @@ class Agent:
 
     def _beat(self, runs: list[Any]) -> None:
         for run in runs:
-            self.client.set_tag(run.info.run_id, keys.HEARTBEAT, stamp())
-            self._log(run.info.run_id, {})
+            self._report(run.info.run_id, {keys.HEARTBEAT: stamp()}, {})
 
     def _refusal(self, name: str, version: int, change: Change) -> None:
         run = self._create_run(name, version, {keys.SERVE_REFUSED: (change.reason or "")[:5000]})
-        self._log(run.info.run_id, change.metrics)
+        self._report(run.info.run_id, {}, change.metrics)
         self.client.set_terminated(run.info.run_id, "FAILED")
 
     def _start_run(self, name: str, version: int, metrics: dict[str, float]) -> Any:
         run = self._create_run(name, version, self._lineage(name, version))
-        self._log(run.info.run_id, metrics)
+        self._report(run.info.run_id, {}, metrics)
         return run
 
     def _lineage(self, name: str, version: int) -> dict[str, str]:
@@ -235,11 +234,11 @@ class Agent:
                 keys.SITE_PATH: self.box.site, keys.ENV_HOSTNAME: platform.node(),
                 keys.PID: str(os.getpid()), keys.HEARTBEAT: stamp(), **tags})
 
-    def _log(self, run_id: str, metrics: dict[str, float]) -> None:
-        figures = {**metrics, keys.SERVE_CAMERAS: float(self.box.cameras),
-                   keys.SERVE_FPS: float(self.box.fps)}
-        for key, value in figures.items():
-            self.client.log_metric(run_id, key, value)
+    def _report(self, run_id: str, tags: dict[str, str], metrics: dict[str, float]) -> None:
+        """``tags`` and ``metrics`` with the cameras and FPS the box serves, in one call."""
+        self.client.log_report(run_id, tags, {**metrics,
+                                              keys.SERVE_CAMERAS: float(self.box.cameras),
+                                              keys.SERVE_FPS: float(self.box.fps)})
 
 
 def _hold_lock(repo: Path) -> IO[str]:

@@ -130,14 +130,14 @@ def rollout(plan: RolloutPlan, user: str, store: Store | None = None,
                              run_id=run.info.run_id)
     try:
         for ring, upto in enumerate(rings):
-            members = boxes[:upto]
+            members, since_ms = boxes[:upto], int(time.time() * 1000)
             for box in members:
                 if box not in previous:
                     previous[box] = list(desired_of(client, siblings, box) or []) or None
                     _save(client, run.info.run_id, previous, ring)
                     move_box(client, siblings, box, *target, user)
             say(f"ring {ring + 1}/{len(rings)}: {len(members)} of {len(boxes)} boxes")
-            failed = _wait(client, ref.site, members, target, plan)
+            failed = _wait(client, ref.site, members, target, plan, since_ms)
             outcome.failed.update(failed)
             if len(outcome.failed) > plan.max_failed:
                 break
@@ -170,10 +170,10 @@ def _rows(client: Any, site: str, boxes: list[str], task: str) -> dict[str, dict
 
 
 def _wait(client: Any, site: str, boxes: list[str], target: tuple[str, int],
-          plan: RolloutPlan) -> dict[str, str]:
-    """Until every box of ``boxes`` serves ``target`` healthy, or fails: the failed ones."""
+          plan: RolloutPlan, since_ms: int) -> dict[str, str]:
+    """Until every box of ``boxes`` serves ``target`` healthy, or fails (a refusal since
+    ``since_ms``, when the ring began to move): the failed ones."""
     task = ModelRef(name=target[0], version=target[1]).task
-    since_ms = int(time.time() * 1000)
     deadline = time.monotonic() + plan.ring_timeout_s
     while True:
         failed, pending = {}, []

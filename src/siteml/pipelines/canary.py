@@ -241,8 +241,10 @@ def _frame(image: Path, size: int) -> Any:
     """``timing_frame``, an unreadable image said as the canary's."""
     try:
         return timing_frame(image, size)
-    except (OSError, ValueError) as exc:
-        raise CanaryError(f"canary image {image} cannot be read: {exc}") from None
+    except (OSError, ValueError, ImportError) as exc:  # ImportError: where Ultralytics is
+        # loaded, its patch of Pillow's open reaches for a HEIF plugin on an unknown image
+        why = "not an image Pillow identifies" if isinstance(exc, ImportError) else exc
+        raise CanaryError(f"canary image {image} cannot be read: {why}") from None
 
 
 @dataclass
