@@ -133,8 +133,8 @@ class Agent:
 
     def cycle(self) -> list[Change]:
         """Bring the box to its desired versions, then make the runs say what it serves."""
-        desired = self.desired()
-        names = set(desired) | {run.data.tags[keys.SERVE_MODEL] for run in self._serving_runs()}
+        desired, runs = self.desired(), self._serving_runs()
+        names = set(desired) | {run.data.tags[keys.SERVE_MODEL] for run in runs}
         changes = []
         for name, version in sorted(desired.items()):
             if self.refused.get(name, version) != version:
@@ -149,7 +149,7 @@ class Agent:
             else:
                 self._start_run(name, version, change.metrics)
             changes.append(change)
-        self._settle(names)
+        self._settle(names, self._serving_runs() if changes else runs)
         return changes
 
     def _switched(self, name: str, version: int) -> Change:
@@ -185,11 +185,12 @@ class Agent:
             f"tags.`{keys.BOX}` = '{self.box.name}' and attributes.status = 'RUNNING'",
             max_results=1000))
 
-    def _settle(self, names: set[str]) -> None:
-        """End each RUNNING run whose version no longer serves, start one for a served
-        version without one (its switch was cut short before its run began), beat the rest."""
+    def _settle(self, names: set[str], runs: list[Any]) -> None:
+        """End each RUNNING run of ``runs`` whose version no longer serves, start one for a
+        served version without one (its switch was cut short before its run began), beat the
+        rest."""
         kept: dict[str, Any] = {}
-        for run in self._serving_runs():
+        for run in runs:
             name, version = run.data.tags[keys.SERVE_MODEL], int(run.data.tags[keys.SERVE_VERSION])
             served = served_version(self.box.repo, repository_name(name), self.box.layout)
             if served == version and name not in kept:
