@@ -47,6 +47,8 @@ import yaml
 from demo_store import add_demo_options, demo_from_args
 from team_server_overhead import free_port, start
 
+from siteml.lifecycle.box_agent import RESCAN_CYCLES
+
 SITE = "acme-steel/ulsan-plant1/welding"
 NAME = "acme-steel.ulsan-plant1.welding.ppe__openvino_int8"
 REPO = Path(__file__).resolve().parents[1]
@@ -266,12 +268,18 @@ def load_figures(root: Path, count: int, interval: float, seconds: float) -> Non
         if server is not None:
             os.killpg(server.pid, 15)
             server.wait(timeout=60)
-    p50, p95 = (statistics.quantiles(latencies, n=100)[q - 1] * 1000 for q in (50, 95))
     where = "CI's team server (PostgreSQL)" if given else "a team server on sqlite"
-    print(f"heartbeat load: {count} boxes every {interval:g} s against {where}, "
-          f"{len(latencies)} reports of 3 calls: p50 {p50:.1f} ms, p95 {p95:.1f} ms per "
-          f"report; server CPU {100 * cpu / elapsed:.0f}% of a core (2 cores, shared with "
-          f"the load driver)  goal p95 <= 50 ms -> {'met' if p95 <= 50 else 'NOT met'}")
+    print(f"heartbeat load: {count} boxes every {interval:g} s against {where}; server CPU "
+          f"{100 * cpu / elapsed:.0f}% of a core (2 cores, shared with the load driver)")
+    p95s = {}
+    for every, seconds_each in latencies.items():
+        p50, p95 = (statistics.quantiles(seconds_each, n=100)[q - 1] * 1000 for q in (50, 95))
+        p95s[every] = p95
+        calls = "3 calls" if every == 1 else f"2 calls, 3 every {every}th"
+        print(f"  {len(seconds_each)} reports of {calls}: p50 {p50:.1f} ms, p95 {p95:.1f} ms"
+              f"  goal p95 <= 50 ms -> {'met' if p95 <= 50 else 'NOT met'}")
+    print(f"  p95 with the agent's cadence / rescanning every cycle: "
+          f"{p95s[RESCAN_CYCLES] / p95s[1]:.2f} (measured in turns)")
 
 
 def server_processes(server: subprocess.Popen | None) -> list[psutil.Process]:
@@ -283,10 +291,11 @@ def server_processes(server: subprocess.Popen | None) -> list[psutil.Process]:
     return list({p.pid: p for root in roots for p in (root, *root.children(True))}.values())
 
 
-def load_fleet(url: str, password: str, count: int) -> tuple[str, list[tuple[str, str, str]]]:
+def load_fleet(url: str, password: str,
+               count: int) -> tuple[str, list[tuple[str, str, str, str]]]:
     """A customer with ``count`` boxes over sites of 20 boxes, each box with its RUNNING
     deployment run, made by the boxes' own login (an editor, as boxes are); (customer,
-    [(site, experiment id, box)])."""
+    [(site, experiment id, box, run id)])."""
     from mlflow import MlflowClient
     from mlflow.utils.workspace_context import WorkspaceContext
 
@@ -308,46 +317,54 @@ def load_fleet(url: str, password: str, count: int) -> tuple[str, list[tuple[str
             if n % 20 == 0:
                 experiment = client.create_experiment(site, tags={keys.SITE_PATH: site})
             box = f"box-{n:04d}"
-            client.create_run(experiment, run_name=f"ppe-serve-{box}-v1", tags={
+            run = client.create_run(experiment, run_name=f"ppe-serve-{box}-v1", tags={
                 keys.EXPERIMENT_TYPE: keys.SERVE_TYPE, keys.BOX: box,
                 keys.SERVE_MODEL: f"{site.replace('/', '.')}.ppe__openvino_int8",
                 keys.SERVE_VERSION: "1"})
-            runs.append((site, experiment, box))
+            runs.append((site, experiment, box, run.info.run_id))
     return customer, runs
 
 
-def report_once(client, site: str, experiment: str, box: str) -> float:
-    """One box's idle cycle, as the agent makes it; its seconds."""
+def report_once(client, site: str, experiment: str, box: str, run_id: str,
+                rescan: bool) -> float:
+    """One box's idle cycle, as the agent makes it (on a rescan, its run searched first); its
+    seconds."""
     from siteml.core import keys
     from siteml.core.clock import stamp
 
     started = time.perf_counter()
     client.search_registered_models(f"name LIKE '{site.replace('/', '.')}.%'", 1000)
-    [run] = client.search_runs([experiment], f"tags.`{keys.BOX}` = '{box}' and "
-                               "attributes.status = 'RUNNING'", 10)
-    client.log_report(run.info.run_id, {keys.HEARTBEAT: stamp()},
+    if rescan:
+        [run] = client.search_runs([experiment], f"tags.`{keys.BOX}` = '{box}' and "
+                                   "attributes.status = 'RUNNING'", 10)
+        run_id = run.info.run_id
+    client.log_report(run_id, {keys.HEARTBEAT: stamp()},
                       {keys.SERVE_CAMERAS: 8.0, keys.SERVE_FPS: 10.0})
     return time.perf_counter() - started
 
 
-def drive(url: str, customer: str, runs: list[tuple[str, str, str]], interval: float,
-          seconds: float) -> list[float]:
-    """Every box reports once per ``interval``, spread evenly, for ``seconds``."""
+def drive(url: str, customer: str, runs: list[tuple[str, str, str, str]], interval: float,
+          seconds: float) -> dict[int, list[float]]:
+    """Every box reports once per ``interval``, spread evenly, for ``seconds``; the reports in
+    turns rescan every cycle (as the agent did) or every ``RESCAN_CYCLES``-th (as it does, the
+    boxes' rescans spread over the cycles); their seconds by rescan period."""
     from siteml.tracking.rest_client import RestClient
 
     client = RestClient(url, customer)
-    latencies: list[float] = []
     started = time.monotonic()
+    futures: dict[int, list] = {1: [], RESCAN_CYCLES: []}
     with ThreadPoolExecutor(max_workers=64) as pool:
-        futures, n = [], 0
+        n = 0
         while (due := n * interval / len(runs)) < seconds:
             wait = started + due - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-            futures.append(pool.submit(report_once, client, *runs[n % len(runs)]))
+            cycle, box = divmod(n, len(runs))
+            every = (1, RESCAN_CYCLES)[n % 2]
+            rescan = (cycle + box) % every == 0
+            futures[every].append(pool.submit(report_once, client, *runs[box], rescan))
             n += 1
-        latencies = [future.result() for future in futures]
-    return latencies
+        return {every: [future.result() for future in done] for every, done in futures.items()}
 
 
 def query_figures(root: Path, postgres: str, sites: int, runs: int, rounds: int) -> None:

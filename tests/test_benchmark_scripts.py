@@ -209,6 +209,7 @@ def test_fleet_figures(tmp_path):
                      "--load-interval", "2", "--load-seconds", "3", "--sites", "4", "--runs",
                      "2000", "--rounds", "1", cwd=tmp_path)
     assert lines_starting(out, "heartbeat load: 20 boxes every 2 s against ")
+    assert "reports of 3 calls: p50 " in out and "reports of 2 calls, 3 every 10th: " in out
     if os.environ.get("SITEML_TEST_POSTGRES"):
         assert lines_starting(out, "siteml fleet beyond the import floor (MLflow's client): ")
         assert lines_starting(out, "best-version query: median ")

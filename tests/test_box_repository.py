@@ -1,27 +1,32 @@
 """A box's model repository: which version its server serves, pinned by a config replaced
-whole, and leftovers of a killed write that do not make the repository foreign."""
+whole, leftovers of a killed write that do not make the repository foreign, old versions pruned
+and a replaced model unserved."""
 
 import json
 from pathlib import Path
 
 import pytest
 
+from siteml.core.digests import file_hashes
 from siteml.lifecycle.repository import (
     MANIFEST,
     OVMS_CONFIG,
     TRITON_CONFIG,
-    file_hashes,
     foreign_files,
     pin_version,
+    prune_versions,
+    remove_folder,
     served_version,
+    unserve,
+    verify,
 )
 
 SIGNATURE = {"inputs": [{"name": "images", "dtype": "float32", "shape": [1, 3, 64, 64]}],
              "outputs": [{"name": "output0", "dtype": "float32", "shape": [1, 7, 84]}]}
 
 
-def _version(root: Path, version: int, layout: str) -> tuple[Path, dict]:
-    folder = root / "m" / str(version)
+def _version(root: Path, version: int, layout: str, name: str = "m") -> tuple[Path, dict]:
+    folder = root / name / str(version)
     folder.mkdir(parents=True)
     (folder / "model.xml").write_text(f"<net version='{version}'/>")
     manifest = {"registered_model": "a.b.c.ppe", "version": version, "lineage": {},
@@ -68,3 +73,31 @@ def test_leftovers_of_a_killed_write_are_not_foreign(tmp_path):
     assert foreign_files(tmp_path) == []
     (tmp_path / "notes.txt").write_text("mine")
     assert foreign_files(tmp_path) == [tmp_path / "notes.txt"]
+
+
+@pytest.mark.parametrize("layout", ["ovms", "triton"])
+def test_a_replaced_model_is_unserved_and_its_files_go(tmp_path, layout):
+    pin_version(*_version(tmp_path, 1, layout))
+    pin_version(*_version(tmp_path, 4, layout, name="other"))
+    unserve(tmp_path, "m")
+    assert served_version(tmp_path, "m", layout) is None
+    assert served_version(tmp_path, "other", layout) == 4
+    assert not (tmp_path / "m").exists()
+    assert verify(tmp_path) == (1, [])
+    if layout == "ovms":
+        entries = json.loads((tmp_path / OVMS_CONFIG).read_text())["model_config_list"]
+        assert [entry["config"]["name"] for entry in entries] == ["other"]
+    assert foreign_files(tmp_path) == []
+
+
+def test_old_versions_are_pruned_whole(tmp_path):
+    for version in (1, 2, 3, 5):
+        _version(tmp_path, version, "ovms")
+    pin_version(*_version(tmp_path, 6, "ovms"))
+    assert prune_versions(tmp_path, "m", {6, 3}) == [1, 2, 5]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["3", "6"]
+    assert served_version(tmp_path, "m", "ovms") == 6
+    assert verify(tmp_path) == (2, [])
+    assert not list(tmp_path.glob(".*.partial"))
+    remove_folder(tmp_path / "m" / "3")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["6"]

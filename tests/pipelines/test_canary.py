@@ -5,6 +5,7 @@ registered with plain model files. ``test_canary_real.py`` runs them on the real
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from PIL import Image
 
 from siteml.core import keys
+from siteml.core.digests import file_hashes
 from siteml.core.models import ProducedModel
 from siteml.pipelines.canary import (
     CanaryError,
@@ -179,6 +181,28 @@ def test_an_unreadable_canary_is_an_error_naming_the_file(canary):
 def test_a_tolerance_the_canary_cannot_check_is_refused():
     with pytest.raises(ValueError, match="conf_delta <= margin"):
         Tolerance(conf_delta=0.2, margin=0.1)
+    with pytest.raises(ValueError, match="max_slowdown > 0"):
+        Tolerance(max_slowdown=0)
+
+
+def test_a_version_much_slower_than_the_one_serving_fails_timed_in_turns(canary):
+    runtime = Runtime(REGISTERED)
+
+    def taking(seconds: float):
+        def predict(frame):
+            time.sleep(seconds)
+            return runtime(frame)
+        return predict
+
+    check = check_canary(taking(0.05), canary, Tolerance(max_slowdown=2), taking(0.001))
+    assert not check.ok and check.matched == 1.0
+    assert check.p50_ms >= 50 and check.slowdown > 2
+    assert "x the" in check.problem and "of the version serving now" in check.problem
+    assert check.metrics()[keys.CANARY_SLOWDOWN] == check.slowdown
+    assert runtime.calls == 2 * 3 * 2  # both, in turns, on every image of every round
+    faster = check_canary(taking(0.001), canary, Tolerance(max_slowdown=2), taking(0.05))
+    assert faster.ok, faster.problem
+    assert faster.slowdown < 1 and faster.reference_p50_ms >= 50
 
 
 def test_plain_model_files_are_registered_with_their_canary_beside_them(canary, sqlite_uri,
@@ -188,7 +212,7 @@ def test_plain_model_files_are_registered_with_their_canary_beside_them(canary, 
 
     from siteml.backends.registry import find_model
     from siteml.tracking.model_register import register
-    from siteml.tracking.model_resolve import download_version
+    from siteml.tracking.model_resolve import DamagedDownloadError, download_version
 
     client = MlflowClient(sqlite_uri, sqlite_uri)
     experiment = client.create_experiment(
@@ -206,4 +230,11 @@ def test_plain_model_files_are_registered_with_their_canary_beside_them(canary, 
         files = download_version(version, tmp_path / f"v{version.version}", sqlite_uri).path
         assert read_canary(files / "canary") == read_canary(canary)
         assert find_model(files) == (files / "best.pt" if model == weights else files)
+        assert json.loads(version.tags[keys.MODEL_FILES]) == file_hashes(files)
     assert sorted(p.name for p in ir.iterdir()) == ["best.xml"]  # the run's files as they were
+    [stored] = (tmp_path / "artifacts").rglob("best.pt")
+    stored.write_bytes(b"weighTs")  # a byte flipped in the registry's own copy
+    with pytest.raises(DamagedDownloadError, match=r"differ from the ones registered, twice "
+                       r"\(changed: .*best\.pt"):
+        download_version(client.get_model_version("a.b.c.ppe", "1"), tmp_path / "again",
+                         sqlite_uri)

@@ -1,8 +1,9 @@
 """The fleet end to end, with real `siteml box run` agents serving the tiny store's INT8
 variant (a model that finds objects, so its canary has detections to compare) from their own
 repository folders: a staged rollout, a broken variant refused at its first ring and
-rolled back, and `kill -9` of a box mid-switch (the repository is the old or the new version,
-never mixed, and the next start finishes the switch)."""
+rolled back, `kill -9` of a box mid-switch (the repository is the old or the new version,
+never mixed, and the next start finishes the switch), flipped bytes in the registry's copy and
+in the box's, and a box moved to another variant."""
 
 from __future__ import annotations
 
@@ -80,6 +81,8 @@ class Fleet:
     agents: dict[str, subprocess.Popen]
     agent_env: dict[str, str] | None = None
     """The boxes' own login, where it is not the user's."""
+    onnx: int = 0
+    """The ONNX Runtime INT8 variant's version, where the store has it."""
 
     def start(self, box: str) -> None:
         log = (self.folder / f"{box}.log").open("a")
@@ -110,9 +113,15 @@ class Fleet:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
 
-    def wait_serving(self, box: str, version: int, timeout: float = 90) -> None:
+    def deploy(self, ref: str, box: str = "bay-01") -> None:
+        done = self.siteml("deploy", ref, "--box", box, "--sites-dir",
+                           str(self.folder / "configs" / "sites"))
+        assert done.returncode == 0, done.stderr
+
+    def wait_serving(self, box: str, version: int, timeout: float = 90,
+                     name: str = REPO_NAME) -> None:
         deadline = time.monotonic() + timeout
-        while served_version(self.repos[box], REPO_NAME, "ovms") != version:
+        while served_version(self.repos[box], name, "ovms") != version:
             assert time.monotonic() < deadline, (self.folder / f"{box}.log").read_text()
             time.sleep(0.3)
 
@@ -129,13 +138,15 @@ def site_file(tiny_store, folder: Path) -> Path:
 @pytest.fixture
 def fleet(tiny_store, tmp_path):
     first = int(candidate(tiny_store, "openvino", "int8").version)
+    onnx = int(candidate(tiny_store, "onnxruntime", "int8").version)
     database = tmp_path / "store" / "mlflow.db"  # artifacts stay beside the original's
     database.parent.mkdir()
     shutil.copyfile(tiny_store.uri.removeprefix("sqlite:///"), database)
     site_file(tiny_store, tmp_path)
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{database}",
            "PYTHONPATH": str(Path(__file__).parents[2])}
-    found = Fleet(tmp_path, env, first, {box: tmp_path / "boxes" / box for box in BOXES}, {})
+    found = Fleet(tmp_path, env, first, {box: tmp_path / "boxes" / box for box in BOXES}, {},
+                  onnx=onnx)
     for box in BOXES:
         found.start(box)
     yield found
@@ -145,13 +156,11 @@ def fleet(tiny_store, tmp_path):
 def test_a_box_killed_mid_switch_serves_the_old_or_the_new_version_then_the_new(fleet, tmp_path):
     uri = fleet.env["MLFLOW_TRACKING_URI"]
     client = MlflowClient(uri, uri)
-    sites, first = str(fleet.folder / "configs" / "sites"), fleet.first
-    assert fleet.siteml("deploy", f"{INT8}/{first}", "--box", "bay-01", "--sites-dir",
-                        sites).returncode == 0
+    first = fleet.first
+    fleet.deploy(f"{INT8}/{first}")
     fleet.wait_serving("bay-01", first)
     newer = republish(client, uri, tmp_path, first)
-    assert fleet.siteml("deploy", f"{INT8}/{newer}", "--box", "bay-01", "--sites-dir",
-                        sites).returncode == 0
+    fleet.deploy(f"{INT8}/{newer}")
     repo = fleet.repos["bay-01"]
     for delay in (1.2, 2.6):  # cut at two points of the switch (download, runtime)
         time.sleep(delay)
@@ -163,15 +172,76 @@ def test_a_box_killed_mid_switch_serves_the_old_or_the_new_version_then_the_new(
         assert foreign_files(repo) == []
         fleet.start("bay-01")
     fleet.wait_serving("bay-01", newer)
-    deadline = time.monotonic() + 30
+    box_runs(client, "attributes.status = 'RUNNING'",
+             lambda runs: [r.data.tags[keys.SERVE_VERSION] for r in runs] == [str(newer)])
+    assert fleet.fleet()["bay-01"]["health"] == "ok"
+
+
+def box_runs(client: MlflowClient, where: str, done, box: str = "bay-01") -> list:
+    """The box's deployment runs that match ``where`` once ``done(runs)`` holds."""
+    deadline = time.monotonic() + 60
     while True:
-        running = client.search_runs(
-            [client.get_experiment_by_name(SITE).experiment_id],
-            f"tags.`{keys.BOX}` = 'bay-01' and attributes.status = 'RUNNING'")
-        if [run.data.tags[keys.SERVE_VERSION] for run in running] == [str(newer)]:
-            break
-        assert time.monotonic() < deadline, [r.data.tags for r in running]
+        runs = client.search_runs([client.get_experiment_by_name(SITE).experiment_id],
+                                  f"tags.`{keys.BOX}` = '{box}' and {where}")
+        if done(runs):
+            return runs
+        assert time.monotonic() < deadline, [r.data.tags for r in runs]
         time.sleep(0.5)
+
+
+def flip_a_byte(folder: Path) -> Path:
+    """Flip one byte of the IR's weights under ``folder``."""
+    [weights] = folder.rglob("*.bin")
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    return weights
+
+
+def test_a_box_refuses_a_damaged_registry_copy_repairs_its_own_and_moves_to_another_variant(
+        fleet, tmp_path):
+    uri = fleet.env["MLFLOW_TRACKING_URI"]
+    client = MlflowClient(uri, uri)
+    first, repo = fleet.first, fleet.repos["bay-01"]
+    fleet.deploy(f"{INT8}/{first}")
+    fleet.wait_serving("bay-01", first)
+    # a byte flipped in the registry's own copy: every download differs from the sha256s
+    # registered with the version, so the box refuses it and serves on
+    damaged = republish(client, uri, tmp_path, first)
+    source = client.get_model_version(NAME, str(damaged)).source  # models:/m-<id>
+    logged = client.get_logged_model(source.removeprefix("models:/"))
+    flip_a_byte(Path(logged.artifact_location.removeprefix("file://")))
+    fleet.deploy(f"{INT8}/{damaged}")
+    [refusal] = box_runs(client, f"tags.`{keys.SERVE_VERSION}` = '{damaged}'", bool)
+    assert refusal.info.status == "FAILED"
+    assert "differ from the ones registered" in refusal.data.tags[keys.SERVE_REFUSED]
+    assert served_version(repo, REPO_NAME, "ovms") == first
+    # a byte flipped in the box's copy of a version it served before: downloaded again
+    third = republish(client, uri, tmp_path, first)
+    fleet.deploy(f"{INT8}/{third}")
+    fleet.wait_serving("bay-01", third)
+    flip_a_byte(repo / REPO_NAME / str(first))
+    assert verify(repo)[1]
+    fleet.deploy(f"{INT8}/{first}")  # a rollback to it
+    fleet.wait_serving("bay-01", first)
+    assert verify(repo) == (2, [])  # the versions beside the served one pruned but the last
+    [back] = box_runs(client, f"tags.`{keys.SERVE_VERSION}` = '{first}' and "
+                      "attributes.status = 'RUNNING'", bool)
+    assert back.data.metrics[keys.CANARY_MATCHED] == 1.0
+    assert back.data.metrics[keys.CANARY_SLOWDOWN] > 0  # timed against the one it replaced
+    # moved to the ONNX variant: it serves before the OpenVINO one is unserved
+    onnx_name = NAME.replace("openvino_int8", "onnxruntime_int8")
+    fleet.deploy(f"{INT8.replace('openvino_int8', 'onnxruntime_int8')}/{fleet.onnx}")
+    fleet.wait_serving("bay-01", fleet.onnx, name=onnx_name.replace(".", "_"))
+    box_runs(client, f"tags.`{keys.SERVE_VERSION}` = '{first}' and "
+             f"tags.`{keys.SERVE_MODEL}` = '{NAME}' and attributes.status = 'FINISHED'", bool)
+    [ended] = box_runs(client, f"tags.`{keys.SERVE_MODEL}` = '{NAME}' and "
+                       f"tags.`{keys.SERVE_REPLACED_BY}` LIKE '%onnxruntime_int8%'", bool)
+    assert ended.data.tags[keys.SERVE_REPLACED_BY] == (
+        f"{INT8.replace('openvino_int8', 'onnxruntime_int8')}/{fleet.onnx}")
+    assert served_version(repo, REPO_NAME, "ovms") is None
+    assert not (repo / REPO_NAME).exists()
+    assert verify(repo) == (1, []) and foreign_files(repo) == []
     assert fleet.fleet()["bay-01"]["health"] == "ok"
 
 

@@ -1,5 +1,6 @@
 """``siteml deploy``: the desired version of each box as an alias on the variant, its history,
-and the bad input that moves nothing; ``siteml fleet`` reading deployment runs."""
+and the bad input that moves nothing; ``siteml fleet`` reading deployment runs; the box agent's
+cycles with a stand-in switch (``tests/pipelines/test_fleet.py`` runs the real one)."""
 
 import getpass
 import json
@@ -142,6 +143,8 @@ def test_fleet_reads_desired_serving_and_health(deployed):
     experiment = client.get_experiment_by_name(site.site).experiment_id
     source = {keys.SERVE_MODEL: int8, keys.SOURCE_MODEL_VERSION: "0"}  # made from an older one
     _serve_run(client, experiment, "bay-01", 1, **source)
+    _serve_run(client, experiment, "bay-01", 2, **source,  # a refusal being recorded: RUNNING
+               **{keys.SERVE_REFUSED: "canary: no"})  # until its agent ends it, never served
     _serve_run(client, experiment, "bay-02", 1, age_s=45, **source)
     _serve_run(client, experiment, "bay-03", 1, status="FAILED", **source,
                **{keys.SERVE_REFUSED: "canary: no"})
@@ -193,3 +196,85 @@ def test_rollout_refuses_bad_input_and_moves_nothing(deployed):
                                   "tags.`siteml.experiment_type` = 'rollout'")
     for model in client.search_registered_models():
         assert not [a for a in model.aliases if a.startswith("box-")]
+
+
+def _stand_in_switch(refuse: set[int]):
+    """A switch that serves a version of one model file (and refuses those in ``refuse``)."""
+    from siteml.core.digests import file_hashes
+    from siteml.core.naming import registry_path
+    from siteml.lifecycle.box_agent import Change
+    from siteml.lifecycle.repository import MANIFEST, pin_version, repository_name
+
+    def switch(box, name: str, version: int) -> Change:
+        if version in refuse:
+            return Change(registry_path(name), version, "refused", "canary: stand-in")
+        folder = box.repo / repository_name(name) / str(version)
+        folder.mkdir(parents=True)
+        (folder / "model.xml").write_text("<net/>")
+        manifest = {"registered_model": name, "version": version, "lineage": {},
+                    "layout": "ovms", "files": file_hashes(folder)}
+        (folder / MANIFEST).write_text(json.dumps(manifest))
+        pin_version(folder, manifest)
+        return Change(registry_path(name), version, "serving", metrics={keys.CANARY_P50: 1.0})
+    return switch
+
+
+def test_the_agent_reports_rescans_refuses_and_unserves_a_replaced_variant(deployed, tmp_path):
+    from siteml.lifecycle.box_agent import RESCAN_CYCLES, Agent, Box
+    from siteml.lifecycle.repository import repository_name, served_version, verify
+    from siteml.tracking.store import resolve_store
+
+    site, sites, client = deployed
+    names = {v: f"{site.model_name}__{v}_int8" for v in ("openvino", "onnxruntime")}
+    experiment = client.get_experiment_by_name(site.site).experiment_id
+
+    def deploy(variant: str, version: int) -> None:
+        code, _, err = invoke("deploy", f"{site.site}/ppe__{variant}_int8/{version}", "--box",
+                              "bay-01", "--sites-dir", str(sites))
+        assert code == 0, err
+
+    def runs(status: str) -> list:
+        return client.search_runs([experiment], f"tags.`{keys.BOX}` = 'bay-01' and "
+                                  f"attributes.status = '{status}'")
+
+    repo = tmp_path / "repo"
+    agent = Agent(Box("bay-01", site.site, repo, cameras=4, fps=10), resolve_store(),
+                  _stand_in_switch(refuse={2}))
+    searches = []
+    search = agent.client.search_runs
+    agent.client.search_runs = lambda *a, **k: searches.append(1) or search(*a, **k)
+    deploy("openvino", 1)
+    assert [c.status for c in agent.cycle()] == ["serving"]
+    [serving] = runs("RUNNING")
+    assert serving.data.tags[keys.SERVE_VERSION] == "1"
+    assert serving.data.metrics[keys.SERVE_CAMERAS] == 4
+    # idle cycles beat the run they know; a run ended from outside is seen at the rescan
+    searches.clear()
+    client.set_terminated(serving.info.run_id, "KILLED")
+    while agent._cycles % RESCAN_CYCLES != RESCAN_CYCLES - 1:
+        assert agent.cycle() == []
+    assert searches == [] and runs("RUNNING") == []
+    assert agent.cycle() == [] and len(searches) == 1
+    [again] = runs("RUNNING")
+    assert again.data.tags[keys.SERVE_VERSION] == "1"
+    # a refused version leaves the old one serving, once
+    first = client.get_model_version(names["openvino"], "1")
+    client.create_model_version(first.name, first.source, first.run_id, tags=first.tags,
+                                model_id=first.model_id)
+    deploy("openvino", 2)
+    [refused] = agent.cycle()
+    assert (refused.status, refused.reason) == ("refused", "canary: stand-in")
+    assert agent.cycle() == []
+    [failed] = runs("FAILED")
+    assert failed.data.tags[keys.SERVE_REFUSED] == "canary: stand-in"
+    assert served_version(repo, repository_name(names["openvino"]), "ovms") == 1
+    # moved to another variant: it serves, then the replaced one is unserved and its run ends
+    deploy("onnxruntime", 1)
+    assert [c.status for c in agent.cycle()] == ["serving"]
+    assert served_version(repo, repository_name(names["openvino"]), "ovms") is None
+    assert verify(repo) == (1, [])
+    [running] = runs("RUNNING")
+    assert running.data.tags[keys.SERVE_MODEL] == names["onnxruntime"]
+    [ended] = [r for r in runs("FINISHED") if r.info.run_id == again.info.run_id]
+    assert ended.data.tags[keys.SERVE_REPLACED_BY] == (
+        f"{site.site}/ppe__onnxruntime_int8/1")

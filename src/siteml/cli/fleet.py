@@ -63,6 +63,9 @@ def box_run(
         min=0.5, help="Seconds between cycles (a box is stale after three missed).")] = 30.0,
     cameras: Annotated[int, typer.Option(min=0, help="Cameras the box serves.")] = 0,
     fps: Annotated[float, typer.Option(min=0, help="Frames per second it serves.")] = 0.0,
+    max_slowdown: Annotated[float, typer.Option(
+        min=0.01, help="Refuse a version this many times slower than the one it replaces "
+        "(timed in turns on the canary images).")] = 2.0,
     once: Annotated[bool, typer.Option("--once", help="One cycle, then exit.")] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -86,7 +89,8 @@ def box_run(
     with reporting_errors():
         if layout not in BOX_LAYOUTS:
             raise InvalidInputError(f"--layout {layout!r}: use one of {', '.join(BOX_LAYOUTS)}")
-        agent = Agent(Box(box, site, repo.absolute(), layout, interval, cameras, fps),
+        agent = Agent(Box(box, site, repo.absolute(), layout, interval, cameras, fps,
+                          max_slowdown),
                       resolve_store())
 
         def report(changes: list) -> None:

@@ -13,10 +13,10 @@ from typing import Any
 
 from siteml import __version__
 from siteml.core import keys
+from siteml.core.digests import folder_digest, sha256
 from siteml.core.errors import Problem, ScenarioError
 from siteml.core.progress import note
 from siteml.lifecycle.options import RunOptions
-from siteml.lifecycle.repository import sha256
 from siteml.scenario.factory import scenario_problem
 from siteml.scenario.schema import BaseScenario
 from siteml.scenario.types import EXPERIMENT_TYPES
@@ -40,12 +40,15 @@ def _by_content(scenario: BaseScenario) -> dict[str, Any]:
     """The scenario as set, each filesystem path replaced by what it holds: the dataset folder
     by ``dataset.dvc_hash`` and ``image_count`` (already there, and checked against it), a
     ``.pt`` file by its sha256, an export folder by the registered version it holds (among the
-    versions read)."""
+    versions read), a mine's frames folder by the sha256 of its files."""
     content = scenario.model_dump(mode="json", exclude_defaults=True)
     del content["dataset"]["path"]
     weights = scenario.model.weights_path
     if isinstance(weights, Path):
         content["model"]["weights_path"] = f"sha256:{sha256(weights)}"
+    frames = getattr(scenario.params, "frames", None)
+    if isinstance(frames, Path):
+        content[scenario.params_key]["frames"] = f"sha256:{folder_digest(frames)}"
     for role in EXPERIMENT_TYPES[scenario.experiment_type].roles:
         if scenario.model_folder(role) is not None:
             del content[scenario.params_key][role]

@@ -31,11 +31,20 @@ from siteml.core import keys
 from siteml.core.clock import stamp
 from siteml.core.errors import InvalidInputError, SitemlError
 from siteml.core.naming import ModelRef, customer_of, registry_path
-from siteml.lifecycle.repository import exported_manifest, repository_name, served_version
+from siteml.lifecycle.repository import (
+    exported_manifest,
+    repository_name,
+    served_version,
+    switch_lock,
+    unserve,
+)
 from siteml.tracking.model_listing import all_pages, like_pattern
 from siteml.tracking.store import Store, check_reachable
 
 AGENT_LOCK = ".siteml-agent.lock"
+RESCAN_CYCLES = 10
+"""An idle cycle beats the runs the last one left serving; every this many cycles (and after a
+cycle that changed or failed) it searches them again, to see a run ended from outside."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,8 @@ class Box:
     interval_s: float = 30.0
     cameras: int = 0
     fps: float = 0.0
+    max_slowdown: float = 2.0
+    """A new version may be at most this many times slower than the one it replaces."""
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "repo": str(self.repo)}
@@ -120,6 +131,9 @@ class Agent:
         self.refused: dict[str, int] = {}
         """Model -> the version the box refused, not tried again while it is desired."""
         self._experiment: str | None = None
+        self._known: list[Any] | None = None
+        """The runs the last cycle left serving; None: search them."""
+        self._cycles = 0
 
     @property
     def experiment_id(self) -> str:
@@ -133,14 +147,17 @@ class Agent:
 
     def cycle(self) -> list[Change]:
         """Bring the box to its desired versions, then make the runs say what it serves."""
-        desired, runs = self.desired(), self._serving_runs()
+        runs, self._known = self._known, None
+        self._cycles += 1
+        desired = self.desired()
+        if runs is None or self._cycles % RESCAN_CYCLES == 0:
+            runs = self._serving_runs()
         names = set(desired) | {run.data.tags[keys.SERVE_MODEL] for run in runs}
         changes = []
         for name, version in sorted(desired.items()):
             if self.refused.get(name, version) != version:
                 del self.refused[name]
-            served = served_version(self.box.repo, repository_name(name), self.box.layout)
-            if served == version or name in self.refused:
+            if self._served(name) == version or name in self.refused:
                 continue
             change = self._switched(name, version)
             if change.status == "refused":
@@ -149,8 +166,23 @@ class Agent:
             else:
                 self._start_run(name, version, change.metrics)
             changes.append(change)
-        self._settle(names, self._serving_runs() if changes else runs)
+        self._unserve_replaced(desired, names - set(desired))
+        self._known = self._settle(names, self._serving_runs() if changes else runs)
         return changes
+
+    def _unserve_replaced(self, desired: dict[str, int], undesired: set[str]) -> None:
+        """Stop serving each model no longer desired once the box serves another variant of
+        its task in its place (a box moved to another variant); a task is never left with
+        nothing to serve."""
+        tasks = {ModelRef(name=name, version=version).task for name, version in desired.items()
+                 if self._served(name) == version}
+        for name in sorted(undesired):
+            if ModelRef(name=name, version=1).task in tasks and self._served(name) is not None:
+                with switch_lock(self.box.repo):
+                    unserve(self.box.repo, repository_name(name))
+
+    def _served(self, name: str) -> int | None:
+        return served_version(self.box.repo, repository_name(name), self.box.layout)
 
     def _switched(self, name: str, version: int) -> Change:
         """``self.switch``, the runs that serve beating every interval while it works (a
@@ -185,24 +217,28 @@ class Agent:
             f"tags.`{keys.BOX}` = '{self.box.name}' and attributes.status = 'RUNNING'",
             max_results=1000))
 
-    def _settle(self, names: set[str], runs: list[Any]) -> None:
-        """End each RUNNING run of ``runs`` whose version no longer serves, start one for a
-        served version without one (its switch was cut short before its run began), beat the
-        rest."""
+    def _settle(self, names: set[str], runs: list[Any]) -> list[Any]:
+        """End each RUNNING run of ``runs`` whose version no longer serves (saying what
+        replaced it), start one for a served version without one (its switch was cut short
+        before its run began), beat the rest; the runs that serve now."""
+        served = {name: self._served(name) for name in names}
         kept: dict[str, Any] = {}
         for run in runs:
             name, version = run.data.tags[keys.SERVE_MODEL], int(run.data.tags[keys.SERVE_VERSION])
-            served = served_version(self.box.repo, repository_name(name), self.box.layout)
-            if served == version and name not in kept:
+            if keys.SERVE_REFUSED in run.data.tags:  # a refusal its agent was killed recording
+                self.client.set_terminated(run.info.run_id, "FAILED")
+                continue
+            if served[name] == version and name not in kept:
                 kept[name] = run
                 continue
-            self.client.set_tag(run.info.run_id, keys.SERVE_REPLACED_BY, str(served))
+            self.client.set_tag(run.info.run_id, keys.SERVE_REPLACED_BY,
+                                _replacement(name, served))
             self.client.set_terminated(run.info.run_id, "FINISHED")
         for name in sorted(names - set(kept)):
-            served = served_version(self.box.repo, repository_name(name), self.box.layout)
-            if served is not None:
-                kept[name] = self._start_run(name, served, {})
+            if served[name] is not None:
+                kept[name] = self._start_run(name, served[name], {})
         self._beat(list(kept.values()))
+        return list(kept.values())
 
     def _beat(self, runs: list[Any]) -> None:
         for run in runs:
@@ -240,6 +276,16 @@ class Agent:
         self.client.log_report(run_id, tags, {**metrics,
                                               keys.SERVE_CAMERAS: float(self.box.cameras),
                                               keys.SERVE_FPS: float(self.box.fps)})
+
+
+def _replacement(name: str, served: dict[str, int | None]) -> str:
+    """What serves in place of model ``name``: its version, or the variant of its task."""
+    if served[name] is not None:
+        return f"{registry_path(name)}/{served[name]}"
+    task = ModelRef(name=name, version=1).task
+    return next((f"{registry_path(other)}/{version}" for other, version in sorted(served.items())
+                 if version is not None and ModelRef(name=other, version=1).task == task),
+                "nothing")
 
 
 def _hold_lock(repo: Path) -> IO[str]:

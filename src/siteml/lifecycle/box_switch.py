@@ -9,12 +9,9 @@ child to finish, and the next agent's switch waits for it, then finds the work d
 
 from __future__ import annotations
 
-import fcntl
 import json
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from siteml.backends.base import LoadOptions
 from siteml.backends.registry import EXECUTION_PRECISION, find_model, load
@@ -27,25 +24,23 @@ from siteml.lifecycle.repository import (
     MANIFEST,
     ExportFolderError,
     exported_version,
-    partial_folder,
     pin_version,
+    prune_versions,
+    remove_folder,
     repository_name,
     served_version,
+    switch_lock,
     version_problems,
 )
-from siteml.pipelines.canary import CanaryCheck, CanaryError, Tolerance, check_canary
+from siteml.pipelines.canary import (
+    CanaryCheck,
+    CanaryError,
+    Predict,
+    Tolerance,
+    check_canary,
+)
 from siteml.pipelines.images import timing_frame
-
-SWITCH_LOCK = ".siteml-switch.lock"
-
-
-@contextmanager
-def switch_lock(repo: Path) -> Iterator[None]:
-    """Hold the repository's switch lock (waiting for another switch to end)."""
-    repo.mkdir(parents=True, exist_ok=True)
-    with (repo / SWITCH_LOCK).open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+from siteml.tracking.model_resolve import DamagedDownloadError
 
 
 def switch(box: Box, name: str, version: int) -> Change:
@@ -58,20 +53,22 @@ def switch(box: Box, name: str, version: int) -> Change:
     """
     path = registry_path(name)
     with switch_lock(box.repo):
-        if served_version(box.repo, repository_name(name), box.layout) == version:
+        before = served_version(box.repo, repository_name(name), box.layout)
+        if before == version:
             return Change(path, version, "serving")
         _discard_if_damaged(box, name, version)
         try:
             outcome = export_version(f"{path}/{version}", box.repo, box.layout, switch=False)
             folder, manifest = exported_version(Path(outcome.folder))
-            check = _check(folder, manifest)
-        except (InvalidInputError, ExportFolderError, CanaryError) as exc:
+            check = _check(box, folder, manifest)
+        except (InvalidInputError, ExportFolderError, CanaryError, DamagedDownloadError) as exc:
             return Change(path, version, "refused", str(exc))
         except (RuntimeError, ValueError, OSError) as exc:  # the runtime could not load it
             return Change(path, version, "refused", f"{type(exc).__name__}: {exc}")
         if not check.ok:
             return Change(path, version, "refused", f"canary: {check.problem}", check.metrics())
         pin_version(folder, manifest)
+        prune_versions(box.repo, folder.parent.name, {version, before or version})
         return Change(path, version, "serving", metrics=check.metrics())
 
 
@@ -79,23 +76,45 @@ def _discard_if_damaged(box: Box, name: str, version: int) -> None:
     """Remove a version folder exported before (a switch cut short, or refused) whose files no
     longer match its manifest, to download it again; never the one that serves."""
     folder = box.repo / repository_name(name) / str(version)
-    if not (folder / MANIFEST).is_file():
-        return
-    if version_problems(folder, json.loads((folder / MANIFEST).read_text(encoding="utf-8"))):
-        aside = partial_folder(box.repo, folder.parent.name, version)
-        shutil.rmtree(aside, ignore_errors=True)
-        folder.rename(aside)  # a leftover that the next export removes, never a half-deleted
-        shutil.rmtree(aside)  # version folder
+    if (folder / MANIFEST).is_file() and version_problems(
+            folder, json.loads((folder / MANIFEST).read_text(encoding="utf-8"))):
+        remove_folder(folder)
 
 
-def _check(folder: Path, manifest: dict) -> CanaryCheck:
-    """The version's detections on its canary images, on this box's runtime."""
+def _check(box: Box, folder: Path, manifest: dict) -> CanaryCheck:
+    """The version's detections on its canary images, on this box's runtime, timed in turns
+    with the version of the same model that serves now (if one does)."""
     if not manifest.get("canary"):
         raise InvalidInputError("the version carries no canary images to check it on "
                                 "(registered before siteml recorded them: quantize it again)")
     canary = folder / CANARY_DIR
-    size = int(manifest["canary"]["size"])
     first = canary / sorted(manifest["canary"]["images"])[0]
+    model = _loaded(folder, manifest, first)
+    served = served_version(box.repo, folder.parent.name, box.layout)
+    reference = None
+    try:
+        if served is not None:
+            reference = _on_own_frame(*exported_version(folder.parent / str(served)), first)
+    except ExportFolderError:  # what serves is damaged on disk: nothing to time against
+        pass
+    return check_canary(model.predict, canary, Tolerance(max_slowdown=box.max_slowdown),
+                        reference)
+
+
+def _size(manifest: dict) -> int:
+    return int((manifest.get("canary") or {}).get("size") or manifest["input_size"])
+
+
+def _loaded(folder: Path, manifest: dict, image: Path) -> Any:
+    """The exported version ``folder`` loaded on this box's runtime, at its input size."""
     precision = EXECUTION_PRECISION.get(manifest.get("precision") or "fp32", "f32")
-    model = load(find_model(folder), timing_frame(first, size), LoadOptions(precision))
-    return check_canary(model.predict, canary, Tolerance())
+    return load(find_model(folder), timing_frame(image, _size(manifest)), LoadOptions(precision))
+
+
+def _on_own_frame(folder: Path, manifest: dict, image: Path) -> Predict:
+    """A prediction of the exported version ``folder`` on ``image`` at its own input size,
+    whatever frame it is given: the reference a new version is timed against (the two input
+    sizes may differ)."""
+    model = _loaded(folder, manifest, image)
+    frame = timing_frame(image, _size(manifest))
+    return lambda _: model.predict(frame)

@@ -25,6 +25,7 @@ from typing import Any
 from siteml import __version__
 from siteml.backends.registry import find_model, get
 from siteml.core import keys
+from siteml.core.digests import file_hashes
 from siteml.core.errors import InvalidInputError
 from siteml.core.models import CANARY_DIR
 from siteml.core.naming import ModelRef, registry_path
@@ -33,7 +34,6 @@ from siteml.lifecycle.repository import (
     MANIFEST,
     TRITON_CONFIG,
     add_to_ovms_config,
-    file_hashes,
     foreign_files,
     partial_folder,
     repository_name,

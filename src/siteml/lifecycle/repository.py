@@ -10,18 +10,22 @@ not write makes the repository foreign: siteml refuses to write there and never 
 
 from __future__ import annotations
 
-import hashlib
+import fcntl
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from siteml.backends.base import Signature, TensorSpec
+from siteml.core.digests import differences, file_hashes
 
 LAYOUTS = ("ovms", "triton", "plain")
 MANIFEST = "siteml-manifest.json"
+SWITCH_LOCK = ".siteml-switch.lock"
 OVMS_CONFIG = "config.json"
 TRITON_CONFIG = "config.pbtxt"
 TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "float64": "TYPE_FP64",
@@ -35,20 +39,6 @@ def repository_name(registered: str) -> str:
     """A registered model's name in a repository (unique per site, task and variant, and valid
     for both servers): the dotted name with ``_`` for ``.`` (site slugs hold no ``_``)."""
     return registered.replace(".", "_")
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_hashes(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` but its manifest, by path relative to it, with its sha256."""
-    return {path.relative_to(folder).as_posix(): sha256(path)
-            for path in sorted(folder.rglob("*")) if path.is_file() and path.name != MANIFEST}
 
 
 def manifests(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
@@ -83,9 +73,54 @@ def _partial(path: Path) -> bool:
                 and path.suffix == ".lock"))
 
 
-def partial_folder(root: Path, name: str, version: int | str) -> Path:
-    """Where a version folder of model ``name`` is written before it is moved into place."""
-    return root / f".{name}-{version}.partial"
+def partial_folder(root: Path, name: str, version: int | str | None = None) -> Path:
+    """Where a version folder of model ``name`` is written before it is moved into place, or
+    where a model or version folder goes to be deleted."""
+    return root / (f".{name}-{version}.partial" if version is not None else f".{name}.partial")
+
+
+def remove_folder(folder: Path) -> None:
+    """Delete a model folder of a repository or a version folder of one: moved aside whole
+    first, so that a kill midway leaves a leftover the next write removes, never a
+    half-deleted folder that a server or a manifest would read."""
+    if (folder / MANIFEST).is_file():
+        aside = partial_folder(folder.parents[1], folder.parent.name, folder.name)
+    else:
+        aside = partial_folder(folder.parent, folder.name)
+    shutil.rmtree(aside, ignore_errors=True)
+    folder.rename(aside)
+    shutil.rmtree(aside)
+
+
+def prune_versions(root: Path, name: str, keep: set[int]) -> list[int]:
+    """Delete the version folders of model ``name`` but those in ``keep``; the ones deleted."""
+    gone = sorted(int(path.parent.name) for path in (root / name).glob(f"*/{MANIFEST}")
+                  if path.parent.name.isdigit() and int(path.parent.name) not in keep)
+    for version in gone:
+        remove_folder(root / name / str(version))
+    return gone
+
+
+def unserve(root: Path, name: str) -> None:
+    """Stop serving model ``name`` and delete its folder: OVMS's config stops listing it (the
+    config replaced by a rename) before its files go; Triton loses the folder itself."""
+    entries = _ovms_entries(root)
+    if entries is not None:
+        kept = [entry for entry in entries if entry["config"].get("name") != name]
+        write_atomically(root / OVMS_CONFIG, json.dumps({"model_config_list": kept}, indent=2)
+                         + "\n")
+    if (root / name).is_dir():
+        remove_folder(root / name)
+
+
+@contextmanager
+def switch_lock(root: Path) -> Iterator[None]:
+    """Hold the repository's switch lock, waiting for another switch to end: what a box
+    serves changes under it only."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / SWITCH_LOCK).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _ovms_entries(root: Path) -> list[dict[str, Any]] | None:
@@ -203,14 +238,8 @@ def verify(root: Path) -> tuple[int, list[str]]:
 def version_problems(folder: Path, manifest: dict[str, Any]) -> list[str]:
     """One exported version's files against its manifest: a changed, missing or unlisted
     file."""
-    problems = []
-    expected, found = manifest.get("files", {}), file_hashes(folder)
-    for name, digest in expected.items():
-        if name not in found:
-            problems.append(f"missing: {folder / name}")
-        elif found[name] != digest:
-            problems.append(f"changed: {folder / name} (sha256 {found[name][:12]}…, "
-                            f"manifest {digest[:12]}…)")
+    expected, found = manifest.get("files", {}), file_hashes(folder, skip=MANIFEST)
+    problems = differences(expected, found, folder)
     problems += [f"not in its manifest: {folder / name}" for name in found
                  if name not in expected]
     return problems

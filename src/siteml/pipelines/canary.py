@@ -63,15 +63,21 @@ class Tolerance:
 
     The canary keeps detections down to ``conf`` only, so ``conf_delta`` may not exceed
     ``margin`` (a runtime detection above the band could match a registered one below ``conf``).
+
+    Timed in turns against a reference (the version the box serves now), its median latency
+    may be at most ``max_slowdown`` times the reference's.
     """
 
     iou: float = 0.9
     conf_delta: float = 0.1
     margin: float = 0.1
+    max_slowdown: float = 2.0
 
     def __post_init__(self) -> None:
-        if not 0 < self.iou <= 1 or not 0 <= self.conf_delta <= self.margin:
-            raise ValueError(f"{self}: need 0 < iou <= 1 and 0 <= conf_delta <= margin")
+        if (not 0 < self.iou <= 1 or not 0 <= self.conf_delta <= self.margin
+                or self.max_slowdown <= 0):
+            raise ValueError(f"{self}: need 0 < iou <= 1, 0 <= conf_delta <= margin and "
+                             "max_slowdown > 0")
 
 
 @dataclass
@@ -84,7 +90,9 @@ class CanaryCheck:
         max_shift: The largest ``1 - IoU`` of a matched pair.
         max_conf_delta: The largest score difference of a matched pair.
         p50_ms: Median wall-clock latency of ``predict`` on the canary images.
-        problem: Why the check fails, naming each image and the detections; None if it passes.
+        reference_p50_ms: The reference's, timed in turns with it; None without one.
+        problem: Why the check fails, naming each image and the detections, or the slowdown;
+            None if it passes.
     """
 
     matched: float
@@ -93,6 +101,12 @@ class CanaryCheck:
     max_conf_delta: float
     p50_ms: float
     problem: str | None
+    reference_p50_ms: float | None = None
+
+    @property
+    def slowdown(self) -> float | None:
+        """``p50_ms`` over the reference's."""
+        return self.p50_ms / self.reference_p50_ms if self.reference_p50_ms else None
 
     @property
     def ok(self) -> bool:
@@ -100,8 +114,10 @@ class CanaryCheck:
 
     def metrics(self) -> dict[str, float]:
         """The figures under their MLflow names, for the run that records the box's check."""
+        speed = {keys.CANARY_SLOWDOWN: self.slowdown} if self.slowdown is not None else {}
         return {keys.CANARY_MATCHED: self.matched, keys.CANARY_MAX_SHIFT: self.max_shift,
-                keys.CANARY_MAX_CONF_DELTA: self.max_conf_delta, keys.CANARY_P50: self.p50_ms}
+                keys.CANARY_MAX_CONF_DELTA: self.max_conf_delta, keys.CANARY_P50: self.p50_ms,
+                **speed}
 
 
 def detections(output: Any, conf: float = CONF, iou: float = IOU,
@@ -127,11 +143,11 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     order, kept = np.argsort(-scores, kind="stable"), []
     while order.size:
         kept.append(order[0])
-        order = order[1:][_box_iou(boxes[order[0]], boxes[order[1:]]) <= iou]
+        order = order[1:][box_iou(boxes[order[0]], boxes[order[1:]]) <= iou]
     return np.array(kept, dtype=np.int64)
 
 
-def _box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """IoU of one ``x1, y1, x2, y2`` box with each of ``boxes`` (computed as torchvision's NMS
     does, so that a pair at the threshold falls the same way)."""
     width = (np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0])).clip(0)
@@ -205,22 +221,25 @@ def _malformed(stored: Any) -> str | None:
     return None
 
 
-def check_canary(predict: Predict, canary: Path,
-                 tolerance: Tolerance = Tolerance()) -> CanaryCheck:
-    """Run ``predict`` on the canary's images (each ``ROUNDS`` times, for the latency) and
-    compare what it detects with the registered detections, within ``tolerance``.
+def check_canary(predict: Predict, canary: Path, tolerance: Tolerance = Tolerance(),
+                 reference: Predict | None = None) -> CanaryCheck:
+    """Run ``predict`` on the canary's images (each ``ROUNDS`` times, for the latency; in turns
+    with ``reference`` when given, so that both are timed under the same load) and compare what
+    it detects with the registered detections, within ``tolerance``.
 
     Raises:
         CanaryError: the canary cannot be read (``read_canary``), or an image cannot.
     """
     stored = read_canary(canary)
     frames = {name: _frame(canary / name, stored["size"]) for name in stored["images"]}
-    outputs, latencies = {}, []
+    outputs: dict[str, Any] = {}
+    latencies: list[float] = []
+    references: list[float] = []
     for _ in range(ROUNDS):
         for name, frame in frames.items():
-            started = time.perf_counter()
-            outputs[name] = predict(frame)
-            latencies.append((time.perf_counter() - started) * 1000)
+            outputs[name] = _timed(predict, frame, latencies)
+            if reference is not None:
+                _timed(reference, frame, references)
     compared, pairs, problems = 0, [], []
     for name, rows in stored["images"].items():
         found = detections(outputs[name], stored["conf"] - tolerance.margin, stored["iou"])
@@ -231,10 +250,24 @@ def check_canary(predict: Predict, canary: Path,
         if image.problem:
             problems.append(f"canary {name}: {image.problem}")
     shifts, deltas = zip(*pairs, strict=True) if pairs else ((0.0,), (0.0,))
-    return CanaryCheck(matched=len(pairs) / compared if compared else 1.0, compared=compared,
-                       max_shift=max(shifts), max_conf_delta=max(deltas),
-                       p50_ms=statistics.median(latencies),
-                       problem="; ".join(problems) or None)
+    check = CanaryCheck(matched=len(pairs) / compared if compared else 1.0, compared=compared,
+                        max_shift=max(shifts), max_conf_delta=max(deltas),
+                        p50_ms=statistics.median(latencies), problem=None,
+                        reference_p50_ms=statistics.median(references) if references else None)
+    if check.slowdown is not None and check.slowdown > tolerance.max_slowdown:
+        problems.append(f"{check.p50_ms:.1f} ms per frame, {check.slowdown:.2f}x the "
+                        f"{check.reference_p50_ms:.1f} ms of the version serving now, timed in "
+                        f"turns (at most {tolerance.max_slowdown:g}x)")
+    check.problem = "; ".join(problems) or None
+    return check
+
+
+def _timed(predict: Predict, frame: Any, latencies: list[float]) -> Any:
+    """``predict(frame)``, its wall-clock milliseconds appended to ``latencies``."""
+    started = time.perf_counter()
+    output = predict(frame)
+    latencies.append((time.perf_counter() - started) * 1000)
+    return output
 
 
 def _frame(image: Path, size: int) -> Any:
@@ -277,7 +310,7 @@ def _match(row: np.ndarray, candidates: np.ndarray, tolerance: Tolerance,
     """Whether a detection of the same class as ``row`` overlaps it by ``tolerance.iou`` with a
     score within ``tolerance.conf_delta``; the closest one's shift and delta go to ``pairs``."""
     same = candidates[candidates[:, 5] == row[5]]
-    overlaps = _box_iou(row[:4], same[:, :4])
+    overlaps = box_iou(row[:4], same[:, :4])
     deltas = np.abs(same[:, 4] - row[4])
     close = (overlaps >= tolerance.iou) & (deltas <= tolerance.conf_delta)
     if not close.any():

@@ -86,7 +86,8 @@ def _serving(rows: dict[tuple[str, str, str], dict[str, Any]], site: str, run: A
     version = int(tags.get(keys.SERVE_VERSION, 0))
     if run.info.status not in ("RUNNING", "FAILED"):
         return
-    if run.info.status == "FAILED":
+    if run.info.status == "FAILED" or keys.SERVE_REFUSED in tags:  # a refusal is RUNNING
+        # from its creation (with its reason) until the agent ends it: never a version served
         refusal = (registry_path(tags.get(keys.SERVE_MODEL, "")), version)
         if refusal == (row["desired_model"], row["desired"]) and row["refused"] is None:
             row["refused"], row["refused_at"] = tags.get(keys.SERVE_REFUSED), run.info.start_time

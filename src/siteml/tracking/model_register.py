@@ -3,6 +3,7 @@ and the alias moved onto it (retried when another process sets a new alias at th
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
@@ -13,6 +14,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from siteml.core import keys
+from siteml.core.digests import file_hashes
 from siteml.core.models import CANARY_DIR, FILES, ProducedModel
 from siteml.core.naming import CANDIDATE
 from siteml.tracking.global_uris import pinned_uris
@@ -41,6 +43,8 @@ def register(client: MlflowClient, *, experiment_id: str, run_id: str, model: Pr
 
     Files of a loadable format become a pyfunc model (``model_config`` is its config); plain
     files are logged as they are. The model's canary, if any, goes beside them as ``canary/``.
+    The version's ``model.files`` tag holds the sha256 of each file, so that every download of
+    it can be checked.
 
     Returns:
         The new ModelVersion, with ``alias`` pointing at it.
@@ -52,6 +56,7 @@ def register(client: MlflowClient, *, experiment_id: str, run_id: str, model: Pr
     try:
         with tempfile.TemporaryDirectory() as tmp:
             folder = _artifacts(model, Path(tmp) / "model", model_config or {})
+            files = json.dumps(file_hashes(folder), separators=(",", ":"))
             client.log_model_artifacts(logged.model_id, str(folder))
         client.finalize_logged_model(logged.model_id, "READY")
     except BaseException:
@@ -60,7 +65,8 @@ def register(client: MlflowClient, *, experiment_id: str, run_id: str, model: Pr
     # an embedded (SQL) registry looks the models:/m-… source up through the global URIs
     with pinned_uris(client.tracking_uri):
         version = client.create_model_version(name, source=f"models:/{logged.model_id}",
-                                              run_id=run_id, tags=version_tags,
+                                              run_id=run_id,
+                                              tags={**version_tags, keys.MODEL_FILES: files},
                                               model_id=logged.model_id)
     set_alias(client, name, alias, version.version)
     return version

@@ -3,13 +3,17 @@ a run reads, and what ``siteml export`` writes out."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from siteml.core.errors import InvalidInputError
+from siteml.core import keys
+from siteml.core.digests import differences, file_hashes
+from siteml.core.errors import InvalidInputError, SitemlError
 from siteml.core.models import SourceModel
 from siteml.core.naming import CANDIDATE, CHAMPION, ModelRef, registry_path
 from siteml.tracking.global_uris import pinned_uris
@@ -67,14 +71,38 @@ def default_source(client: MlflowClient, name: str) -> ModelRef:
     return ModelRef(name=name, alias=alias)
 
 
+DOWNLOAD_ATTEMPTS = 2
+"""A copy whose files differ from the registered ones is downloaded once more (a transfer
+damaged on its way) before the registry's own copy is taken for damaged."""
+
+
+class DamagedDownloadError(SitemlError):
+    """A version's downloaded files differ from the sha256s registered with it: exit code 1."""
+
+
 def download_version(version: Any, dst: Path, tracking_uri: str) -> SourceModel:
-    """Download a version's model files into ``dst``."""
+    """Download a version's model files into ``dst``, checked against the sha256 of each file
+    registered with it (``model.files``; versions registered before siteml recorded them are
+    taken as they come).
+
+    Raises:
+        DamagedDownloadError: the files differ, twice.
+    """
     import mlflow.artifacts
 
-    dst.mkdir(parents=True, exist_ok=True)
-    with pinned_uris(tracking_uri):  # a models:/ download finds the version through them
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{version.name}/{version.version}", dst_path=str(dst),
-            tracking_uri=tracking_uri)
-    return SourceModel(name=version.name, version=int(version.version), run_id=version.run_id,
-                       path=Path(local), tags=dict(version.tags))
+    expected = json.loads(version.tags.get(keys.MODEL_FILES) or "{}")
+    for _ in range(DOWNLOAD_ATTEMPTS):
+        dst.mkdir(parents=True, exist_ok=True)
+        with pinned_uris(tracking_uri):  # a models:/ download finds the version through them
+            local = Path(mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{version.name}/{version.version}", dst_path=str(dst),
+                tracking_uri=tracking_uri))
+        problems = differences(expected, file_hashes(local), local)
+        if not problems:
+            return SourceModel(name=version.name, version=int(version.version),
+                               run_id=version.run_id, path=local, tags=dict(version.tags))
+        shutil.rmtree(local)
+    raise DamagedDownloadError(
+        f"{registry_path(version.name)}/{version.version}: the downloaded files differ from "
+        f"the ones registered, twice ({'; '.join(problems[:2])}): the registry's copy is "
+        "damaged")
