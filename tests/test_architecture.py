@@ -97,7 +97,7 @@ def test_schema_choices_come_from_the_backend_registry():
 
 
 def test_experiment_types_table_drives_scenarios_sections_and_pipelines():
-    assert list(EXPERIMENT_TYPES) == ["train", "quant", "infer"]
+    assert list(EXPERIMENT_TYPES) == ["train", "quant", "infer", "mine"]
     for name, kind in EXPERIMENT_TYPES.items():
         assert issubclass(kind.scenario, BaseScenario) and SCENARIO_TYPES[name] is kind.scenario
         assert kind.section in kind.scenario.model_fields

@@ -33,4 +33,4 @@ def test_yaml_file_is_valid(path):
 def test_each_customer_has_train_quant_and_infer(customer):
     kinds = {load_any(p).experiment_type for p in (REPO / "experiments" / customer).glob("*.yaml")
              if not p.name.startswith("_")}
-    assert kinds == {"train", "quant", "infer"}
+    assert {"train", "quant", "infer"} <= kinds

@@ -10,8 +10,9 @@ from types import SimpleNamespace
 
 from pydantic import BaseModel
 
+from siteml.core.digests import file_hashes
 from siteml.data.dvc_hash import dir_hash
-from siteml.lifecycle.repository import MANIFEST, file_hashes
+from siteml.lifecycle.repository import MANIFEST
 from siteml.scenario.factory import load_scenario
 from siteml.scenario.types import SCENARIO_TYPES
 from tests.conftest import VALID_SCENARIO, line_of
@@ -117,4 +118,4 @@ def path_fields(model: type[BaseModel], prefix: str = "") -> set[str]:
 def test_every_path_a_scenario_holds_is_named_by_content():
     """A new path field must be named by content in the run key (``_by_content``) too."""
     found = set().union(*(path_fields(kind) for kind in SCENARIO_TYPES.values()))
-    assert found == {"dataset.path", "model.weights_path", "benchmark.source"}
+    assert found == {"dataset.path", "model.weights_path", "benchmark.source", "mine.frames"}

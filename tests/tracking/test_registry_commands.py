@@ -167,7 +167,7 @@ def test_runs_filters_by_task_type_and_status(cli, trained):
     for args in (["--type", "infer"], ["--task", "fire"], ["--status", "FAILED"]):
         code, out, _ = cli("runs", "--site", trained.site, *args, "--json")
         assert (code, json.loads(out)) == (0, [])
-    for args, allowed in ((["--type", "benchmark"], "train, quant, infer, compare"),
+    for args, allowed in ((["--type", "benchmark"], "train, quant, infer, mine, compare"),
                           (["--task", "helmet"], "ppe, fall, fire, collision, stuck"),
                           (["--status", "done"], "RUNNING, FINISHED, FAILED, KILLED")):
         code, _, err = cli("runs", *args)

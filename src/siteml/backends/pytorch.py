@@ -42,6 +42,27 @@ def load(path: Path, frame: Any, options: LoadOptions) -> LoadedModel:
         "threads": str(threads), "device": target})
 
 
+def with_features(path: Path, threads: int | None = None) -> Callable[[Any], tuple[Any, Any]]:
+    """The network on the CPU as a call on an NCHW batch returning its raw detect-head output
+    and its own features: each of the head's input maps averaged over its grid, joined (what
+    the detector sees, with no other weights fetched)."""
+    torch = require("torch", "train")
+    from ultralytics import YOLO
+
+    torch.set_num_threads(threads or len(usable_cores()))
+    net = YOLO(str(path)).model.fuse().eval()
+    seen: dict[str, Any] = {}
+    net.model[-1].register_forward_pre_hook(lambda _, inputs: seen.update(maps=inputs[0]))
+
+    def predict(batch: Any) -> tuple[Any, Any]:
+        with torch.inference_mode():
+            raw = net(torch.from_numpy(batch))[0]
+            pooled = torch.cat([grid.mean(dim=(2, 3)) for grid in seen["maps"]], dim=1)
+        return raw.numpy(), pooled.numpy()
+
+    return predict
+
+
 def missing_device(device: str) -> str | None:
     """PyTorch's CUDA device count decides."""
     count = require("torch", "train").cuda.device_count()

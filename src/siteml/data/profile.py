@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -87,8 +87,6 @@ def _profile_splits(root: Path, listed: dict[str, list[Path]], names: dict[int, 
                     progress: Callable[[str], None]) -> tuple[dict[str, SplitStats], Hashes,
                                                               list[str]]:
     """Per split: counts, box sizes and image hashes; and the images that would not open."""
-    import imagehash
-
     splits: dict[str, SplitStats] = {}
     hashes: Hashes = {}
     unreadable = []
@@ -103,7 +101,7 @@ def _profile_splits(root: Path, listed: dict[str, list[Path]], names: dict[int, 
             try:
                 with open_image(image) as opened:
                     width, height = opened.size
-                    hashes[split].append((relative, int(str(imagehash.phash(opened)), 16)))
+                    hashes[split].append((relative, perceptual_hash(opened)))
             except IMAGE_ERRORS:
                 unreadable.append(relative)
                 continue
@@ -117,6 +115,13 @@ def _profile_splits(root: Path, listed: dict[str, list[Path]], names: dict[int, 
                          "images_without_boxes": empty, "boxes_per_class": dict(per_class),
                          "box_sizes": {k: sizes[k] for k in ("small", "medium", "large")}}
     return splits, hashes, unreadable
+
+
+def perceptual_hash(image: Any) -> int:
+    """imagehash's pHash of an opened image, as a 64-bit integer."""
+    import imagehash
+
+    return int(str(imagehash.phash(image)), 16)
 
 
 def near_duplicates(hashes: Hashes, max_distance: int) -> NearDuplicates:

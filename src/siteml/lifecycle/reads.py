@@ -123,7 +123,21 @@ class ModelsRead:
     def resolve(self, client: Any, pinned: Mapping[str, int]) -> dict[str, Any]:
         """The versions read, by role (an optional role's missing model is left out)."""
         found = {role: self._version(client, role, pinned) for role in self.roles}
+        for role, made_from in self.kind.made_from.items():
+            if role not in found and found.get(made_from) is not None:
+                found[role] = self._made_from(client, role, found[made_from])
         return {role: version for role, version in found.items() if version is not None}
+
+    def _made_from(self, client: Any, role: str, version: Any) -> Any:
+        """The version ``version`` was made from (its ``source.*`` tags), read as ``role``."""
+        name = version.tags.get(keys.SOURCE_MODEL_NAME)
+        with self.locator.at(self.kind.roles[role]):
+            if not name:
+                raise model_resolve.ModelNotFoundError(
+                    f"{registry_path(version.name)}/{version.version} records no model it was "
+                    "made from: name one")
+            return model_resolve.resolve(client, ModelRef(
+                name=name, version=int(version.tags[keys.SOURCE_MODEL_VERSION])))
 
     def _reference(self, role: str) -> ModelRef | None:
         """What the scenario names as ``role``: its reference, or the version an export

@@ -1,8 +1,10 @@
-"""The type-specific parameter sections of a scenario: how it trains, benchmarks or quantizes
-(each checked against what its backend supports)."""
+"""The type-specific parameter sections of a scenario: how it trains, benchmarks, quantizes or
+mines (each checked against what its backend supports)."""
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -12,10 +14,12 @@ from siteml.backends import registry as backends
 from siteml.scenario.fields import (
     BenchmarkBackend,
     BenchmarkSourceField,
+    ClassName,
     Fraction,
     ModelRefField,
     Precision,
     QuantBackend,
+    ResolvedPath,
     Section,
     words,
 )
@@ -204,3 +208,78 @@ class QuantizationParams(Section):
 
     def to_params(self) -> dict[str, str]:
         return self._prefixed("quantization")
+
+
+class ScoreWeights(Section):
+    """How much each of mining's scores counts in a frame's total (their weighted mean)."""
+
+    uncertainty: float = Field(1.0, ge=0, le=100, description="Detections near the threshold")
+    disagreement: float = Field(1.0, ge=0, le=100, description="The serving variant against "
+                                "its FP32 source: unmatched boxes at IoU 0.5, class flips")
+    novelty: float = Field(1.0, ge=0, le=100, description="Distance to the dataset's train "
+                           "images in the source's own features")
+    flicker: float = Field(1.0, ge=0, le=100, description="A detection that blinks across a "
+                           "camera's consecutive frames")
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> ScoreWeights:
+        if not any(self.model_dump().values()):
+            raise PydanticCustomError("no_weight", "at least one score needs a weight above 0",
+                                      {"field": "mine.weights"})
+        return self
+
+
+class MiningParams(Section):
+    """Mining a site's unlabelled frames for the ones its model gets wrong, down to a budget
+    of frames to label."""
+
+    source: ModelRefField = Field(description="The model that serves at the site, e.g. "
+                                  "site/ppe__openvino_int8@box-welding-01")
+    reference: ModelRefField | None = Field(
+        None, description="Its FP32 source, compared with it; default: the version the source "
+        "was made from")
+    frames: ResolvedPath = Field(description="Folder of unlabelled frames from the site's "
+                                 "cameras (searched recursively); relative to the scenario file")
+    name_pattern: str = Field(
+        r"(?P<camera>[^_]+)_(?P<time>.+)", max_length=500,
+        description="Regular expression over each frame's file name without its suffix, with "
+        "the groups camera and time (time orders a camera's frames)")
+    budget: int = Field(ge=1, le=100_000, description="Frames to pick, at most")
+    band: float = Field(0.1, gt=0, le=0.25, description="Uncertainty: how far from the 0.25 "
+                        "threshold a detection still counts as doubtful")
+    weights: ScoreWeights = Field(default_factory=ScoreWeights)
+    quotas: dict[ClassName, Fraction] = Field(
+        default_factory=dict, description="Class -> the share of the budget kept for frames "
+        "where it is detected (rare classes first), e.g. {fall: 0.2}")
+    max_hash_bits: int = Field(6, ge=0, le=64, description="Frames whose perceptual hashes "
+                               "differ by at most this many bits are near-duplicates")
+    novelty_images: int = Field(500, ge=1, le=100_000, description="Train images (drawn with "
+                                "the seed) whose features novelty is measured against")
+
+    @field_validator("name_pattern")
+    @classmethod
+    def _pattern(cls, pattern: str) -> str:
+        try:
+            groups = re.compile(pattern).groupindex
+        except re.error as exc:
+            raise PydanticCustomError("bad_pattern", "is not a regular expression: {why}",
+                                      {"why": str(exc)}) from None
+        if "camera" not in groups:
+            raise PydanticCustomError("camera_group", "needs a named group camera, e.g. "
+                                      "(?P<camera>[^_]+)_(?P<time>.+)", {})
+        return pattern
+
+    @model_validator(mode="after")
+    def _quotas(self) -> MiningParams:
+        if sum(self.quotas.values()) > 1:
+            raise PydanticCustomError("quota_sum", "quotas add up to more than the whole "
+                                      "budget ({total:g})",
+                                      {"total": sum(self.quotas.values()),
+                                       "field": "mine.quotas"})
+        return self
+
+    def to_params(self) -> dict[str, str]:
+        sections = {"weights": json.dumps(self.weights.model_dump()),
+                    "quotas": json.dumps(self.quotas)}
+        return {**self._prefixed("mine", tuple(sections)),
+                **{f"mine.{key}": value for key, value in sections.items()}}

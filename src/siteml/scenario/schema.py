@@ -35,12 +35,17 @@ from siteml.scenario.fields import (
     comma_joined,
 )
 from siteml.scenario.gates import ALL_CLASSES, TrainingGate
-from siteml.scenario.params import InferenceBenchmarkParams, QuantizationParams, TrainingParams
+from siteml.scenario.params import (
+    InferenceBenchmarkParams,
+    MiningParams,
+    QuantizationParams,
+    TrainingParams,
+)
 
 RESERVED_TAG_PREFIXES = (keys.SITE_PREFIX, keys.TASK_PREFIX, keys.DATA_PREFIX, keys.MODEL_PREFIX,
                          keys.ENV_PREFIX, keys.GIT_PREFIX, keys.SITEML_PREFIX, keys.MLFLOW_PREFIX,
                          *(f"{role}." for role in keys.MODEL_ROLES), keys.QUANT_PREFIX,
-                         keys.BENCHMARK_PREFIX)
+                         keys.BENCHMARK_PREFIX, keys.MINE_PREFIX)
 
 
 BOX_LAYOUTS = ("ovms", "triton")
@@ -240,7 +245,8 @@ class BaseScenario(Section):
                               sort_keys=False, allow_unicode=True)
 
     @property
-    def params(self) -> TrainingParams | InferenceBenchmarkParams | QuantizationParams:
+    def params(self) -> (TrainingParams | InferenceBenchmarkParams | QuantizationParams
+                         | MiningParams):
         """This scenario's type-specific parameter section."""
         return getattr(self, self.params_key)
 
@@ -399,4 +405,42 @@ class QuantizationScenario(BaseScenario):
         tags = {**super().to_all_tags(), keys.VARIANT: self.quantization.variant}
         if self.quantization.source:
             tags[keys.role_tag("source", "model_ref")] = str(self.quantization.source)
+        return tags
+
+
+class MiningScenario(BaseScenario):
+    """Mine a site's unlabelled frames for the ones its model gets wrong; registers nothing."""
+
+    params_key: ClassVar[str] = "mine"
+    registers_model: ClassVar[bool] = False
+    experiment_type: Literal["mine"]
+    mine: MiningParams = Field(description="Frames, scores, budget and quotas")
+
+    @model_validator(mode="after")
+    def _own_models_and_classes(self) -> MiningScenario:
+        for field, ref in (("mine.source", self.mine.source),
+                           ("mine.reference", self.mine.reference)):
+            if ref is not None and customer_of(ref.site) != self.site.customer:
+                raise PydanticCustomError(
+                    "other_customer", "{path} belongs to customer '{customer}'; a site mines "
+                    "with its own customer's models ('{own}')",
+                    {"path": ref.path, "customer": customer_of(ref.site),
+                     "own": self.site.customer, "field": field})
+        for name in self.mine.quotas:
+            if name not in self.task.classes:
+                raise PydanticCustomError(
+                    "quota_class", "{name} is not a class of the task (classes: {classes})",
+                    {"name": repr(name), "classes": ", ".join(self.task.classes),
+                     "field": f"mine.quotas.{name}"})
+        return self
+
+    def model_reference(self, role: str) -> ModelRef | None:
+        """``source``: the serving model; ``baseline``: its FP32 reference, when named."""
+        return {"source": self.mine.source, "baseline": self.mine.reference}.get(role)
+
+    def to_all_tags(self) -> dict[str, str]:
+        tags = super().to_all_tags()
+        for role, ref in (("source", self.mine.source), ("baseline", self.mine.reference)):
+            if ref is not None:
+                tags[keys.role_tag(role, "model_ref")] = str(ref)
         return tags

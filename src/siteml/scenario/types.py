@@ -13,6 +13,7 @@ from typing import get_args
 from siteml.scenario.schema import (
     BaseScenario,
     InferenceBenchmarkScenario,
+    MiningScenario,
     QuantizationScenario,
     TrainingScenario,
 )
@@ -35,6 +36,8 @@ class ExperimentType:
             ``@champion``, else ``@candidate``.
         optional: Roles whose model may be missing (the run goes on without it): a training
             gate's champion, which the site's first model does not have.
+        made_from: Roles that, left unset, read the version another role's model was made
+            from (its ``source.*`` tags): mining's FP32 reference, the serving variant's source.
         profiles_dataset: Its runs log the dataset's profile (``siteml data stats``) with the
             dataset input, and warn when val holds near-duplicates of train.
     """
@@ -43,6 +46,7 @@ class ExperimentType:
     pipeline: str
     roles: dict[str, str] = field(default_factory=dict)
     optional: tuple[str, ...] = ()
+    made_from: dict[str, str] = field(default_factory=dict)
     profiles_dataset: bool = False
 
     @property
@@ -62,7 +66,11 @@ EXPERIMENT_TYPES: dict[str, ExperimentType] = {kind.name: kind for kind in (
                    {"source": "quantization.source"}),
     ExperimentType(InferenceBenchmarkScenario, "siteml.pipelines.benchmark",
                    {"source": "benchmark.source", "baseline": "benchmark.baseline"}),
+    ExperimentType(MiningScenario, "siteml.pipelines.mine",
+                   {"source": "mine.source", "baseline": "mine.reference"},
+                   made_from={"baseline": "source"}),
 )}
-"""In the order a site's work runs: train, then quantize, then benchmark."""
+"""In the order a site's work runs: train, then quantize, then benchmark, then mine the frames
+the served model gets wrong."""
 SCENARIO_TYPES: dict[str, type[BaseScenario]] = {
     name: kind.scenario for name, kind in EXPERIMENT_TYPES.items()}
