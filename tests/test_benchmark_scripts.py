@@ -237,3 +237,11 @@ def test_quick_tier(tmp_path):
     assert lines_starting(out, "quick tier (tests/core/test_keys.py), 1 rounds in turns")
     assert lines_starting(out, "ratio -n 2 / one process: ")
     assert lines_starting(out, "quick tier, the faster way: ")
+
+
+@pytest.mark.slow
+def test_loop_figures(demo_copy):
+    out = run_script("loop_figures.py", "--demo-dir", str(demo_copy), "--frames", "20",
+                     cwd=demo_copy.parent)
+    [line] = lines_starting(out, "mining speed: ")
+    assert "frames/s over 20 frames at " in line and "n/a below 320 px" in line

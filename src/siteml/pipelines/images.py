@@ -28,11 +28,17 @@ def timing_frame(image: Path, size: int) -> Any:
     the runtime): letterboxed as Ultralytics does it (scaled to fit, centred on grey 114), RGB,
     a 0-1 float32 NCHW batch of one. Pixels may differ from Ultralytics' by rounding, which
     changes no timing; accuracy is scored on Ultralytics' own letterbox."""
-    import numpy as np
     from PIL import Image
 
     with Image.open(image) as opened:
-        picture = opened.convert("RGB")
+        return letterboxed(opened.convert("RGB"), size)
+
+
+def letterboxed(picture: Any, size: int) -> Any:
+    """``timing_frame`` of an RGB Pillow image already read."""
+    import numpy as np
+    from PIL import Image
+
     scale = min(size / picture.width, size / picture.height)
     width, height = round(picture.width * scale), round(picture.height * scale)
     canvas = Image.new("RGB", (size, size), (114, 114, 114))

@@ -2,12 +2,13 @@
 FP32 source (``frame_scores``), pick the ones to label (``frame_selection``) and log them.
 
 Both models see each frame as the box does (``timing_frame``'s letterbox at the model's input
-size); the source, in PyTorch, gives its features in the same pass. Logged: ``mine/frames.csv``
-(every frame, its scores, hash and why it was or was not picked), ``mine/selection.json``
-(settings, the models read, every frame's sha256, the frames picked with the serving model's
-detections on them in image pixels: the labellers' pre-annotations) and the picked frames under
-``mine/frames/``. The selection's sha256 (tag ``siteml.mine.selection_sha256``) is the same for
-the same frames, models and settings on the same machine.
+size); the source gives its features in the same pass (traced once, run by OpenVINO in f32).
+Logged: ``mine/frames.csv`` (every frame, its scores, hash and why it was or was not picked),
+``mine/selection.json`` (settings, the models read, every frame's sha256, the frames picked with
+the serving model's detections on them in image pixels: the labellers' pre-annotations) and the
+picked frames under ``mine/frames/``. The selection's sha256 (tag
+``siteml.mine.selection_sha256``) is the same for the same frames, models and settings on the
+same machine.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from siteml.pipelines import frame_scores
 from siteml.pipelines.canary import CONF, IOU, detections
 from siteml.pipelines.checks import Problem
 from siteml.pipelines.frame_selection import Candidate, select
-from siteml.pipelines.images import sample_images, timing_frame
+from siteml.pipelines.images import letterboxed, sample_images, timing_frame
 from siteml.scenario.schema import MiningScenario
 
 SCORES = ("uncertainty", "disagreement", "novelty", "flicker")
@@ -79,7 +80,8 @@ def run(scenario: MiningScenario, tracker: Tracker) -> PipelineResult:
     offline_ultralytics(tracker.workdir)
     frames = list_frames(params.frames, params.name_pattern)
     serving = _serving(tracker, timing_frame(frames[0].path, size))
-    reference = pytorch.with_features(backends.find_model(tracker.source_model("baseline").path))
+    reference = pytorch.with_features(backends.find_model(tracker.source_model("baseline").path),
+                                      timing_frame(frames[0].path, size))
     train = sample_images(scenario.dataset.path, "train", params.novelty_images,
                           scenario.environment.seed)
     with progress_bar("features of train images", len(train)) as advance:
@@ -131,10 +133,11 @@ def _look(frames: list[Frame], serving: Any, reference: Any, size: int,
     seen = []
     with progress_bar("mining frames", len(frames)) as advance:
         for frame in frames:
-            pixels = timing_frame(frame.path, size)
-            raw, features = reference(pixels)
             with open_image(frame.path) as opened:
-                phash, shape = perceptual_hash(opened), opened.size
+                picture = opened.convert("RGB")
+            pixels = letterboxed(picture, size)
+            raw, features = reference(pixels)
+            phash, shape = perceptual_hash(picture), picture.size
             seen.append({"serving": detections(serving.predict(pixels), CONF - band, IOU),
                          "reference": detections(raw, CONF - band, IOU),
                          "features": features[0], "phash": phash, "size": shape})
