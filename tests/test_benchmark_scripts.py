@@ -23,7 +23,8 @@ TESTED = {"validate_speed.py", "tracking_overhead.py", "registry_queries.py",
           "train_overhead.py", "demo_store.py", "quant_figures.py", "benchmark_fidelity.py",
           "speed_check_spread.py", "data_import.py", "training_gates.py",
           "team_server_overhead.py", "batch_figures.py", "export_figures.py",
-          "cameras_figures.py", "int8_figures.py", "quick_tier.py", "fleet_figures.py"}
+          "cameras_figures.py", "int8_figures.py", "quick_tier.py", "fleet_figures.py",
+          "loop_figures.py"}
 
 
 def run_script(name: str, *args: str, cwd: Path, timeout: float = 300) -> str:

@@ -2,6 +2,7 @@
 so accuracy can move), shared by the quantization and benchmark tests."""
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,3 +150,20 @@ def openvino_executes(hint: str) -> str:
     model = ov.Model([ov.opset13.relu(parameter)], [parameter])
     compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
     return compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+
+
+@pytest.fixture
+def frames(tiny_store, tmp_path) -> Path:
+    """Two cameras' frames: the val images, in turns, and one frame copied as the next."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    images = sorted((tiny_store.dataset / "images" / "val").iterdir())
+    for index, image in enumerate(images):
+        shutil.copy2(image, folder / f"cam{index % 2}_2026112{index // 2:02d}.jpg")
+    shutil.copy2(images[0], folder / "cam0_20261130.jpg")  # the same picture, later
+    return folder
+
+
+def mine(tiny_store, version: str, frames: Path, **settings) -> tuple[int, dict | None, str]:
+    source = f"{SITE_PATH}/ppe__openvino_int8/{candidate(tiny_store, 'openvino', 'int8').version}"
+    return tiny_store.run("mine", version, source=source, frames=str(frames), **settings)

@@ -12,26 +12,9 @@ from pathlib import Path
 import pytest
 
 from siteml.core import keys
-from tests.pipelines.conftest import SITE_PATH, candidate
+from tests.pipelines.conftest import SITE_PATH, mine
 
 pytestmark = pytest.mark.slow  # the tiny store's models on every frame
-
-
-@pytest.fixture
-def frames(tiny_store, tmp_path) -> Path:
-    """Two cameras' frames: the val images, in turns, and one frame copied as the next."""
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    images = sorted((tiny_store.dataset / "images" / "val").iterdir())
-    for index, image in enumerate(images):
-        shutil.copy2(image, folder / f"cam{index % 2}_2026112{index // 2:02d}.jpg")
-    shutil.copy2(images[0], folder / "cam0_20261130.jpg")  # the same picture, later
-    return folder
-
-
-def mine(tiny_store, version: str, frames: Path, **settings) -> tuple[int, dict | None, str]:
-    source = f"{SITE_PATH}/ppe__openvino_int8/{candidate(tiny_store, 'openvino', 'int8').version}"
-    return tiny_store.run("mine", version, source=source, frames=str(frames), **settings)
 
 
 def test_mining_picks_down_to_the_budget_and_hashes_the_selection(tiny_store, frames, tmp_path):

@@ -9,6 +9,7 @@ from siteml.cli import (  # noqa: F401 - they register commands
     data,
     edge,
     fleet,
+    label,
     registry,
     scenarios,
     server,

@@ -263,6 +263,19 @@ def mine_mean(score: str) -> str:
     return f"mine/mean_{score}"
 
 
+LABEL_TOOL, LABEL_URL, LABEL_PROJECT = ("siteml.label.tool", "siteml.label.url",
+                                      "siteml.label.project")
+"""On a mine run pushed to a labelling tool: which, where, and its project's id."""
+LABEL_LABELLED, LABEL_BOXES = "label/labelled", "label/boxes"
+"""Frames labelled, and their boxes, when the annotations were pulled."""
+
+
+def label_corrected(name: str) -> str:
+    """The share of a class's boxes the labellers changed (moved, deleted, added) against the
+    model's pre-annotations: ``label/corrected/<class>``."""
+    return f"label/corrected/{name}"
+
+
 ROLLOUT_TARGET = "siteml.rollout.target"
 """On a rollout run (``siteml.experiment_type = rollout``): the ``name/version`` it rolls out."""
 ROLLOUT_RINGS, ROLLOUT_MAX_FAILED = "siteml.rollout.rings", "siteml.rollout.max_failed"
