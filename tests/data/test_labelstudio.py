@@ -1,6 +1,6 @@
 """Label Studio's shapes without a server: boxes to rectangles in percent and back, the
-labelling interface, a server that is not there; and how a pull counts the labellers'
-corrections against the model's pre-annotations."""
+labelling interface, a server that is not there; how a pull counts the labellers'
+corrections against the model's pre-annotations; a CVAT package read back by the importer."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from siteml.data.labelstudio import (
     LabelStudio,
+    LabelStudioRefused,
     LabelStudioUnavailable,
     box_of,
     label_config,
@@ -42,9 +43,11 @@ def test_the_interface_names_every_class():
     assert '<RectangleLabels name="label" toName="image">' in config
 
 
-def test_a_server_that_is_not_there_is_unavailable():
+def test_a_server_that_is_not_there_is_unavailable_and_no_key_is_refused():
     with pytest.raises(LabelStudioUnavailable, match="does not answer"):
         LabelStudio("http://127.0.0.1:9", "a-key")
+    with pytest.raises(LabelStudioRefused, match="LABEL_STUDIO_API_KEY is not set"):
+        LabelStudio("http://127.0.0.1:9", "")
 
 
 def test_corrections_count_kept_moved_deleted_and_added_boxes():
@@ -57,3 +60,21 @@ def test_corrections_count_kept_moved_deleted_and_added_boxes():
     counts = _corrections(picks, labelled, ["vest", "person"])
     assert counts == {"vest": {"kept": 1, "moved": 1, "deleted": 0, "added": 0},
                       "person": {"kept": 0, "moved": 0, "deleted": 1, "added": 1}}
+
+
+def test_a_cvat_package_reads_back_as_cvat_writes_it(tmp_path):
+    from PIL import Image
+
+    from siteml.data.cvat_package import PackagedFrame, write_package
+    from siteml.data.formats import cvat
+
+    Image.new("RGB", (64, 48)).save(tmp_path / "a.jpg")
+    frame = PackagedFrame("cam0__a.jpg", tmp_path / "a.jpg", 64, 48,
+                          [("vest", [1.5, 2, 30.25, 40]), ("person", [0, 0, 64, 48])])
+    write_package(tmp_path / "package", "bays", ["vest", "person"], [frame])
+    dataset = cvat.read(tmp_path / "package")
+    assert dataset.classes == ["vest", "person"]
+    [image] = dataset.images
+    assert image.path == tmp_path / "package" / "images" / "cam0__a.jpg"
+    assert [(b.label, [b.xmin, b.ymin, b.xmax, b.ymax]) for b in image.boxes] == frame.boxes
+    assert not list(tmp_path.glob(".*.partial"))

@@ -3,13 +3,15 @@ virtual environment: SITEML_TEST_LABEL_STUDIO_URL and _KEY): a mine run's frames
 the serving model's detections as pre-annotations, annotated through Label Studio's API as a
 labeller would (a box moved, one deleted, one added, one task left), pulled back equal to the
 pixel with the corrections per class; unfinished tasks, a class outside the task, a refused key
-and a server that is down refused before anything is written."""
+and a server that is down refused before anything is written. And the CVAT package out, CVAT's
+export (as its server would write it) back."""
 
 from __future__ import annotations
 
 import copy
 import json
 import os
+from pathlib import Path
 
 import pytest
 import requests
@@ -150,3 +152,43 @@ def test_frames_go_to_label_studio_and_come_back_to_the_pixel(tiny_store, frames
     assert code == 2 and "refused the key" in err and "not-the-key" not in err
     with pytest.raises(LabelStudioUnavailable, match="does not answer"):
         LabelStudio("http://127.0.0.1:9", studio[1])  # nothing listens there
+
+
+def test_a_cvat_package_goes_out_and_cvats_export_comes_back(tiny_store, frames, monkeypatch,
+                                                            tmp_path):
+    """CVAT's server cannot run here: its side is the XML it imports and exports."""
+    import xml.etree.ElementTree as ET
+
+    code, _, err = mine(tiny_store, "v21", frames, budget=3, novelty_images=16)
+    assert code == 0, err
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tiny_store.uri)
+    run, package = f"{SITE_PATH}/ppe-yolov11n-mine-v21", tmp_path / "package"
+    code, out, err = invoke("label", "push", run, "--to", "cvat", "--project", "bays",
+                            "--out", str(package), "--json")
+    assert code == 0, err
+    assert json.loads(out)["tasks"] == 3 and len(list((package / "images").iterdir())) == 3
+    tree = ET.parse(package / "annotations.xml")
+    assert [n.text for n in tree.iterfind("meta/task/labels/label/name")] == [
+        "helmet", "vest", "person"]
+    images = tree.getroot().findall("image")
+    proposed = [box for image in images for box in image.findall("box")]
+    assert proposed and all(box.get("source") == "auto" for box in proposed)
+    code, _, err = invoke("label", "pull", run, "--out", str(tmp_path / "x"))
+    assert code == 2 and "--from" in err
+    first = next(image for image in images if image.findall("box"))
+    first.remove(first.findall("box")[0])  # what the labellers did in CVAT, then exported
+    ET.SubElement(first, "box", label="person", source="manual", occluded="0", xtl="5.5",
+                  ytl="6", xbr="30.25", ybr="40", z_order="0")
+    tree.write(tmp_path / "export.xml")
+    folder = tmp_path / "labelled"
+    code, out, err = invoke("label", "pull", run, "--from", str(tmp_path / "export.xml"),
+                            "--out", str(folder), "--json")
+    assert code == 0, err
+    pulled = json.loads(out)
+    assert pulled["labelled"] == 3 and pulled["unfinished"] == 0
+    assert sum(c["deleted"] for c in pulled["corrections"].values()) == 1
+    assert pulled["corrections"]["person"]["added"] >= 1
+    rows = (folder / "labels" / Path(first.get("name")).with_suffix(".txt").name).read_text()
+    width, height = int(first.get("width")), int(first.get("height"))
+    assert f"2 {(5.5 + 30.25) / 2 / width:.6f} {23 / height:.6f}" in rows
+    assert json.loads((folder / "import.json").read_text())["tool"] == "cvat"

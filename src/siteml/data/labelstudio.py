@@ -78,6 +78,9 @@ class LabelStudio:
     def __init__(self, url: str, key: str) -> None:
         import requests
 
+        if not key:
+            raise LabelStudioRefused("LABEL_STUDIO_API_KEY is not set (Label Studio's account "
+                                     "settings give an access token)")
         self.url, self.session = url.rstrip("/"), requests.Session()
         header = f"Token {key}"
         if key.count(".") == 2:  # a personal access token: a JWT refresh token

@@ -1,7 +1,8 @@
-"""``siteml label push`` and ``pull``: a mine run's picked frames to a Label Studio project with
-the serving model's detections as pre-annotations, and the finished annotations back as a
-labelled increment (YOLO labels beside the frames), checked like an import, with how much the
-labellers corrected the model, per class, logged on the mine run.
+"""``siteml label push`` and ``pull``: a mine run's picked frames to a Label Studio project (or
+a CVAT for images package, for a CVAT server siteml cannot reach) with the serving model's
+detections as pre-annotations, and the finished annotations back (Label Studio's project, or
+CVAT's export) as a labelled increment (YOLO labels beside the frames), checked like an import,
+with how much the labellers corrected the model, per class, logged on the mine run.
 
 A mine run is named as a run is shown, ``SITE/RUN_NAME``
 (``acme-steel/ulsan-plant2/quant/ppe-yolov11n-mine-v1``): its newest FINISHED run. The project's
@@ -23,6 +24,9 @@ import numpy as np
 from siteml.core import keys
 from siteml.core.errors import InvalidInputError
 from siteml.core.naming import customer_of
+from siteml.data.cvat_package import PackagedFrame, write_package
+from siteml.data.formats import cvat
+from siteml.data.formats.source import SourceError
 from siteml.data.labelstudio import LabelStudio, box_of, rectangle
 from siteml.pipelines.canary import box_iou
 from siteml.tracking.runs import find_experiment_id, open_client, runs_named
@@ -101,13 +105,9 @@ def push(reference: str, title: str, url: str, key: str,
         InvalidInputError: a bad reference, a run pushed before, or Label Studio refusing.
         LabelStudioUnavailable: Label Studio does not answer.
     """
-    client, run = _mine_run(reference, store or resolve_store(), "write")
-    tags = run.data.tags
-    if keys.LABEL_PROJECT in tags:
-        raise InvalidInputError(f"{reference} was pushed already (project "
-                                f"{tags[keys.LABEL_PROJECT]} at {tags[keys.LABEL_URL]}): pull it")
+    client, run = _unpushed(reference, store)
     studio = LabelStudio(url, key)
-    classes = tags[f"{keys.TASK_PREFIX}classes"].split(",")
+    classes = run.data.tags[f"{keys.TASK_PREFIX}classes"].split(",")
     with tempfile.TemporaryDirectory() as tmp:
         selection, frames = _download(client, run, Path(tmp))
         project = studio.create_project(title, classes, f"siteml mine run {reference} "
@@ -121,21 +121,58 @@ def push(reference: str, title: str, url: str, key: str,
             "result": [rectangle(box["box"], box["class"], pick["width"], pick["height"],
                                  box["score"]) for box in pick["detections"]]}
             for pick in selection["picked"]])
-    for name, value in {keys.LABEL_TOOL: "labelstudio", keys.LABEL_URL: url,
-                        keys.LABEL_PROJECT: str(project)}.items():
-        client.set_tag(run.info.run_id, name, value)
+    _tag(client, run, "labelstudio", url, str(project))
     return PushOutcome(run.info.run_id, project, url, len(tasks))
 
 
-def pull(reference: str, out: Path, key: str, take_unfinished: bool = False,
-         store: Store | None = None) -> PullOutcome:
-    """Write the project's finished annotations into ``out`` (frames, YOLO labels,
-    ``import.json``) and log the corrections on the mine run; nothing is written on an error.
+def push_package(reference: str, title: str, out: Path,
+                 store: Store | None = None) -> PushOutcome:
+    """Write a CVAT for images package of the mine run's picked frames, pre-annotated, into
+    the new folder ``out``.
+
+    Raises:
+        InvalidInputError: a bad reference, a run pushed before, or ``out`` there already.
+    """
+    client, run = _unpushed(reference, store)
+    if out.exists():
+        raise InvalidInputError(f"{out} exists: write the package into a new folder")
+    classes = run.data.tags[f"{keys.TASK_PREFIX}classes"].split(",")
+    with tempfile.TemporaryDirectory() as tmp:
+        selection, frames = _download(client, run, Path(tmp))
+        write_package(out, title, classes, [PackagedFrame(
+            _upload_name(pick["frame"]), frames / pick["frame"], pick["width"], pick["height"],
+            [(box["class"], box["box"]) for box in pick["detections"]])
+            for pick in selection["picked"]])
+    _tag(client, run, "cvat", str(out.absolute()), title)
+    return PushOutcome(run.info.run_id, 0, str(out.absolute()), len(selection["picked"]))
+
+
+def _unpushed(reference: str, store: Store | None) -> tuple[Any, Any]:
+    client, run = _mine_run(reference, store or resolve_store(), "write")
+    tags = run.data.tags
+    if keys.LABEL_PROJECT in tags:
+        raise InvalidInputError(f"{reference} was pushed already ({tags[keys.LABEL_TOOL]} "
+                                f"{tags[keys.LABEL_PROJECT]} at {tags[keys.LABEL_URL]}): pull it")
+    return client, run
+
+
+def _tag(client: Any, run: Any, tool: str, where: str, project: str) -> None:
+    for name, value in {keys.LABEL_TOOL: tool, keys.LABEL_URL: where,
+                        keys.LABEL_PROJECT: project}.items():
+        client.set_tag(run.info.run_id, name, value)
+
+
+def pull(reference: str, out: Path, key: str = "", take_unfinished: bool = False,
+         export: Path | None = None, store: Store | None = None) -> PullOutcome:
+    """Write the finished annotations into ``out`` (frames, YOLO labels, ``import.json``) and
+    log the corrections on the mine run; nothing is written on an error. A run pushed to
+    Label Studio reads its project; one packaged for CVAT reads CVAT's ``export``.
 
     Raises:
         InvalidInputError: a bad reference, a run never pushed, ``out`` there already,
             unfinished tasks (unless ``take_unfinished``), nothing labelled, an annotation
-            of a class outside the task or off its image, or Label Studio refusing.
+            of a class outside the task or off its image, no ``export`` for a CVAT run, or
+            Label Studio refusing.
         LabelStudioUnavailable: Label Studio does not answer.
     """
     client, run = _mine_run(reference, store or resolve_store(), "write")
@@ -144,28 +181,31 @@ def pull(reference: str, out: Path, key: str, take_unfinished: bool = False,
         raise InvalidInputError(f"{reference} was never pushed: siteml label push it first")
     if out.exists():
         raise InvalidInputError(f"{out} exists: pull into a new folder")
-    project, url = int(tags[keys.LABEL_PROJECT]), tags[keys.LABEL_URL]
-    tasks = LabelStudio(url, key).tasks(project)
+    tool, where, project = tags[keys.LABEL_TOOL], tags[keys.LABEL_URL], tags[keys.LABEL_PROJECT]
     classes = tags[f"{keys.TASK_PREFIX}classes"].split(",")
     with tempfile.TemporaryDirectory() as tmp:
         selection, frames = _download(client, run, Path(tmp))
         picks = {_upload_name(pick["frame"]): pick for pick in selection["picked"]}
-        done = {name: _final(task) for name, task in tasks.items() if name in picks}
-        finished = {name: result for name, result in done.items() if result is not None}
-        unfinished = len(picks) - len(finished)
-        if not finished:
-            raise InvalidInputError(f"nothing is labelled yet in project {project} at {url} "
+        if tool == "cvat":
+            found = _from_cvat(export, picks)
+        else:
+            found = {name: _rectangles(result, picks[name]) for name, result in (
+                (name, _final(task)) for name, task in
+                LabelStudio(where, key).tasks(int(project)).items() if name in picks)
+                if result is not None}
+        unfinished = len(picks) - len(found)
+        if not found:
+            raise InvalidInputError(f"nothing is labelled yet in {tool} {project} at {where} "
                                     f"({len(picks)} tasks)")
         if unfinished and not take_unfinished:
-            raise InvalidInputError(f"{unfinished} of {len(picks)} tasks of project {project} "
+            raise InvalidInputError(f"{unfinished} of {len(picks)} tasks of {tool} {project} "
                                     "are not labelled yet: label them, or take the finished "
                                     "ones only with --take-unfinished")
-        labelled = {name: _boxes(name, result, picks[name], classes)
-                    for name, result in finished.items()}
+        labelled = {name: _checked(boxes, picks[name], classes) for name, boxes in found.items()}
         corrections = _corrections(picks, labelled, classes)
         _write(out, frames, picks, labelled, classes, {
             "siteml_labelled": 1, "mine_run": reference, "mine_run_id": run.info.run_id,
-            "tool": "labelstudio", "url": url, "project": project,
+            "tool": tool, "url": where, "project": project,
             "models": selection["models"], "selection_sha256": selection["sha256"],
             "frames": sorted(picks[name]["frame"] for name in labelled)})
     boxes = sum(len(found) for found in labelled.values())
@@ -179,27 +219,59 @@ def pull(reference: str, out: Path, key: str, take_unfinished: bool = False,
                        corrections)
 
 
+def _from_cvat(export: Path | None, picks: dict[str, dict[str, Any]]
+               ) -> dict[str, list[tuple[str, list[float]]]]:
+    """The boxes of CVAT's export (CVAT for images 1.1) for the picked frames it holds.
+
+    Raises:
+        InvalidInputError: no export named, or one CVAT's reader refuses.
+    """
+    if export is None:
+        raise InvalidInputError("the run was packaged for CVAT: name CVAT's export of the task "
+                                "(CVAT for images 1.1) with --from")
+    try:
+        dataset = cvat.read(export)
+    except SourceError as exc:
+        raise InvalidInputError(str(exc)) from None
+    return {Path(image.name).name: [(box.label, [box.xmin, box.ymin, box.xmax, box.ymax])
+                                    for box in image.boxes]
+            for image in dataset.images if Path(image.name).name in picks}
+
+
 def _final(task: dict[str, Any]) -> list[dict[str, Any]] | None:
     """The result of a task's newest annotation that was not skipped, or None."""
     kept = [a for a in task.get("annotations", []) if not a.get("was_cancelled")]
     return max(kept, key=lambda a: a["id"])["result"] if kept else None
 
 
-def _boxes(name: str, result: list[dict[str, Any]], pick: dict[str, Any],
-           classes: list[str]) -> list[tuple[str, list[float]]]:
-    """A finished task's boxes in pixels, checked: a class of the task, on the image.
+def _rectangles(result: list[dict[str, Any]], pick: dict[str, Any]
+                ) -> list[tuple[str, list[float]]]:
+    """A Label Studio result's rectangles in pixels.
+
+    Raises:
+        InvalidInputError: a rectangle siteml cannot read (rotated, several labels).
+    """
+    found = []
+    for item in result:
+        if item.get("type") != "rectanglelabels":
+            continue
+        try:
+            found.append(box_of(item, pick["width"], pick["height"]))
+        except ValueError as exc:
+            raise InvalidInputError(f"{pick['frame']}: {exc}") from None
+    return found
+
+
+def _checked(boxes: list[tuple[str, list[float]]], pick: dict[str, Any],
+             classes: list[str]) -> list[tuple[str, list[float]]]:
+    """A finished frame's boxes, checked: a class of the task, on the image (a pixel of
+    slack, then clipped).
 
     Raises:
         InvalidInputError: naming the frame and the box.
     """
     width, height, found = pick["width"], pick["height"], []
-    for item in result:
-        if item.get("type") != "rectanglelabels":
-            continue
-        try:
-            label, box = box_of(item, width, height)
-        except ValueError as exc:
-            raise InvalidInputError(f"{pick['frame']}: {exc}") from None
+    for label, box in boxes:
         if label not in classes:
             raise InvalidInputError(f"{pick['frame']}: class {label!r} is not a class of the "
                                     f"task ({', '.join(classes)})")
