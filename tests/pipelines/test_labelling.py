@@ -130,7 +130,7 @@ def test_frames_go_to_label_studio_and_come_back_to_the_pixel(tiny_store, frames
             assert mine_box == pytest.approx(their_box, abs=0.01)  # equal to the pixel
     lineage = json.loads((folder / "import.json").read_text())
     assert lineage["mine_run_id"] == outcome["run_id"]
-    assert lineage["project"] == pushed["project"]
+    assert lineage["project"] == str(pushed["project"])
     counts = {kind: sum(c[kind] for c in pulled["corrections"].values())
               for kind in ("moved", "deleted", "added")}
     assert counts == {"moved": 1, "deleted": 1, "added": 1}
