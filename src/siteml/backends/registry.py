@@ -30,6 +30,11 @@ EXECUTION_PRECISION = {"fp32": "f32", "fp16": "f16", "int8": "f32"}
 layers run in f32)."""
 
 
+def execution_precision(precision: str | None) -> str:
+    """``EXECUTION_PRECISION`` of a model precision tag (fp32 when it has none)."""
+    return EXECUTION_PRECISION.get(precision or "fp32", "f32")
+
+
 class UnknownBackendError(SitemlError):
     """A backend name siteml does not know."""
 

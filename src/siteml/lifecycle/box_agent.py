@@ -174,10 +174,10 @@ class Agent:
         """Stop serving each model no longer desired once the box serves another variant of
         its task in its place (a box moved to another variant); a task is never left with
         nothing to serve."""
-        tasks = {ModelRef(name=name, version=version).task for name, version in desired.items()
+        tasks = {_task(name) for name, version in desired.items()
                  if self._served(name) == version}
         for name in sorted(undesired):
-            if ModelRef(name=name, version=1).task in tasks and self._served(name) is not None:
+            if _task(name) in tasks and self._served(name) is not None:
                 with switch_lock(self.box.repo):
                     unserve(self.box.repo, repository_name(name))
 
@@ -262,7 +262,7 @@ class Agent:
                 keys.SOURCE_MODEL_VERSION: str(lineage.get("source_version") or "")}
 
     def _create_run(self, name: str, version: int, tags: dict[str, str]) -> Any:
-        task = ModelRef(name=name, version=version).task
+        task = _task(name)
         return self.client.create_run(
             self.experiment_id, run_name=f"{task}-serve-{self.box.name}-v{version}", tags={
                 keys.EXPERIMENT_TYPE: keys.SERVE_TYPE, keys.BOX: self.box.name,
@@ -282,10 +282,13 @@ def _replacement(name: str, served: dict[str, int | None]) -> str:
     """What serves in place of model ``name``: its version, or the variant of its task."""
     if served[name] is not None:
         return f"{registry_path(name)}/{served[name]}"
-    task = ModelRef(name=name, version=1).task
     return next((f"{registry_path(other)}/{version}" for other, version in sorted(served.items())
-                 if version is not None and ModelRef(name=other, version=1).task == task),
-                "nothing")
+                 if version is not None and _task(other) == _task(name)), "nothing")
+
+
+def _task(name: str) -> str:
+    """The task of registered model ``name`` (its variant's too)."""
+    return ModelRef(name=name, version=1).task
 
 
 def _hold_lock(repo: Path) -> IO[str]:

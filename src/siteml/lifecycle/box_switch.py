@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from siteml.backends.base import LoadOptions
-from siteml.backends.registry import EXECUTION_PRECISION, find_model, load
+from siteml.backends.registry import execution_precision, find_model, load
 from siteml.core.errors import InvalidInputError
 from siteml.core.models import CANARY_DIR
 from siteml.core.naming import registry_path
@@ -60,7 +60,7 @@ def switch(box: Box, name: str, version: int) -> Change:
         try:
             outcome = export_version(f"{path}/{version}", box.repo, box.layout, switch=False)
             folder, manifest = exported_version(Path(outcome.folder))
-            check = _check(box, folder, manifest)
+            check = _check(box, folder, manifest, before)
         except (InvalidInputError, ExportFolderError, CanaryError, DamagedDownloadError) as exc:
             return Change(path, version, "refused", str(exc))
         except (RuntimeError, ValueError, OSError) as exc:  # the runtime could not load it
@@ -81,16 +81,15 @@ def _discard_if_damaged(box: Box, name: str, version: int) -> None:
         remove_folder(folder)
 
 
-def _check(box: Box, folder: Path, manifest: dict) -> CanaryCheck:
+def _check(box: Box, folder: Path, manifest: dict, served: int | None) -> CanaryCheck:
     """The version's detections on its canary images, on this box's runtime, timed in turns
-    with the version of the same model that serves now (if one does)."""
+    with the version of the same model that serves now (``served``, if one does)."""
     if not manifest.get("canary"):
         raise InvalidInputError("the version carries no canary images to check it on "
                                 "(registered before siteml recorded them: quantize it again)")
     canary = folder / CANARY_DIR
     first = canary / sorted(manifest["canary"]["images"])[0]
     model = _loaded(folder, manifest, first)
-    served = served_version(box.repo, folder.parent.name, box.layout)
     reference = None
     try:
         if served is not None:
@@ -107,7 +106,7 @@ def _size(manifest: dict) -> int:
 
 def _loaded(folder: Path, manifest: dict, image: Path) -> Any:
     """The exported version ``folder`` loaded on this box's runtime, at its input size."""
-    precision = EXECUTION_PRECISION.get(manifest.get("precision") or "fp32", "f32")
+    precision = execution_precision(manifest.get("precision"))
     return load(find_model(folder), timing_frame(image, _size(manifest)), LoadOptions(precision))
 
 

@@ -92,6 +92,11 @@ def _download(client: Any, run: Any, scratch: Path) -> tuple[dict[str, Any], Pat
     return json.loads((folder / "selection.json").read_text(encoding="utf-8")), folder / "frames"
 
 
+def _classes(run: Any) -> list[str]:
+    """The mine run's task classes (its ``task.classes`` tag)."""
+    return run.data.tags[f"{keys.TASK_PREFIX}classes"].split(",")
+
+
 def _upload_name(frame: str) -> str:
     """A picked frame's name in Label Studio (which keeps file names, not folders)."""
     return frame.replace("/", "__")
@@ -107,7 +112,7 @@ def push(reference: str, title: str, url: str, key: str,
     """
     client, run = _unpushed(reference, store)
     studio = LabelStudio(url, key)
-    classes = run.data.tags[f"{keys.TASK_PREFIX}classes"].split(",")
+    classes = _classes(run)
     with tempfile.TemporaryDirectory() as tmp:
         selection, frames = _download(client, run, Path(tmp))
         project = studio.create_project(title, classes, f"siteml mine run {reference} "
@@ -136,7 +141,7 @@ def push_package(reference: str, title: str, out: Path,
     client, run = _unpushed(reference, store)
     if out.exists():
         raise InvalidInputError(f"{out} exists: write the package into a new folder")
-    classes = run.data.tags[f"{keys.TASK_PREFIX}classes"].split(",")
+    classes = _classes(run)
     with tempfile.TemporaryDirectory() as tmp:
         selection, frames = _download(client, run, Path(tmp))
         write_package(out, title, classes, [PackagedFrame(
@@ -182,17 +187,12 @@ def pull(reference: str, out: Path, key: str = "", take_unfinished: bool = False
     if out.exists():
         raise InvalidInputError(f"{out} exists: pull into a new folder")
     tool, where, project = tags[keys.LABEL_TOOL], tags[keys.LABEL_URL], tags[keys.LABEL_PROJECT]
-    classes = tags[f"{keys.TASK_PREFIX}classes"].split(",")
+    classes = _classes(run)
     with tempfile.TemporaryDirectory() as tmp:
         selection, frames = _download(client, run, Path(tmp))
         picks = {_upload_name(pick["frame"]): pick for pick in selection["picked"]}
-        if tool == "cvat":
-            found = _from_cvat(export, picks)
-        else:
-            found = {name: _rectangles(result, picks[name]) for name, result in (
-                (name, _final(task)) for name, task in
-                LabelStudio(where, key).tasks(int(project)).items() if name in picks)
-                if result is not None}
+        found = (_from_cvat(export, picks) if tool == "cvat"
+                 else _from_labelstudio(LabelStudio(where, key), int(project), picks))
         unfinished = len(picks) - len(found)
         if not found:
             raise InvalidInputError(f"nothing is labelled yet in {tool} {project} at {where} "
@@ -217,6 +217,17 @@ def pull(reference: str, out: Path, key: str = "", take_unfinished: bool = False
         client.log_metric(run.info.run_id, name, value)
     return PullOutcome(run.info.run_id, str(out), len(labelled), unfinished, boxes,
                        corrections)
+
+
+def _from_labelstudio(studio: LabelStudio, project: int, picks: dict[str, dict[str, Any]]
+                      ) -> dict[str, list[tuple[str, list[float]]]]:
+    """The boxes of the project's finished tasks, in pixels, by frame."""
+    found = {}
+    for name, task in studio.tasks(project).items():
+        result = _final(task) if name in picks else None
+        if result is not None:
+            found[name] = _rectangles(result, picks[name])
+    return found
 
 
 def _from_cvat(export: Path | None, picks: dict[str, dict[str, Any]]

@@ -92,10 +92,16 @@ def remove_folder(folder: Path) -> None:
     shutil.rmtree(aside)
 
 
+def exported_versions(root: Path, name: str) -> list[int]:
+    """The versions of model ``name`` exported into the repository (folders with a
+    manifest), in order."""
+    return sorted(int(path.parent.name) for path in (root / name).glob(f"*/{MANIFEST}")
+                  if path.parent.name.isdigit())
+
+
 def prune_versions(root: Path, name: str, keep: set[int]) -> list[int]:
     """Delete the version folders of model ``name`` but those in ``keep``; the ones deleted."""
-    gone = sorted(int(path.parent.name) for path in (root / name).glob(f"*/{MANIFEST}")
-                  if path.parent.name.isdigit() and int(path.parent.name) not in keep)
+    gone = [version for version in exported_versions(root, name) if version not in keep]
     for version in gone:
         remove_folder(root / name / str(version))
     return gone
@@ -204,8 +210,7 @@ def served_version(root: Path, name: str, layout: str) -> int | None:
             return None
         found = _TRITON_PINNED.search(config.read_text(encoding="utf-8"))
         pinned = int(found[1]) if found else None
-    exported = [int(p.parent.name) for p in (root / name).glob(f"*/{MANIFEST}")
-                if p.parent.name.isdigit()]
+    exported = exported_versions(root, name)
     if pinned is not None:
         return pinned if pinned in exported else None
     return max(exported, default=None)

@@ -79,9 +79,10 @@ def run(scenario: MiningScenario, tracker: Tracker) -> PipelineResult:
     params, size = scenario.mine, scenario.model.input_size
     offline_ultralytics(tracker.workdir)
     frames = list_frames(params.frames, params.name_pattern)
-    serving = _serving(tracker, timing_frame(frames[0].path, size))
+    first = timing_frame(frames[0].path, size)
+    serving = _serving(tracker, first)
     reference = pytorch.with_features(backends.find_model(tracker.source_model("baseline").path),
-                                      timing_frame(frames[0].path, size))
+                                      first)
     train = sample_images(scenario.dataset.path, "train", params.novelty_images,
                           scenario.environment.seed)
     with progress_bar("features of train images", len(train)) as advance:
@@ -100,8 +101,8 @@ def run(scenario: MiningScenario, tracker: Tracker) -> PipelineResult:
         rows[index]["why"] = why
     folder = tracker.workdir / "mine"
     selection = _selection(scenario, tracker, frames, seen, picked.chosen, size)
-    _write(folder, rows, selection, {name: frames[i].path for i in picked.chosen
-                                     if (name := _name(frames[i], params.frames))})
+    _write(folder, rows, selection, {_name(frames[i], params.frames): frames[i].path
+                                     for i in picked.chosen})
     tracker.log_artifact(folder, "mine")
     tracker.set_tags({keys.MINE_SELECTION_SHA256: selection["sha256"]})
     metrics = {keys.MINE_FRAMES: float(len(frames)), keys.MINE_SELECTED: float(len(
@@ -116,8 +117,7 @@ def run(scenario: MiningScenario, tracker: Tracker) -> PipelineResult:
 def _serving(tracker: Tracker, frame: Any) -> Any:
     """The serving model, loaded with its own runtime at its precision."""
     model = tracker.source_model("source")
-    precision = backends.EXECUTION_PRECISION.get(
-        model.tags.get(keys.MODEL_PRECISION) or "fp32", "f32")
+    precision = backends.execution_precision(model.tags.get(keys.MODEL_PRECISION))
     return backends.load(backends.find_model(model.path), frame, LoadOptions(precision))
 
 

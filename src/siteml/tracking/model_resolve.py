@@ -97,7 +97,7 @@ def download_version(version: Any, dst: Path, tracking_uri: str) -> SourceModel:
             local = Path(mlflow.artifacts.download_artifacts(
                 artifact_uri=f"models:/{version.name}/{version.version}", dst_path=str(dst),
                 tracking_uri=tracking_uri))
-        problems = differences(expected, file_hashes(local), local)
+        problems = differences(expected, file_hashes(local), local) if expected else []
         if not problems:
             return SourceModel(name=version.name, version=int(version.version),
                                run_id=version.run_id, path=local, tags=dict(version.tags))
