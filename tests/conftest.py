@@ -83,6 +83,14 @@ def _no_workspace_left_behind():
             Customer.workspace = None
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_file_state(tmp_path_factory):
+    """The file state (the hashes siteml keeps by inode) of this session, never the user's."""
+    from siteml.data.file_state import CACHE_ENV
+
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("siteml-cache"))
+
+
 def invoke(*args: str) -> tuple[int, str, str]:
     """The siteml CLI in-process: (exit code, stdout, stderr)."""
     from siteml.cli import app

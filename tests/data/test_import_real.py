@@ -1,10 +1,12 @@
 """Imported datasets against the real tools: the hash the real `dvc add` writes (for every
-format's import and an odd folder, in one `dvc add`), a run on each format's import that logs the
-dataset's profile (a stand-in training: the profile is the lifecycle's), and one real training
+format's import, a version grown from one and an odd folder, in one `dvc add`), a run on each
+format's import that logs the dataset's profile and one on a grown version that records its
+lineage (stand-in trainings: both are the lifecycle's), and one real training
 (1 epoch, 64 px, offline) on an import whose val holds a near-duplicate of a train image."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +21,7 @@ import siteml.pipelines.train
 from siteml.core import keys
 from siteml.data.dvc_hash import dir_hash, read_dvc_file
 from tests.conftest import needs
+from tests.data.grown import fresh_frames, increment
 from tests.data.label_files import WRITERS
 from tests.data.test_dvc_hash import odd_dataset
 from tests.scenario.test_runner import fake_train
@@ -26,8 +29,9 @@ from tests.scenario.test_runner import fake_train
 pytestmark = pytest.mark.slow  # runs DVC and trains
 needs("dvc", "dev")
 needs("globox", "data")
-ODD = "odd"
-"""A folder of odd names and contents, hashed beside the imports."""
+ODD, GROWN = "odd", "grown"
+"""A folder of odd names and contents, and a version grown from the yolo import, hashed beside
+the imports."""
 
 CLASSES = ["helmet", "vest", "person"]
 
@@ -42,10 +46,22 @@ def import_format(cli, fmt: str, root: Path) -> Path:
     return dest
 
 
+def grow_import(cli, root: Path) -> Path:
+    """A version grown from the yolo import by two labelled frames."""
+    frames = fresh_frames(root / "pool", 2)
+    new = increment(root / "increment", {f"camC__{i}.jpg": (frame, "1 0.5 0.5 0.2 0.2\n")
+                                         for i, frame in enumerate(frames)}, {})
+    code, _, err = cli("data", "grow", str(root / "yolo"), str(new), "--out", str(root / GROWN))
+    assert code == 0, err
+    return root / GROWN
+
+
 def test_hash_equals_what_dvc_add_writes(cli, tmp_path):
     ours = {fmt: read_dvc_file(import_format(cli, fmt, tmp_path).with_name(f"{fmt}.dvc"))
             for fmt in WRITERS}
+    ours[GROWN] = read_dvc_file(grow_import(cli, tmp_path).with_name(f"{GROWN}.dvc"))
     ours[ODD] = dir_hash(odd_dataset(tmp_path / ODD)).md5
+    shutil.rmtree(tmp_path / "pool")
     for folder in ours:
         tmp_path.joinpath(f"{folder}.dvc").unlink(missing_ok=True)
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
@@ -90,6 +106,26 @@ def test_a_run_on_each_import_logs_the_profile(cli, tmp_path, sqlite_uri, monkey
                                          str(tmp_path))
     assert json.loads(Path(artifact).read_text()) == profile
     assert run.data.tags[keys.DATA_VAL_NEAR_DUPLICATES] == "0"
+
+
+def test_a_run_on_a_grown_version_records_its_lineage(cli, tmp_path, sqlite_uri, monkeypatch):
+    monkeypatch.setattr(siteml.pipelines.train, "run", fake_train)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri)
+    import_format(cli, "yolo", tmp_path)
+    grown = grow_import(cli, tmp_path)
+    scenario = tmp_path / "train.yaml"
+    scenario.write_text(train_scenario(grown, GROWN).replace("image_count: 5", "image_count: 7"))
+    code, out, err = cli("run", str(scenario), "--json")
+    assert code == 0, err
+    run = MlflowClient(sqlite_uri).get_run(json.loads(out)["run_id"])
+    lineage = {keys.DATA_PARENT_VERSION: "yolo",
+               keys.DATA_PARENT_HASH: read_dvc_file(tmp_path / "yolo.dvc"),
+               keys.DATA_MINE_RUN: "grow-test/busan/plant1/yard/ppe-yolov11n-mine-v1",
+               keys.DATA_LABEL_PROJECT: "labelstudio 7 at http://127.0.0.1:8089"}
+    assert {k: run.data.tags.get(k) for k in lineage} == lineage
+    (dataset_input,) = run.inputs.dataset_inputs
+    assert {t.key: t.value for t in dataset_input.tags if t.key in lineage} == lineage
+    assert dataset_input.dataset.digest == read_dvc_file(tmp_path / f"{GROWN}.dvc")
 
 
 def test_a_real_training_on_an_import_warns_of_near_duplicates_in_val(cli, tmp_path, sqlite_uri,

@@ -4,7 +4,8 @@ the serving model's detections as pre-annotations, annotated through Label Studi
 labeller would (a box moved, one deleted, one added, one task left), pulled back equal to the
 pixel with the corrections per class; unfinished tasks, a class outside the task, a refused key
 and a server that is down refused before anything is written. And the CVAT package out, CVAT's
-export (as its server would write it) back."""
+export (as its server would write it) back, and grown into the tiny dataset (the frames are
+its val images again: they stay in val)."""
 
 from __future__ import annotations
 
@@ -192,3 +193,10 @@ def test_a_cvat_package_goes_out_and_cvats_export_comes_back(tiny_store, frames,
     width, height = int(first.get("width")), int(first.get("height"))
     assert f"2 {(5.5 + 30.25) / 2 / width:.6f} {23 / height:.6f}" in rows
     assert json.loads((folder / "import.json").read_text())["tool"] == "cvat"
+
+    # the frames are the val images again: the grown version keeps them in val
+    code, out, err = invoke("data", "grow", str(tiny_store.dataset), str(folder), "--out",
+                            str(tmp_path / "grown"), "--json")
+    assert code == 0, err
+    grown = json.loads(out)
+    assert (grown["added"], grown["placed"]) == ({"val": 3}, {"near-duplicate": 3})

@@ -80,6 +80,8 @@ def data_synth(
                    f"dvc hash {found.md5}")
 
 
+MaxDistance = Annotated[int, typer.Option(
+    min=0, max=32, help="Near-duplicate: pHashes at most this many bits apart.")]
 FORMAT_HELP = "coco, voc, cvat, labelme or yolo (Ultralytics, or Darknet: CVAT's YOLO 1.1)."
 
 
@@ -144,13 +146,61 @@ def data_import(
     typer.echo(yaml.safe_dump({"dataset": block}, sort_keys=False), nl=False)
 
 
+@data_app.command("grow")
+def data_grow(
+    base: Annotated[Path, typer.Argument(help="The parent dataset version (with BASE.dvc).")],
+    new: Annotated[Path, typer.Argument(help="The labelled increment (siteml label pull).")],
+    out: Annotated[Path, typer.Option(help="The new version's folder (must not exist).")],
+    val: Annotated[float | None, typer.Option(
+        min=0.01, max=0.9, help="Draw whole cameras the parent lacks into val, about this "
+        "share of their frames (default: they go to train).")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of that draw.")] = 42,
+    group_by: Annotated[str | None, typer.Option(
+        help="Regex over image names finding the camera (first group, else the match), for "
+        "the parent's images and frames pulled without one, e.g. 'cam\\d+'.")] = None,
+    max_distance: MaxDistance = 4,
+    copy: Annotated[bool, typer.Option(help="Copy files instead of hard-linking them.")
+                    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """A new dataset version: the parent's files and the labelled frames, each frame where
+    its camera (else its near-duplicates) already is; writes OUT.dvc and prints the scenario's
+    dataset: block."""
+    from siteml.core.extras import MissingExtraError, check_installed
+    from siteml.core.progress import progress_bar
+    from siteml.data.grow import GrowOptions, grow
+
+    try:
+        check_installed("imagehash", "data")
+        with contextlib.ExitStack() as stack:
+            result = grow(base, new, out, GrowOptions(val, seed, group_by, max_distance, copy),
+                          lambda what, total: stack.enter_context(progress_bar(what, total)))
+    except (InvalidInputError, MissingExtraError) as exc:
+        raise fail(exc) from None
+    block = {"version": out.name, "path": str(out.resolve()), "dvc_hash": result.hash.md5,
+             "image_count": sum(result.images.values())}
+    if as_json:
+        print_json({"dataset": block, **result.to_dict(), "dvc_file": str(dvc_file(out))})
+        return
+    console(stderr=True).print(
+        f"{out}: {', '.join(f'{n} {s}' for s, n in result.images.items())} images, of which "
+        f"new {', '.join(f'{n} {s}' for s, n in result.added.items())} (placed by "
+        f"{', '.join(f'{why} {n}' for why, n in result.placed.items())}); "
+        f"{result.reused} of the parent's hashes reused, {result.hashed} files hashed; "
+        f"wrote {dvc_file(out)}", markup=False)
+    if result.across:
+        console(stderr=True).print(
+            f"[yellow]warning:[/yellow] {result.across} new frames have a near-duplicate in "
+            "another split than their camera's (see import.json)")
+    typer.echo(yaml.safe_dump({"dataset": block}, sort_keys=False), nl=False)
+
+
 @data_app.command("stats")
 def data_stats(
     folder: Annotated[Path, typer.Argument(help="Dataset folder (YOLO layout).")],
     plot: Annotated[Path | None, typer.Option(help="Also draw the profile into this PNG.")
                     ] = None,
-    max_distance: Annotated[int, typer.Option(
-        min=0, max=32, help="Near-duplicate: pHashes at most this many bits apart.")] = 4,
+    max_distance: MaxDistance = 4,
     as_json: JsonOption = False,
 ) -> None:
     """Images and boxes per split and class, box sizes, and near-duplicates across splits."""

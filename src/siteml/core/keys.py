@@ -52,6 +52,11 @@ DATA_VERSION = "data.version"
 DATA_VAL_NEAR_DUPLICATES = "data.val_near_duplicates"
 """Val images with a near-duplicate in train (pHash), on runs that profile their dataset."""
 DATASET_PROFILE_ARTIFACT = "dataset_profile.json"
+DATA_PARENT_VERSION, DATA_PARENT_HASH = "data.parent_version", "data.parent_dvc_hash"
+DATA_MINE_RUN, DATA_LABEL_PROJECT = "data.mine_run", "data.label_project"
+"""On a run whose dataset was grown (``siteml data grow``): its parent version, the mine run
+whose frames it added and the labelling project they were labelled in (as run tags and as tags
+of the run's dataset input)."""
 ENV_HOSTNAME = "env.hostname"
 ENV_CPU = "env.cpu"
 ENV_CPU_FLAGS = "env.cpu_flags"

@@ -1,4 +1,5 @@
-"""The hash ``dvc add DIR`` records for a folder, computed without DVC.
+"""The hash ``dvc add DIR`` records for a folder, computed without DVC; a file siteml hashed
+before, unchanged since, is not read again (``file_state``).
 
 DVC 3 stores a folder as a ``.dir`` object: the JSON list of ``{"md5": <file md5>, "relpath":
 <posix path>}`` sorted by path, dumped with sorted keys; its md5 plus ``.dir`` is the folder's
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from siteml.data.file_state import Known, recall, remember
 
 CHUNK = 1024 * 1024
 _SKIP_DIRS = {".git", ".dvc"}
@@ -55,12 +58,25 @@ def dir_hash(root: Path, files: list[Path] | None = None,
         files: Its files, when already listed (``list_files``).
         progress: Called once per file hashed.
     """
-    entries = []
-    for path in files if files is not None else list_files(root):
-        entries.append((path.relative_to(root).as_posix(), file_md5(path), path.stat().st_size))
+    known, _ = hashed(files if files is not None else list_files(root), progress)
+    return hash_entries([(path.relative_to(root).as_posix(), str(k.md5), k.stat.st_size)
+                         for path, k in known.items()])
+
+
+def hashed(files: list[Path], progress: Callable[[str], None] | None = None
+           ) -> tuple[dict[Path, Known], int]:
+    """Each file with its md5: the file state's where it knows the file as it is, else read
+    (and kept there); and how many were read."""
+    known = recall(files)
+    learned = []
+    for path, found in known.items():
+        if found.md5 is None:
+            found = known[path] = Known(found.stat, file_md5(path), found.phash)
+            learned.append(found)
         if progress:
             progress("")
-    return hash_entries(entries)
+    remember(learned)
+    return known, len(learned)
 
 
 def hash_entries(entries: list[tuple[str, str, int]]) -> DirHash:
@@ -92,3 +108,12 @@ def write_dvc_file(root: Path, found: DirHash) -> Path:
            "path": root.name}
     path.write_text(yaml.safe_dump({"outs": [out]}, sort_keys=False), encoding="utf-8")
     return path
+
+
+def write_hashed(root: Path, relpath: str, text: str) -> tuple[str, str, int]:
+    """Write a text file under ``root``; its (relpath, md5, size) for ``hash_entries``."""
+    data = text.encode("utf-8")
+    path = root / relpath
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return relpath, hashlib.md5(data).hexdigest(), len(data)

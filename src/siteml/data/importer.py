@@ -10,7 +10,6 @@ twice.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,10 +22,11 @@ import yaml
 
 from siteml.core.errors import InvalidInputError
 from siteml.data.classes import ClassPlan, resolve, unknown_message
-from siteml.data.dvc_hash import DirHash, hash_entries, write_dvc_file
+from siteml.data.dvc_hash import DirHash, hash_entries, write_dvc_file, write_hashed
 from siteml.data.formats import read_source
 from siteml.data.formats.source import SourceBox
 from siteml.data.image_checks import CheckedImage, Findings, check_images
+from siteml.data.layout import place_file
 from siteml.data.splits import draw_splits
 
 MAX_EXAMPLES = 3
@@ -148,10 +148,10 @@ def import_dataset(src: Path, dest: Path, options: ImportOptions,
     shutil.rmtree(staging, ignore_errors=True)
     try:
         entries, counts, boxes = _write(staging, checked, splits, index, options)
-        entries.append(_write_file(staging, "data.yaml", yaml.safe_dump(
+        entries.append(write_hashed(staging, "data.yaml", yaml.safe_dump(
             {"train": "images/train", "val": "images/val", "names": dict(enumerate(classes))},
             sort_keys=False)))
-        entries.append(_write_file(staging, "import.json", json.dumps({
+        entries.append(write_hashed(staging, "import.json", json.dumps({
             "source": str(src), "format": options.fmt, "classes": classes,
             "images": counts, "boxes": boxes, **report.to_dict()}, indent=1, sort_keys=True)))
         found = hash_entries(entries)
@@ -193,24 +193,14 @@ def _write(root: Path, checked: list[CheckedImage], splits: dict[str, str],
         relpath = f"images/{split}/{image.source.name}"
         target = root / relpath
         target.parent.mkdir(parents=True, exist_ok=True)
-        _place(image.source.path, target, options.copy)
+        place_file(image.source.path, target, options.copy)
         entries.append((relpath, image.md5, image.nbytes))
         lines = [_yolo_line(index[b.label], b, image.size) for b in image.boxes if b.label in index]
         label = f"labels/{split}/{image.source.label_name}"
-        entries.append(_write_file(root, label, "".join(f"{line}\n" for line in lines)))
+        entries.append(write_hashed(root, label, "".join(f"{line}\n" for line in lines)))
         counts[split] += 1
         boxes[split] += len(lines)
     return entries, dict(sorted(counts.items())), dict(sorted(boxes.items()))
-
-
-def _place(source: Path, target: Path, copy: bool) -> None:
-    if not copy:
-        try:
-            os.link(source, target)
-            return
-        except OSError:
-            pass  # another file system, or links not allowed: copy instead
-    shutil.copyfile(source, target)
 
 
 def _yolo_line(cls: int, box: SourceBox, size: tuple[int, int]) -> str:
@@ -219,11 +209,3 @@ def _yolo_line(cls: int, box: SourceBox, size: tuple[int, int]) -> str:
     values = ((box.xmin + box.xmax) / 2 / width, (box.ymin + box.ymax) / 2 / height,
               (box.xmax - box.xmin) / width, (box.ymax - box.ymin) / height)
     return f"{cls} " + " ".join(f"{v:.6f}" for v in values)
-
-
-def _write_file(root: Path, relpath: str, text: str) -> tuple[str, str, int]:
-    data = text.encode("utf-8")
-    path = root / relpath
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return relpath, hashlib.md5(data).hexdigest(), len(data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -81,7 +82,7 @@ def check_detection_dataset(root: Path, num_classes: int) -> dict[str, int]:
     problems: list[str] = []
     for split in REQUIRED_SPLITS:
         for label in sorted((root / "labels" / split).glob("*.txt")):
-            problems += _label_problems(label, num_classes)
+            problems += label_problems(label, num_classes)
             if len(problems) >= MAX_REPORTED:
                 break
     if problems:
@@ -90,7 +91,7 @@ def check_detection_dataset(root: Path, num_classes: int) -> dict[str, int]:
     return counts
 
 
-def _label_problems(path: Path, num_classes: int) -> list[str]:
+def label_problems(path: Path, num_classes: int) -> list[str]:
     problems = []
     for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         fields = line.split()
@@ -134,3 +135,14 @@ def training_view(root: Path, classes: Sequence[str], view: Path) -> Path:
     data_yaml = view / "data.yaml"
     data_yaml.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return data_yaml
+
+
+def place_file(source: Path, target: Path, copy: bool) -> None:
+    """``target`` as a hard link to ``source`` (never re-encoded), else a copy."""
+    if not copy:
+        try:
+            os.link(source, target)
+            return
+        except OSError:
+            pass  # another file system, or links not allowed: copy instead
+    shutil.copyfile(source, target)

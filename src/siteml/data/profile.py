@@ -16,6 +16,7 @@ from typing import Any, TypedDict
 import numpy as np
 
 from siteml.core.progress import progress_bar
+from siteml.data.file_state import Known, recall, remember
 from siteml.data.layout import IMAGE_ERRORS, open_image, split_images, yaml_names
 
 SMALL, MEDIUM = 32 ** 2, 96 ** 2  # COCO's area thresholds, in pixels
@@ -86,10 +87,13 @@ def profile_dataset(root: Path, max_distance: int = DEFAULT_MAX_DISTANCE,
 def _profile_splits(root: Path, listed: dict[str, list[Path]], names: dict[int, str],
                     progress: Callable[[str], None]) -> tuple[dict[str, SplitStats], Hashes,
                                                               list[str]]:
-    """Per split: counts, box sizes and image hashes; and the images that would not open."""
+    """Per split: counts, box sizes and image hashes (the file state's, else computed and kept
+    there); and the images that would not open."""
     splits: dict[str, SplitStats] = {}
     hashes: Hashes = {}
     unreadable = []
+    known = recall([image for images in listed.values() for image in images])
+    learned = []
     for split, images in listed.items():
         per_class: Counter[str] = Counter()
         sizes: Counter[str] = Counter()
@@ -101,7 +105,11 @@ def _profile_splits(root: Path, listed: dict[str, list[Path]], names: dict[int, 
             try:
                 with open_image(image) as opened:
                     width, height = opened.size
-                    hashes[split].append((relative, perceptual_hash(opened)))
+                    phash = known[image].phash
+                    if phash is None:
+                        phash = perceptual_hash(opened)
+                        learned.append(Known(known[image].stat, None, phash))
+                    hashes[split].append((relative, phash))
             except IMAGE_ERRORS:
                 unreadable.append(relative)
                 continue
@@ -114,6 +122,7 @@ def _profile_splits(root: Path, listed: dict[str, list[Path]], names: dict[int, 
         splits[split] = {"images": len(images), "boxes": sum(per_class.values()),
                          "images_without_boxes": empty, "boxes_per_class": dict(per_class),
                          "box_sizes": {k: sizes[k] for k in ("small", "medium", "large")}}
+    remember(learned)
     return splits, hashes, unreadable
 
 
@@ -132,14 +141,14 @@ def near_duplicates(hashes: Hashes, max_distance: int) -> NearDuplicates:
     order = list(hashes)
     for i, first in enumerate(order):
         for second in order[i + 1:]:
-            matches = _closest(hashes[first], hashes[second], max_distance)
+            matches = closest(hashes[first], hashes[second], max_distance)
             counts[f"{second}~{first}"] = len(matches)
             pairs = sorted(pairs + matches)[:WORST_PAIRS]
     return {"max_distance": max_distance, "counts": counts,
             "worst_pairs": [{"distance": d, "a": a, "b": b} for d, a, b in pairs]}
 
 
-def _closest(first: list[tuple[str, int]], second: list[tuple[str, int]],
+def closest(first: list[tuple[str, int]], second: list[tuple[str, int]],
              max_distance: int) -> list[tuple[int, str, str]]:
     """For each image of ``second`` with a match in ``first``: (distance, its closest, it)."""
     if not first or not second:

@@ -27,7 +27,7 @@ def draw_splits(names: Sequence[str], val: float, seed: int,
     Raises:
         InvalidInputError: a name outside every group, or fewer than two groups to split.
     """
-    pattern = _compile(group_by) if group_by else None
+    pattern = compile_pattern(group_by) if group_by else None
     groups: dict[str, list[str]] = defaultdict(list)
     outside = []
     for name in names:
@@ -43,9 +43,16 @@ def draw_splits(names: Sequence[str], val: float, seed: int,
         raise InvalidInputError(f"{len(groups)} group(s) found"
                                 f"{f' by --group-by {group_by!r}' if group_by else ''}: "
                                 "need at least two to draw train and val")
+    return draw_groups(groups, val, seed)
+
+
+def draw_groups(groups: dict[str, list[str]], val: float, seed: int) -> dict[str, str]:
+    """Name -> ``train`` or ``val``, whole groups at a time: the first group drawn goes to val,
+    then more while val holds less than ``val`` of the names; the last group stays in train
+    (when there are two or more)."""
     order = sorted(groups)
     np.random.default_rng(seed).shuffle(order)
-    wanted = val * len(names)
+    wanted = val * sum(map(len, groups.values()))
     taken = 0
     splits = {}
     for index, key in enumerate(order):
@@ -56,7 +63,12 @@ def draw_splits(names: Sequence[str], val: float, seed: int,
     return splits
 
 
-def _compile(pattern: str) -> re.Pattern[str]:
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """``--group-by``'s regular expression.
+
+    Raises:
+        InvalidInputError: naming the option.
+    """
     try:
         return re.compile(pattern)
     except re.error as exc:

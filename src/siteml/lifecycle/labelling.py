@@ -207,7 +207,8 @@ def pull(reference: str, out: Path, key: str = "", take_unfinished: bool = False
             "siteml_labelled": 1, "mine_run": reference, "mine_run_id": run.info.run_id,
             "tool": tool, "url": where, "project": project,
             "models": selection["models"], "selection_sha256": selection["sha256"],
-            "frames": sorted(picks[name]["frame"] for name in labelled)})
+            "frames": sorted(picks[name]["frame"] for name in labelled),
+            "cameras": {name: picks[name]["camera"] for name in sorted(labelled)}})
     boxes = sum(len(found) for found in labelled.values())
     metrics = {keys.LABEL_LABELLED: float(len(labelled)), keys.LABEL_BOXES: float(boxes)}
     for name, counts in corrections.items():

@@ -267,9 +267,11 @@ def _refuse(path: Path, overrides: Sequence[str], problem: tuple[str, str] | Non
 
 def _record_inputs(recorder: RunRecorder, scenario: BaseScenario, path: Path,
                    profile: bool) -> None:
-    """The scenario, its files (its own and the bases it extends) and its dataset; the
-    dataset's profile too when the type asks for one and the data check was not skipped (a
-    huge dataset)."""
+    """The scenario, its files (its own and the bases it extends) and its dataset, with its
+    lineage when it was grown; the dataset's profile too when the type asks for one and the
+    data check was not skipped (a huge dataset)."""
+    from siteml.data.grow import lineage_tags
+
     recorder.log_text(scenario.resolved_yaml(), "scenario.yaml")
     for source in scenario.source_files or [path]:
         recorder.log_artifact(source, "scenario_source")
@@ -277,9 +279,11 @@ def _record_inputs(recorder: RunRecorder, scenario: BaseScenario, path: Path,
     found = None
     if profile and EXPERIMENT_TYPES[scenario.experiment_type].profiles_dataset:
         found = _dataset_profile(recorder, dataset.path, scenario.task.classes)
+    lineage = lineage_tags(dataset.path)
     recorder.log_dataset(name=f"{scenario.task.type}-{dataset.version}", digest=dataset.dvc_hash,
                          source=str(dataset.path), context=scenario.experiment_type,
-                         profile=found)
+                         profile=found, tags=lineage)
+    recorder.set_tags(lineage)
 
 
 def _dataset_profile(recorder: RunRecorder, root: Path, classes: list[str]) -> dict[str, Any]:

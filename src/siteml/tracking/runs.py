@@ -158,15 +158,17 @@ class RunRecorder:
         self.patience.call(lambda: self.client.log_text(self.run_id, text, artifact_file))
 
     def log_dataset(self, name: str, digest: str, source: str, context: str,
-                    profile: dict[str, Any] | None = None) -> None:
-        """Record the dataset as a run input: digest = DVC hash, source = its path, and its
-        profile (``siteml data stats``) when given."""
+                    profile: dict[str, Any] | None = None,
+                    tags: dict[str, str] | None = None) -> None:
+        """Record the dataset as a run input: digest = DVC hash, source = its path, its
+        profile (``siteml data stats``) and tags (its lineage) when given."""
         dataset = Dataset(name=name, digest=digest, source_type="local",
                           source=json.dumps({"uri": source}),
                           profile=json.dumps(profile) if profile is not None else None)
-        tags = [InputTag("mlflow.data.context", context)]
+        inputs = [InputTag("mlflow.data.context", context),
+                  *(InputTag(key, value) for key, value in (tags or {}).items())]
         self.patience.call(lambda: self.client.log_inputs(self.run_id,
-                                                          [DatasetInput(dataset, tags)]))
+                                                          [DatasetInput(dataset, inputs)]))
 
     def reads(self, role: str) -> bool:
         return role in self._versions
