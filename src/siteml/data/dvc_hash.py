@@ -32,7 +32,7 @@ class DirHash:
     nfiles: int
 
 
-def file_md5(path: Path) -> str:
+def file_md5(path: str | Path) -> str:
     digest = hashlib.md5()
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
@@ -40,31 +40,36 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def list_files(root: Path) -> list[Path]:
-    """Every file DVC would track under ``root``."""
-    found: list[Path] = []
-    for folder, dirs, files in os.walk(root):
+def list_files(root: Path) -> list[str]:
+    """Every file DVC would track under ``root``, as posix paths relative to it (strings: a
+    dataset has hundreds of thousands)."""
+    base = os.fspath(root)
+    found: list[str] = []
+    for folder, dirs, files in os.walk(base):
         dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
-        found.extend(Path(folder, name) for name in files)
+        inside = os.path.relpath(folder, base)
+        prefix = "" if inside == os.curdir else inside.replace(os.sep, "/") + "/"
+        found.extend(prefix + name for name in files)
     return found
 
 
-def dir_hash(root: Path, files: list[Path] | None = None,
+def dir_hash(root: Path, files: list[str] | None = None,
              progress: Callable[[str], None] | None = None) -> DirHash:
     """The ``md5`` (``<32 hex>.dir``), total size and file count of ``root`` as DVC sees it.
 
     Args:
         root: The folder.
         files: Its files, when already listed (``list_files``).
-        progress: Called once per file hashed.
+        progress: Called once per file.
     """
-    known, _ = hashed(files if files is not None else list_files(root), progress)
-    return hash_entries([(path.relative_to(root).as_posix(), str(k.md5), k.stat.st_size)
-                         for path, k in known.items()])
+    files = files if files is not None else list_files(root)
+    known, _ = hashed([os.path.join(root, relpath) for relpath in files], progress)
+    return hash_entries([(relpath, str(found.md5), found.stat.st_size)
+                         for relpath, found in zip(files, known.values(), strict=True)])
 
 
-def hashed(files: list[Path], progress: Callable[[str], None] | None = None
-           ) -> tuple[dict[Path, Known], int]:
+def hashed(files: list[str], progress: Callable[[str], None] | None = None
+           ) -> tuple[dict[str, Known], int]:
     """Each file with its md5: the file state's where it knows the file as it is, else read
     (and kept there); and how many were read."""
     known = recall(files)

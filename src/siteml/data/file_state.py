@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CACHE_ENV = "SITEML_CACHE_DIR"
+SCAN_ALL = 4
+"""Read the whole state when it holds at most this many rows per file asked (faster than a
+join for a dataset that is most of it)."""
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS files (dev INTEGER, inode INTEGER, size INTEGER, "
            "mtime_ns INTEGER, md5 TEXT, phash TEXT, PRIMARY KEY (dev, inode))")
 
@@ -53,18 +56,20 @@ def _database() -> Iterator[sqlite3.Connection | None]:
         connection.close()
 
 
-def recall(paths: Iterable[Path]) -> dict[Path, Known]:
+def recall(paths: Iterable[str]) -> dict[str, Known]:
     """Each file's stat, with its md5 and pHash where the state holds them for that stat."""
-    stats = {path: path.stat() for path in paths}
+    stats = {path: os.stat(path) for path in paths}
     rows: dict[tuple[int, int], tuple[int, int, str | None, str | None]] = {}
     with _database() as db, suppress(sqlite3.Error):
         if db is not None:
-            db.execute("CREATE TEMP TABLE wanted (dev INTEGER, inode INTEGER)")
-            db.executemany("INSERT INTO wanted VALUES (?, ?)",
-                           {(s.st_dev, s.st_ino) for s in stats.values()})
-            for dev, inode, *known in db.execute(
-                    "SELECT dev, inode, size, mtime_ns, md5, phash FROM files "
-                    "JOIN wanted USING (dev, inode)"):
+            query = "SELECT dev, inode, size, mtime_ns, md5, phash FROM files"
+            (held,) = db.execute("SELECT count(*) FROM files").fetchone()
+            if held > SCAN_ALL * len(stats):  # a few of many: join on the ones asked
+                db.execute("CREATE TEMP TABLE wanted (dev INTEGER, inode INTEGER)")
+                db.executemany("INSERT INTO wanted VALUES (?, ?)",
+                               {(s.st_dev, s.st_ino) for s in stats.values()})
+                query += " JOIN wanted USING (dev, inode)"
+            for dev, inode, *known in db.execute(query):
                 rows[(dev, inode)] = (known[0], known[1], known[2], known[3])
     found = {}
     for path, stat in stats.items():

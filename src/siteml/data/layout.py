@@ -40,7 +40,7 @@ def yaml_names(path: Path) -> list[str] | None:
     return None
 
 
-def open_image(source: Path | BinaryIO) -> Image.Image:
+def open_image(source: str | Path | BinaryIO) -> Image.Image:
     """Pillow's own ``Image.open``. Ultralytics, once imported, replaces it for the whole
     process with one that, on any file Pillow cannot identify, probes the network and tries to
     install and import a HEIF plugin; siteml's checks must see the file as unreadable."""
@@ -137,7 +137,7 @@ def training_view(root: Path, classes: Sequence[str], view: Path) -> Path:
     return data_yaml
 
 
-def place_file(source: Path, target: Path, copy: bool) -> None:
+def place_file(source: str | Path, target: str | Path, copy: bool) -> None:
     """``target`` as a hard link to ``source`` (never re-encoded), else a copy."""
     if not copy:
         try:

@@ -22,6 +22,7 @@ from siteml.data.layout import IMAGE_ERRORS, open_image, split_images, yaml_name
 SMALL, MEDIUM = 32 ** 2, 96 ** 2  # COCO's area thresholds, in pixels
 DEFAULT_MAX_DISTANCE = 4
 WORST_PAIRS = 10
+CELLS = 1 << 22
 SPLIT_ORDER = ("train", "val", "test")
 Hashes = dict[str, list[tuple[str, int]]]
 """Per split: (image path, its 64-bit pHash) of each image."""
@@ -92,7 +93,7 @@ def _profile_splits(root: Path, listed: dict[str, list[Path]], names: dict[int, 
     splits: dict[str, SplitStats] = {}
     hashes: Hashes = {}
     unreadable = []
-    known = recall([image for images in listed.values() for image in images])
+    known = recall([str(image) for images in listed.values() for image in images])
     learned = []
     for split, images in listed.items():
         per_class: Counter[str] = Counter()
@@ -105,10 +106,10 @@ def _profile_splits(root: Path, listed: dict[str, list[Path]], names: dict[int, 
             try:
                 with open_image(image) as opened:
                     width, height = opened.size
-                    phash = known[image].phash
+                    phash = known[str(image)].phash
                     if phash is None:
                         phash = perceptual_hash(opened)
-                        learned.append(Known(known[image].stat, None, phash))
+                        learned.append(Known(known[str(image)].stat, None, phash))
                     hashes[split].append((relative, phash))
             except IMAGE_ERRORS:
                 unreadable.append(relative)
@@ -155,8 +156,9 @@ def closest(first: list[tuple[str, int]], second: list[tuple[str, int]],
         return []
     a = np.array([h for _, h in first], dtype=np.uint64)
     found = []
-    for start in range(0, len(second), 1024):  # bounded memory: 1024 x len(first) at a time
-        chunk = second[start:start + 1024]
+    rows = max(1, CELLS // len(first))  # bounded memory: CELLS distances at a time
+    for start in range(0, len(second), rows):
+        chunk = second[start:start + rows]
         b = np.array([h for _, h in chunk], dtype=np.uint64)
         distance = np.bitwise_count(a[None, :] ^ b[:, None])
         nearest = distance.argmin(axis=1)

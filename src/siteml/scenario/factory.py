@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, get_args
@@ -166,8 +167,8 @@ def _check_dataset(scenario: BaseScenario, doc: YamlDocument) -> list[Problem]:
         problems.append(_problem(doc, ("dataset", "dvc_hash"), f"is {dataset.dvc_hash} but "
                                  f"{recorded_file} records {recorded}"))
     files = list_files(dataset.path)
-    stats = [f.stat() for f in files]
-    seen = (dataset.path, tuple((str(f), s.st_size, s.st_mtime_ns)
+    stats = [os.stat(os.path.join(dataset.path, f)) for f in files]
+    seen = (dataset.path, tuple((f, s.st_size, s.st_mtime_ns)
                                 for f, s in zip(files, stats, strict=True)))
     actual = _hashed.get(seen)
     if actual is None and len(files) > PROGRESS_FILES:
