@@ -37,6 +37,16 @@ def test_mappings_merge_lists_and_scalars_replace(tmp_path, based):
     assert scenario.source_files == [path, based.parent / "_welding.yaml"]
 
 
+def test_null_takes_out_a_section_the_base_set(tmp_path, based):
+    path = leaf(tmp_path, "experiment_type: infer\ntraining: null\n"
+                "benchmark:\n  source: donghwa-entec/busan-plant1/welding/ppe@champion\n")
+    scenario = load_scenario(path)
+    assert scenario.experiment_type == "infer" and not hasattr(scenario, "training")
+    with pytest.raises(ScenarioError, match="belongs to experiment_type 'train'"):
+        load_scenario(leaf(tmp_path, "experiment_type: infer\nbenchmark:\n  source: "
+                                     "donghwa-entec/busan-plant1/welding/ppe@champion\n"))
+
+
 def test_a_base_path_stays_relative_to_the_base(tmp_path, based):
     scenario = load_scenario(leaf(tmp_path, "version: v3\n"))
     assert scenario.dataset.path == tmp_path / "data" / "welding-ppe"

@@ -56,6 +56,9 @@ def data_synth(
     val: Annotated[int, typer.Option(min=1, help="Validation images.")] = 50,
     imgsz: Annotated[int, typer.Option(min=32, max=4096, help="Image size in pixels.")] = 320,
     seed: Annotated[int, typer.Option(min=0, help="Same seed, same dataset.")] = 0,
+    cameras: Annotated[int, typer.Option(
+        min=0, help="Name the images as the frames of this many cameras, camK_TIME.jpg (a "
+        "site's frames to mine; their labels are what a labeller would draw).")] = 0,
     as_json: JsonOption = False,
 ) -> None:
     """Generate a deterministic synthetic detection dataset (YOLO layout) and FOLDER.dvc."""
@@ -68,7 +71,7 @@ def data_synth(
     try:
         with progress_bar(f"generating {folder.name}", train + val) as advance:
             found = synthesize(folder, names, {"train": train, "val": val}, imgsz, seed,
-                               progress=lambda _: advance(""))
+                               progress=lambda _: advance(""), cameras=cameras)
     except FileExistsError as exc:
         raise fail(InvalidInputError(str(exc))) from None
     result = {"path": str(folder), "classes": names, "images": train + val, "md5": found.md5,

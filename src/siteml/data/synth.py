@@ -124,7 +124,8 @@ def _label_line(cls: int, box: Box, size: int) -> str:
 
 
 def synthesize(root: Path, classes: Sequence[str], splits: dict[str, int], imgsz: int = 320,
-               seed: int = 0, progress: Callable[[int], None] | None = None) -> DirHash:
+               seed: int = 0, progress: Callable[[int], None] | None = None,
+               cameras: int = 0) -> DirHash:
     """Write a YOLO-layout dataset under ``root`` and ``root.dvc`` beside it.
 
     Args:
@@ -134,6 +135,8 @@ def synthesize(root: Path, classes: Sequence[str], splits: dict[str, int], imgsz
         imgsz: Square image size in pixels.
         seed: Same seed, same dataset.
         progress: Called with the number of images written so far.
+        cameras: Name the images as the frames of this many cameras (``cam<k>_<time>``,
+            what mining's default ``name_pattern`` reads) instead of ``<split>_<index>``.
 
     Returns:
         The folder's DVC hash.
@@ -147,7 +150,8 @@ def synthesize(root: Path, classes: Sequence[str], splits: dict[str, int], imgsz
         for index in range(count):
             rng = np.random.default_rng([seed, sum(map(ord, split)), index])
             image, labels = _draw_image(rng, imgsz, len(classes))
-            stem = f"{split}_{index:05d}"
+            stem = (f"cam{index % cameras}_{sum(splits.values()) * seed + written:06d}"
+                    if cameras else f"{split}_{index:05d}")
             image.save(root / "images" / split / f"{stem}.jpg", quality=90)
             (root / "labels" / split / f"{stem}.txt").write_text(
                 "".join(_label_line(c, b, imgsz) + "\n" for c, b in labels))

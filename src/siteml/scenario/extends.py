@@ -1,10 +1,11 @@
 """``extends: base.yaml``: a scenario file built on another one.
 
 The base (a path relative to the extending file) is deep-merged under the file's own keys:
-mappings merge key by key, lists and scalars replace. A base may extend another; a cycle is
-refused. Every value keeps the file and line it was written at, so an error in an inherited
-value names the base file. Relative file paths that a base sets (``dataset.path``, a ``.pt``
-in ``model.weights_path``) stay relative to the base that wrote them.
+mappings merge key by key, lists and scalars replace, and ``key: null`` takes the base's out.
+A base may extend another; a cycle is refused. Every value keeps the file and line it was
+written at, so an error in an inherited value names the base file. Relative file paths that a
+base sets (``dataset.path``, a ``.pt`` in ``model.weights_path``) stay relative to the base
+that wrote them.
 """
 
 from __future__ import annotations
@@ -80,8 +81,13 @@ def _inherits(own: Any, base: Any, yaml_path: YamlPath) -> bool:
 
 
 def _deep_merge(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """``own`` over ``base``; ``key: null`` takes out what the base set (a train base's
+    ``training:`` from a mine scenario built on it)."""
     merged = dict(base)
     for key, value in own.items():
+        if value is None and key in base:
+            del merged[key]
+            continue
         below = merged.get(key)
         merged[key] = (_deep_merge(below, value)
                        if isinstance(value, dict) and isinstance(below, dict) else value)
