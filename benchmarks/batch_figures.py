@@ -107,7 +107,7 @@ def ray_figures(args: argparse.Namespace, size: DemoSize, root: Path, siteml: li
     try:
         env = {**base, "MLFLOW_TRACKING_URI": url}
         paths = prepare(root / "ray-demo", size)
-        wall([*siteml, str(paths[0]), str(paths[1])], env)  # the model the benchmarks read
+        wall([*siteml, str(paths[0])], env)  # the trained model the benchmarks read
         if args.ray_address:
             ray_rounds(args, siteml, env, paths, args.ray_address)
             return
