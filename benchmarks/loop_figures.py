@@ -15,6 +15,25 @@ store (``demo_store.py``; its INT8 variant serves, the trained model is its FP32
   that knows nothing), and the ratio of the two.
 
     python benchmarks/loop_figures.py --parts grow --grow-images 100000 --grow-frames 1000
+
+- ``roundtrip``: ``--roundtrip-frames`` frames of a synthetic site (its generator knows their
+  boxes) mined from the demo store's INT8 variant, pushed to the Label Studio at
+  ``LABEL_STUDIO_URL`` (token ``LABEL_STUDIO_API_KEY``), annotated there through its API with
+  the true boxes as a labeller would, and pulled back: boxes lost or moved against the ones
+  annotated (goal: 0 of 1,000 frames), and how long push and pull took.
+
+    python benchmarks/loop_figures.py --parts roundtrip --roundtrip-frames 1000
+
+- ``selection``: mined frames against random ones at the same budget. The champion is a demo
+  store of its own (``--selection-dir``, ``--selection-imgsz``; the demo's site, promoted) and
+  its INT8 variant serves. Per seed, a pool of ``--pool`` frames of a shifted site (dimmer and
+  varying light, another background, mostly persons: ``SHIFTED``) and 100 val images of it;
+  ``--budget`` frames are mined from the pool, ``--budget`` and twice as many drawn at random;
+  the champion is fine-tuned on each set (the generator's true boxes play the labellers) for
+  ``--epochs`` and scored on the shifted val (goal: mined frames reach random's mAP50-95 with at
+  most half the labels, over three seeds).
+
+    python benchmarks/loop_figures.py --parts selection --seeds 3 --pool 400 --budget 40
 """
 
 from __future__ import annotations
@@ -31,20 +50,41 @@ import time
 from pathlib import Path
 
 import numpy as np
-from demo_store import add_demo_options, demo_from_args, demo_imgsz, siteml, write_scenario
+from demo_store import (
+    add_demo_options,
+    demo_folder,
+    demo_from_args,
+    demo_imgsz,
+    demo_scenario,
+    siteml,
+    write_scenario,
+)
 from mlflow import MlflowClient
 
 from siteml.core import keys
+from siteml.data.synth import SiteLook
+from siteml.lifecycle.demo import DemoSize
+
+CLASSES = ["helmet", "vest", "person"]
+SHIFTED = SiteLook(light=(0.35, 1.0), background=50, class_weights=(1, 1, 4))
+"""The other site: its light from dusk to day, a brighter background, mostly persons."""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="speed,grow",
-                        help="which figures, comma-separated: speed, grow")
+    parser.add_argument("--parts", default="speed,grow,roundtrip",
+                        help="which figures, comma-separated: speed, grow, roundtrip")
     parser.add_argument("--frames", type=int, default=400)
     parser.add_argument("--grow-images", type=int, default=100_000)
     parser.add_argument("--grow-frames", type=int, default=1000)
     parser.add_argument("--grow-dir", type=Path, default=Path("/tmp/siteml-grow-bench"))
+    parser.add_argument("--roundtrip-frames", type=int, default=1000)
+    parser.add_argument("--selection-dir", type=Path, default=Path("/tmp/siteml-selection-bench"))
+    parser.add_argument("--selection-imgsz", type=int, default=160)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--pool", type=int, default=400)
+    parser.add_argument("--budget", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=10)
     add_demo_options(parser)
     args = parser.parse_args()
     parts = args.parts.split(",")
@@ -52,6 +92,13 @@ def main() -> None:
         speed(demo_from_args(args), args.frames)
     if "grow" in parts:
         grow(args.grow_dir.absolute(), args.grow_images, args.grow_frames)
+    if "roundtrip" in parts:
+        roundtrip(demo_from_args(args), args.roundtrip_frames)
+    if "selection" in parts:
+        size = DemoSize(epochs=20, train_images=160, val_images=40, imgsz=args.selection_imgsz,
+                        iterations=20, warmup=2, cameras=2, stream_seconds=0.5)
+        selection(demo_folder(args.selection_dir, size), args.seeds, args.pool, args.budget,
+                  args.epochs)
 
 
 def speed(folder: Path, count: int) -> None:
@@ -121,6 +168,161 @@ def grow(root: Path, images: int, frames: int) -> None:
     print(f"grow: the parent's hashing and profiling before (as its import and training do): "
           f"{warm_up:.1f} s, once")
     shutil.rmtree(root, ignore_errors=True)
+
+
+def roundtrip(folder: Path, count: int) -> None:
+    """Mine ``count`` frames, push them, annotate the true boxes, pull, compare."""
+    import requests
+
+    from siteml.data.labelstudio import LabelStudio, rectangle
+    from siteml.data.synth import synthesize
+
+    size, site = demo_imgsz(folder), _site(folder)
+    frames = folder / "roundtrip-frames"
+    shutil.rmtree(frames, ignore_errors=True)
+    synthesize(frames, CLASSES, {"train": count}, imgsz=size, seed=9, cameras=4)
+    version = f"v{int(time.time()) % 1_000_000}"
+    scenario = write_scenario(folder, "mine-roundtrip", {
+        "name": "demo-mine-roundtrip", "version": version, "experiment_type": "mine",
+        "mine": {"source": f"{site}/ppe__openvino_int8@candidate",
+                 "frames": str(frames / "images" / "train"), "budget": count,
+                 "max_hash_bits": 0, "novelty_images": 16}})
+    siteml(folder, "run", str(scenario))
+    run = f"{site}/ppe-yolov11n-mine-{version}"
+    start = time.perf_counter()
+    pushed = siteml(folder, "label", "push", run, "--to", "labelstudio", "--project", version)
+    push_s = time.perf_counter() - start
+    url, key = os.environ["LABEL_STUDIO_URL"], os.environ["LABEL_STUDIO_API_KEY"]
+    studio = LabelStudio(url, key)
+    truth = {}
+    for name, task in studio.tasks(pushed["project"]).items():
+        truth[name] = _true_boxes(frames / "labels" / "train" / f"{Path(name).stem}.txt", size)
+        done = requests.post(  # what a labeller's submit sends (a legacy token)
+            f"{url}/api/tasks/{task['id']}/annotations/", timeout=30,
+            headers={"Authorization": f"Token {key}"},
+            json={"was_cancelled": False, "result": [
+                rectangle(box, CLASSES[cls], size, size, None) for cls, box in truth[name]]})
+        done.raise_for_status()
+    out = folder / f"roundtrip-{version}"
+    start = time.perf_counter()
+    pulled = siteml(folder, "label", "pull", run, "--out", str(out))
+    pull_s = time.perf_counter() - start
+    lost = moved = 0
+    worst = 0.0
+    for name, boxes in truth.items():
+        back = _true_boxes(out / "labels" / f"{Path(name).stem}.txt", size)
+        for cls, box in boxes:
+            same = [max(abs(a - b) for a, b in zip(box, other, strict=True))
+                    for kind, other in back if kind == cls]
+            if not same:
+                lost += 1
+                continue
+            worst = max(worst, min(same))
+            moved += min(same) > 0.5
+    total = sum(map(len, truth.values()))
+    verdict = "met" if lost == moved == 0 else "NOT met"
+    print(f"round trip: {pulled['labelled']} frames, {total} boxes through Label Studio and "
+          f"back: {lost} lost, {moved} moved over half a pixel (largest difference "
+          f"{worst:.3f} px at {size} px); push {push_s:.1f} s, pull {pull_s:.1f} s  goal 0 "
+          f"lost or moved -> {verdict}")
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def selection(folder: Path, seeds: int, pool: int, budget: int, epochs: int) -> None:
+    """Fine-tune the champion on mined and on random frames of a shifted site; print the
+    shifted val's mAP50-95 of each, per seed and on average."""
+    from siteml.data.synth import synthesize
+
+    site = _site(folder)
+    promoted = subprocess.run([sys.executable, "-m", "siteml", "promote", f"{site}/ppe@candidate",
+                               "champion", "--force"], cwd=folder, capture_output=True, text=True)
+    assert promoted.returncode == 0, promoted.stderr
+    size = demo_imgsz(folder)
+    arms = ("mined", "random", "random x2")
+    scores: dict[str, list[float]] = {arm: [] for arm in (*arms, "champion")}
+    for seed in range(seeds):
+        frames, val = folder / f"pool-{seed}", folder / f"shifted-val-{seed}"
+        for path in (frames, val):
+            shutil.rmtree(path, ignore_errors=True)
+        synthesize(frames, CLASSES, {"train": pool}, size, seed=100 + seed, cameras=4,
+                   site=SHIFTED)
+        synthesize(val, CLASSES, {"val": 100}, size, seed=200 + seed, site=SHIFTED)
+        names = sorted(p.name for p in (frames / "images" / "train").iterdir())
+        drawn = np.random.default_rng(seed).permutation(names)
+        picked = {"mined": _mined(folder, site, frames, budget, seed),
+                  "random": list(drawn[:budget]), "random x2": list(drawn[:2 * budget])}
+        for arm in arms:
+            metrics = _fine_tune(folder, site, frames, val, picked[arm], epochs,
+                                 f"{seed}-{arm.replace(' ', '')}")
+            scores[arm].append(metrics[keys.VAL_MAP50_95])
+        scores["champion"].append(metrics[f"champion/{keys.VAL_MAP50_95.split('/', 1)[1]}"])
+        print(f"selection seed {seed}: " + ", ".join(
+            f"{arm} {scores[arm][-1]:.4f}" for arm in ("champion", *arms)))
+    mean = {arm: float(np.mean(found)) for arm, found in scores.items()}
+    verdict = "met" if mean["mined"] >= mean["random x2"] else "NOT met"
+    ratio = mean["mined"] / max(mean["random x2"], 1e-9)
+    print(f"selection: mean mAP50-95 on the shifted site's val over {seeds} seeds: champion "
+          f"{mean['champion']:.4f}; fine-tuned on {budget} mined frames {mean['mined']:.4f}, "
+          f"{budget} random {mean['random']:.4f}, {2 * budget} random "
+          f"{mean['random x2']:.4f}; mined / random x2 {ratio:.2f}"
+          f"  goal: mined reach random's with at most half the labels -> {verdict}")
+
+
+def _mined(folder: Path, site: str, frames: Path, budget: int, seed: int) -> list[str]:
+    """The frames a mine run of the INT8 variant picks from the pool."""
+    scenario = write_scenario(folder, f"selection-mine-{seed}", {
+        "name": "demo-selection", "version": f"v{seed + 1}", "experiment_type": "mine",
+        "mine": {"source": f"{site}/ppe__openvino_int8@candidate",
+                 "frames": str(frames / "images" / "train"), "budget": budget,
+                 "novelty_images": 64}})
+    outcome = siteml(folder, "run", str(scenario), "--rerun")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = MlflowClient(uri, uri).download_artifacts(
+            outcome["run_id"], "mine/selection.json", tmp)
+        return [Path(pick["frame"]).name for pick in json.loads(Path(manifest).read_text())[
+            "picked"]]
+
+
+def _fine_tune(folder: Path, site: str, frames: Path, val: Path, names: list[str],
+               epochs: int, tag: str) -> dict[str, float]:
+    """Train from the champion on ``names`` (their true labels), val the shifted site's."""
+    from siteml.data.dvc_hash import dir_hash, write_dvc_file
+
+    data = folder / f"selection-data-{tag}"
+    shutil.rmtree(data, ignore_errors=True)
+    for split, source, chosen in (("train", frames, names), ("val", val, None)):
+        for kind, suffix in (("images", ".jpg"), ("labels", ".txt")):
+            (data / kind / split).mkdir(parents=True)
+            for name in chosen or sorted(p.stem + ".jpg" for p in (
+                    source / "images" / split).iterdir()):
+                os.link(source / kind / split / (Path(name).stem + suffix),
+                        data / kind / split / (Path(name).stem + suffix))
+    found = dir_hash(data)
+    write_dvc_file(data, found)
+    _, template = demo_scenario(folder)
+    scenario = write_scenario(folder, f"selection-train-{tag}", {
+        "name": f"demo-selection-{tag.replace('x', '')}", "version": "v1",
+        "experiment_type": "train",
+        "model": {**template["model"], "weights_path": f"{site}/ppe@champion"},
+        "dataset": {"version": f"selection-{tag}", "dvc_hash": found.md5, "path": str(data),
+                    "image_count": len(names) + 100},
+        "training": {"epochs": epochs, "batch": 8, "workers": 0, "warmup_epochs": 0,
+                     "mosaic": 0.0}})
+    result = subprocess.run([sys.executable, "-m", "siteml", "run", str(scenario), "--rerun",
+                             "--json"], cwd=folder, capture_output=True, text=True)
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    return MlflowClient(uri, uri).get_run(json.loads(result.stdout)["run_id"]).data.metrics
+
+
+def _true_boxes(label: Path, size: int) -> list[tuple[int, list[float]]]:
+    """A YOLO label file's boxes in pixels (corners) of a ``size``-pixel square image."""
+    boxes = []
+    for line in label.read_text().splitlines():
+        cls, x, y, w, h = line.split()
+        x, y, w, h = (float(v) * size for v in (x, y, w, h))
+        boxes.append((int(cls), [x - w / 2, y - h / 2, x + w / 2, y + h / 2]))
+    return boxes
 
 
 def _labelled_image(rng: np.random.Generator, images: Path, labels: Path, stem: str) -> None:

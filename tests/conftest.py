@@ -399,6 +399,19 @@ def needs(module: str, extra: str) -> None:
     pytest.skip(message, allow_module_level=True)
 
 
+@pytest.fixture(scope="session")
+def studio() -> tuple[str, str]:
+    """The Label Studio server CI starts (its URL and token); else skip, or fail under
+    SITEML_REQUIRE_ALL_EXTRAS."""
+    url, key = (os.environ.get(f"SITEML_TEST_LABEL_STUDIO_{k}") for k in ("URL", "KEY"))
+    if not (url and key):
+        message = "needs a Label Studio server: SITEML_TEST_LABEL_STUDIO_URL and _KEY"
+        if os.environ.get("SITEML_REQUIRE_ALL_EXTRAS"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return url, key
+
+
 def needs_program(path: str, package: str) -> str:
     """``path`` when that program is installed; else skip, or fail under
     SITEML_REQUIRE_ALL_EXTRAS, as ``needs`` does (CI installs Debian's ``package``)."""

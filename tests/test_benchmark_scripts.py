@@ -241,8 +241,15 @@ def test_quick_tier(tmp_path):
 
 
 @pytest.mark.slow
-def test_loop_figures(demo_copy):
+def test_loop_figures(demo_copy, studio, tmp_path, monkeypatch):
+    monkeypatch.setenv("LABEL_STUDIO_URL", studio[0])
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", studio[1])
     out = run_script("loop_figures.py", "--demo-dir", str(demo_copy), "--frames", "20",
-                     cwd=demo_copy.parent)
+                     "--grow-images", "200", "--grow-frames", "20", "--grow-dir",
+                     str(tmp_path / "grow"), "--roundtrip-frames", "8", cwd=demo_copy.parent)
     [line] = lines_starting(out, "mining speed: ")
     assert "frames/s over 20 frames at " in line and "n/a below 320 px" in line
+    [line] = lines_starting(out, "grow: 20 frames into 200 images in ")
+    assert "401 hashes reused, 20 files hashed" in line and "n/a below 100,000" in line
+    [line] = lines_starting(out, "round trip: 8 frames, ")
+    assert ": 0 lost, 0 moved" in line and line.endswith("-> met")

@@ -25,17 +25,6 @@ from tests.pipelines.conftest import SITE_PATH, mine
 pytestmark = pytest.mark.slow  # the tiny store's models, a Label Studio server
 
 
-@pytest.fixture(scope="module")
-def studio() -> tuple[str, str]:
-    url, key = (os.environ.get(f"SITEML_TEST_LABEL_STUDIO_{k}") for k in ("URL", "KEY"))
-    if not (url and key):
-        message = "needs a Label Studio server: SITEML_TEST_LABEL_STUDIO_URL and _KEY"
-        if os.environ.get("SITEML_REQUIRE_ALL_EXTRAS"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return url, key
-
-
 def label(tiny_store, monkeypatch, studio, *args: str) -> tuple[int, str, str]:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tiny_store.uri)
     monkeypatch.setenv("LABEL_STUDIO_URL", studio[0])

@@ -23,6 +23,7 @@ import yaml
 from siteml.core.errors import InvalidInputError
 from siteml.data.classes import ClassPlan, resolve, unknown_message
 from siteml.data.dvc_hash import DirHash, hash_entries, write_dvc_file, write_hashed
+from siteml.data.file_state import Known, remember
 from siteml.data.formats import read_source
 from siteml.data.formats.source import SourceBox
 from siteml.data.image_checks import CheckedImage, Findings, check_images
@@ -185,7 +186,7 @@ def _splits(checked: list[CheckedImage], options: ImportOptions) -> tuple[dict[s
 def _write(root: Path, checked: list[CheckedImage], splits: dict[str, str],
            index: dict[str, int], options: ImportOptions
            ) -> tuple[list[tuple[str, str, int]], dict[str, int], dict[str, int]]:
-    entries = []
+    entries, learned = [], []
     counts: Counter[str] = Counter()
     boxes: Counter[str] = Counter()
     for image in checked:
@@ -195,11 +196,13 @@ def _write(root: Path, checked: list[CheckedImage], splits: dict[str, str],
         target.parent.mkdir(parents=True, exist_ok=True)
         place_file(image.source.path, target, options.copy)
         entries.append((relpath, image.md5, image.nbytes))
+        learned.append(Known(target.stat(), image.md5))
         lines = [_yolo_line(index[b.label], b, image.size) for b in image.boxes if b.label in index]
         label = f"labels/{split}/{image.source.label_name}"
         entries.append(write_hashed(root, label, "".join(f"{line}\n" for line in lines)))
         counts[split] += 1
         boxes[split] += len(lines)
+    remember(learned)  # the md5s the checks read, for the next hash of the dataset
     return entries, dict(sorted(counts.items())), dict(sorted(boxes.items()))
 
 

@@ -74,8 +74,21 @@ LOOKS = (
 )
 
 
-def _clutter(rng: np.random.Generator, size: int) -> Image.Image:
-    base = rng.integers(60, 140, size=3)
+@dataclass(frozen=True)
+class SiteLook:
+    """How another site's images differ from the demo's: the light (a brightness factor drawn
+    per image from ``light``), the background's level, and how often each class appears."""
+
+    light: tuple[float, float] = (1.0, 1.0)
+    background: int = 0
+    class_weights: tuple[float, ...] | None = None
+
+
+PLAIN = SiteLook()
+
+
+def _clutter(rng: np.random.Generator, size: int, site: SiteLook) -> Image.Image:
+    base = rng.integers(60, 140, size=3) + site.background
     pixels = np.clip(base + rng.normal(0, 12, (size, size, 3)), 0, 255).astype(np.uint8)
     image = Image.fromarray(pixels, "RGB")
     draw = ImageDraw.Draw(image)
@@ -94,13 +107,15 @@ def _overlap(a: Box, b: Box) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def _draw_image(rng: np.random.Generator, size: int, num_classes: int,
+def _draw_image(rng: np.random.Generator, size: int, num_classes: int, site: SiteLook = PLAIN,
                 ) -> tuple[Image.Image, list[tuple[int, Box]]]:
-    image = _clutter(rng, size)
+    image = _clutter(rng, size, site)
     draw = ImageDraw.Draw(image)
     labels: list[tuple[int, Box]] = []
+    weights = np.array(site.class_weights[:num_classes]) if site.class_weights else None
     for _ in range(int(rng.integers(1, 5))):
-        cls = int(rng.integers(0, num_classes))
+        cls = int(rng.choice(num_classes, p=weights / weights.sum()) if weights is not None
+                  else rng.integers(0, num_classes))
         look = LOOKS[cls % len(LOOKS)]
         for _attempt in range(10):  # place it clear of the others, so no label is hidden
             height = rng.uniform(0.15, 0.4) * size
@@ -114,6 +129,9 @@ def _draw_image(rng: np.random.Generator, size: int, num_classes: int,
         red, green, blue = np.clip(np.array(look.color) + rng.integers(-20, 21, 3), 0, 255)
         look.draw(draw, box, (int(red), int(green), int(blue)))
         labels.append((cls, box))
+    if site.light != (1.0, 1.0):  # drawn last: the plain site's images stay as they were
+        factor = rng.uniform(*site.light)
+        image = image.point(lambda value: min(255, int(value * factor)))
     return image, labels
 
 
@@ -125,7 +143,7 @@ def _label_line(cls: int, box: Box, size: int) -> str:
 
 def synthesize(root: Path, classes: Sequence[str], splits: dict[str, int], imgsz: int = 320,
                seed: int = 0, progress: Callable[[int], None] | None = None,
-               cameras: int = 0) -> DirHash:
+               cameras: int = 0, site: SiteLook = PLAIN) -> DirHash:
     """Write a YOLO-layout dataset under ``root`` and ``root.dvc`` beside it.
 
     Args:
@@ -137,6 +155,7 @@ def synthesize(root: Path, classes: Sequence[str], splits: dict[str, int], imgsz
         progress: Called with the number of images written so far.
         cameras: Name the images as the frames of this many cameras (``cam<k>_<time>``,
             what mining's default ``name_pattern`` reads) instead of ``<split>_<index>``.
+        site: Another site's look (light, background, class mix).
 
     Returns:
         The folder's DVC hash.
@@ -149,7 +168,7 @@ def synthesize(root: Path, classes: Sequence[str], splits: dict[str, int], imgsz
         (root / "labels" / split).mkdir(parents=True)
         for index in range(count):
             rng = np.random.default_rng([seed, sum(map(ord, split)), index])
-            image, labels = _draw_image(rng, imgsz, len(classes))
+            image, labels = _draw_image(rng, imgsz, len(classes), site)
             stem = (f"cam{index % cameras}_{sum(splits.values()) * seed + written:06d}"
                     if cameras else f"{split}_{index:05d}")
             image.save(root / "images" / split / f"{stem}.jpg", quality=90)
