@@ -4,7 +4,8 @@ store (``demo_store.py``; its INT8 variant serves, the trained model is its FP32
 - ``speed``: frames mined per second on this machine, both models run on every frame (the
   serving INT8 variant and the FP32 source with its features, both in OpenVINO), at the
   demo's input size: ``mine/frames_per_s`` of a real ``siteml run`` of a mine scenario over
-  ``--frames`` frames made from the demo's images (goal: >= 40 at 320 px on 2 cores).
+  ``--frames`` frames of a synthetic site (four cameras) (goal: >= 40 at 320 px on 2 cores).
+  With ``roundtrip``, one mine run over the larger count serves both.
 
     python benchmarks/loop_figures.py --parts speed --frames 400
 
@@ -16,8 +17,8 @@ store (``demo_store.py``; its INT8 variant serves, the trained model is its FP32
 
     python benchmarks/loop_figures.py --parts grow --grow-images 100000 --grow-frames 1000
 
-- ``roundtrip``: ``--roundtrip-frames`` frames of a synthetic site (its generator knows their
-  boxes) mined from the demo store's INT8 variant, pushed to the Label Studio at
+- ``roundtrip``: ``--roundtrip-frames`` frames of that synthetic site (its generator knows
+  their boxes) mined from the demo store's INT8 variant, pushed to the Label Studio at
   ``LABEL_STUDIO_URL`` (token ``LABEL_STUDIO_API_KEY``), annotated there through its API with
   the true boxes as a labeller would, and pulled back: boxes lost or moved against the ones
   annotated (goal: 0 of 1,000 frames), and how long push and pull took.
@@ -90,12 +91,17 @@ def main() -> None:
     add_demo_options(parser)
     args = parser.parse_args()
     parts = args.parts.split(",")
-    if "speed" in parts:
-        speed(demo_from_args(args), args.frames)
+    if "speed" in parts or "roundtrip" in parts:  # one mine run serves both
+        folder = demo_from_args(args)
+        budget = args.roundtrip_frames if "roundtrip" in parts else 50
+        run, run_id, frames = mine_site(folder, max(budget, args.frames if "speed" in parts
+                                                    else 0), budget)
+        if "speed" in parts:
+            speed(folder, run_id, len(list(frames.iterdir())))
+        if "roundtrip" in parts:
+            roundtrip(folder, run, frames)
     if "grow" in parts:
         grow(args.grow_dir.absolute(), args.grow_images, args.grow_frames)
-    if "roundtrip" in parts:
-        roundtrip(demo_from_args(args), args.roundtrip_frames)
     if "selection" in parts:
         size = DemoSize(epochs=20, train_images=160, val_images=40, imgsz=args.selection_imgsz,
                         iterations=20, warmup=2, cameras=2, stream_seconds=0.5)
@@ -103,21 +109,30 @@ def main() -> None:
                   args.epochs)
 
 
-def speed(folder: Path, count: int) -> None:
-    """One mine run over ``count`` frames (the demo's images in turns, two cameras)."""
-    frames = folder / "mine-frames"
-    shutil.rmtree(frames, ignore_errors=True)
-    frames.mkdir()
-    images = sorted((folder / "data").rglob("*.jpg"))
-    for index in range(count):
-        shutil.copy2(images[index % len(images)], frames / f"cam{index % 2}_{index:06d}.jpg")
-    scenario = write_scenario(folder, "mine-speed", {
-        "name": "demo-mine-speed", "version": "v1", "experiment_type": "mine",
-        "mine": {"source": f"{_site(folder)}/ppe__openvino_int8@candidate",
-                 "frames": str(frames), "budget": 50, "novelty_images": 64}})
-    outcome = siteml(folder, "run", str(scenario), "--rerun")
+def mine_site(folder: Path, count: int, budget: int) -> tuple[str, str, Path]:
+    """A mine run of the demo's INT8 variant over ``count`` frames of a synthetic site (four
+    cameras; the generator keeps their true boxes beside them, in ``labels/``): the run as
+    ``SITE/RUN_NAME``, its id, and the frames folder."""
+    from siteml.data.synth import synthesize
+
+    root = folder / "site-frames"
+    shutil.rmtree(root, ignore_errors=True)
+    synthesize(root, CLASSES, {"train": count}, imgsz=demo_imgsz(folder), seed=9, cameras=4)
+    version = f"v{int(time.time()) % 1_000_000}"
+    site = _site(folder)
+    scenario = write_scenario(folder, "mine-site", {
+        "name": "demo-mine-site", "version": version, "experiment_type": "mine",
+        "mine": {"source": f"{site}/ppe__openvino_int8@candidate",
+                 "frames": str(root / "images" / "train"), "budget": budget,
+                 "max_hash_bits": 0, "novelty_images": 64}})
+    outcome = siteml(folder, "run", str(scenario))
+    return f"{site}/ppe-yolov11n-mine-{version}", outcome["run_id"], root / "images" / "train"
+
+
+def speed(folder: Path, run_id: str, count: int) -> None:
+    """The mine run's frames scored per second."""
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    metrics = MlflowClient(uri, uri).get_run(outcome["run_id"]).data.metrics
+    metrics = MlflowClient(uri, uri).get_run(run_id).data.metrics
     size = demo_imgsz(folder)
     rate = metrics[keys.MINE_FRAMES_PER_S]
     verdict = ("met" if rate >= 40 else "NOT met") if size >= 320 else "n/a below 320 px"
@@ -172,25 +187,14 @@ def grow(root: Path, images: int, frames: int) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def roundtrip(folder: Path, count: int) -> None:
-    """Mine ``count`` frames, push them, annotate the true boxes, pull, compare."""
+def roundtrip(folder: Path, run: str, frames: Path) -> None:
+    """Push the mine run's picks, annotate their true boxes, pull, compare."""
     import requests
 
     from siteml.data.labelstudio import LabelStudio, rectangle
-    from siteml.data.synth import synthesize
 
-    size, site = demo_imgsz(folder), _site(folder)
-    frames = folder / "roundtrip-frames"
-    shutil.rmtree(frames, ignore_errors=True)
-    synthesize(frames, CLASSES, {"train": count}, imgsz=size, seed=9, cameras=4)
-    version = f"v{int(time.time()) % 1_000_000}"
-    scenario = write_scenario(folder, "mine-roundtrip", {
-        "name": "demo-mine-roundtrip", "version": version, "experiment_type": "mine",
-        "mine": {"source": f"{site}/ppe__openvino_int8@candidate",
-                 "frames": str(frames / "images" / "train"), "budget": count,
-                 "max_hash_bits": 0, "novelty_images": 16}})
-    siteml(folder, "run", str(scenario))
-    run = f"{site}/ppe-yolov11n-mine-{version}"
+    size, version = demo_imgsz(folder), run.rsplit("-", 1)[1]
+    truths = frames.parent.parent / "labels" / "train"
     start = time.perf_counter()
     pushed = siteml(folder, "label", "push", run, "--to", "labelstudio", "--project", version)
     push_s = time.perf_counter() - start
@@ -198,7 +202,7 @@ def roundtrip(folder: Path, count: int) -> None:
     studio = LabelStudio(url, key)
     truth = {}
     for name, task in studio.tasks(pushed["project"]).items():
-        truth[name] = _true_boxes(frames / "labels" / "train" / f"{Path(name).stem}.txt", size)
+        truth[name] = _true_boxes(truths / f"{Path(name).stem}.txt", size)
         done = requests.post(  # what a labeller's submit sends (a legacy token)
             f"{url}/api/tasks/{task['id']}/annotations/", timeout=30,
             headers={"Authorization": f"Token {key}"},
