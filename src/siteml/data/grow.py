@@ -168,14 +168,16 @@ def _increment(folder: Path, pattern: re.Pattern[str] | None, progress: Progress
     """The increment's lineage, classes and frames, every frame and label checked."""
     try:
         lineage = json.loads((folder / LINEAGE).read_text(encoding="utf-8"))
-        classes = (folder / "classes.txt").read_text(encoding="utf-8").split()
+        classes = [name.strip() for name in (folder / "classes.txt").read_text(
+            encoding="utf-8").splitlines() if name.strip()]
     except (OSError, ValueError):
         lineage, classes = {}, []
     if not isinstance(lineage, dict) or not lineage.get(LABELLED) or not classes:
         raise InvalidInputError(f"{folder}: not a labelled increment (siteml label pull writes "
                                 f"one: images/, labels/, classes.txt, {LINEAGE})")
     images = sorted(p for p in (folder / "images").iterdir()
-                    if p.is_file() and not p.name.startswith("."))
+                    if p.is_file() and not p.name.startswith(".")) \
+        if (folder / "images").is_dir() else []
     if not images:
         raise InvalidInputError(f"{folder}/images holds no frames")
     cameras = lineage.get("cameras", {})
