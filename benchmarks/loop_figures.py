@@ -88,6 +88,10 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=400)
     parser.add_argument("--budget", type=int, default=40)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--flicker", type=float, default=1.0,
+                        help="mine.weights.flicker of the selection's mine runs (the pool's "
+                        "frames are independent scenes, not a camera's sequence: 0 leaves "
+                        "flicker out)")
     add_demo_options(parser)
     args = parser.parse_args()
     parts = args.parts.split(",")
@@ -106,7 +110,7 @@ def main() -> None:
         size = DemoSize(epochs=20, train_images=160, val_images=40, imgsz=args.selection_imgsz,
                         iterations=20, warmup=2, cameras=2, stream_seconds=0.5)
         selection(demo_folder(args.selection_dir, size), args.seeds, args.pool, args.budget,
-                  args.epochs)
+                  args.epochs, args.flicker)
 
 
 def mine_site(folder: Path, count: int, budget: int) -> tuple[str, str, Path]:
@@ -234,7 +238,8 @@ def roundtrip(folder: Path, run: str, frames: Path) -> None:
     shutil.rmtree(out, ignore_errors=True)
 
 
-def selection(folder: Path, seeds: int, pool: int, budget: int, epochs: int) -> None:
+def selection(folder: Path, seeds: int, pool: int, budget: int, epochs: int,
+              flicker: float) -> None:
     """Fine-tune the champion on mined and on random frames of a shifted site; print the
     shifted val's mAP50-95 of each, per seed and on average."""
     from siteml.data.synth import synthesize
@@ -255,7 +260,7 @@ def selection(folder: Path, seeds: int, pool: int, budget: int, epochs: int) -> 
         synthesize(val, CLASSES, {"val": 100}, size, seed=200 + seed, site=SHIFTED)
         names = sorted(p.name for p in (frames / "images" / "train").iterdir())
         drawn = np.random.default_rng(seed).permutation(names)
-        picked = {"mined": _mined(folder, site, frames, budget, seed),
+        picked = {"mined": _mined(folder, site, frames, budget, seed, flicker),
                   "random": list(drawn[:budget]), "random x2": list(drawn[:2 * budget])}
         for arm in arms:
             metrics = _fine_tune(folder, site, frames, val, picked[arm], epochs,
@@ -267,20 +272,23 @@ def selection(folder: Path, seeds: int, pool: int, budget: int, epochs: int) -> 
     mean = {arm: float(np.mean(found)) for arm, found in scores.items()}
     verdict = "met" if mean["mined"] >= mean["random x2"] else "NOT met"
     ratio = mean["mined"] / max(mean["random x2"], 1e-9)
-    print(f"selection: mean mAP50-95 on the shifted site's val over {seeds} seeds: champion "
+    print(f"selection (flicker weight {flicker:g}): mean mAP50-95 on the shifted site's val "
+          f"over {seeds} seeds: champion "
           f"{mean['champion']:.4f}; fine-tuned on {budget} mined frames {mean['mined']:.4f}, "
           f"{budget} random {mean['random']:.4f}, {2 * budget} random "
           f"{mean['random x2']:.4f}; mined / random x2 {ratio:.2f}"
           f"  goal: mined reach random's with at most half the labels -> {verdict}")
 
 
-def _mined(folder: Path, site: str, frames: Path, budget: int, seed: int) -> list[str]:
-    """The frames a mine run of the INT8 variant picks from the pool."""
+def _mined(folder: Path, site: str, frames: Path, budget: int, seed: int,
+           flicker: float) -> list[str]:
+    """The frames a mine run of the INT8 variant picks from the pool, flicker weighing
+    ``flicker``."""
     scenario = write_scenario(folder, f"selection-mine-{seed}", {
         "name": "demo-selection", "version": f"v{seed + 1}", "experiment_type": "mine",
         "mine": {"source": f"{site}/ppe__openvino_int8@candidate",
                  "frames": str(frames / "images" / "train"), "budget": budget,
-                 "novelty_images": 64}})
+                 "novelty_images": 64, "weights": {"flicker": flicker}}})
     outcome = siteml(folder, "run", str(scenario), "--rerun")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     with tempfile.TemporaryDirectory() as tmp:
