@@ -245,7 +245,8 @@ def selection(folder: Path, seeds: int, pool: int, budget: int, epochs: int,
     from siteml.data.synth import synthesize
 
     site = _site(folder)
-    promoted = subprocess.run([sys.executable, "-m", "siteml", "promote", f"{site}/ppe@candidate",
+    # the demo's own training (a fine-tune that passes its gate becomes @candidate)
+    promoted = subprocess.run([sys.executable, "-m", "siteml", "promote", f"{site}/ppe/1",
                                "champion", "--force"], cwd=folder, capture_output=True, text=True)
     assert promoted.returncode == 0, promoted.stderr
     size = demo_imgsz(folder)
