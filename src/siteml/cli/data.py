@@ -180,8 +180,7 @@ def data_grow(
                           lambda what, total: stack.enter_context(progress_bar(what, total)))
     except (InvalidInputError, MissingExtraError) as exc:
         raise fail(exc) from None
-    block = {"version": out.name, "path": str(out.resolve()), "dvc_hash": result.hash.md5,
-             "image_count": sum(result.images.values())}
+    block = {"version": out.name, **result.dataset_block()}
     if as_json:
         print_json({"dataset": block, **result.to_dict(), "dvc_file": str(dvc_file(out))})
         return

@@ -93,6 +93,13 @@ def hash_entries(entries: list[tuple[str, str, int]]) -> DirHash:
     return DirHash(digest + ".dir", sum(size for *_, size in entries), len(entries))
 
 
+def dataset_block(root: Path, found: DirHash, images: dict[str, int]) -> dict[str, object]:
+    """A dataset version's fields of a scenario's ``dataset:`` block, ready to paste
+    (``version`` is the user's)."""
+    return {"path": str(root.resolve()), "dvc_hash": found.md5,
+            "image_count": sum(images.values())}
+
+
 def dvc_file(root: Path) -> Path:
     """``DIR.dvc``, the file ``dvc add DIR`` writes beside the folder."""
     return root.with_name(root.name + ".dvc")

@@ -27,6 +27,7 @@ from siteml.core import keys
 from siteml.core.errors import InvalidInputError
 from siteml.data.dvc_hash import (
     DirHash,
+    dataset_block,
     dvc_file,
     file_md5,
     hash_entries,
@@ -93,6 +94,10 @@ class GrowResult:
     hashed: int
     reused: int
 
+    def dataset_block(self) -> dict[str, object]:
+        """The scenario's ``dataset:`` fields, ready to paste (``version`` is the user's)."""
+        return dataset_block(self.path, self.hash, self.images)
+
     def to_dict(self) -> dict[str, Any]:
         return {"parent": self.parent, "images": self.images, "added": self.added,
                 "placed": self.placed, "near_duplicates_in_other_split": self.across,
@@ -118,7 +123,7 @@ def grow(base: Path, increment: Path, out: Path, options: GrowOptions,
     files = list_files(base)
     images = {relpath: split for relpath in files if (split := _split_of(relpath))}
     _refuse_collisions(base, images, frames)
-    index = _class_index(base, parent, classes)
+    theirs, index = _class_index(base, parent, classes)
     hashes, read = hashed([_under(base, relpath) for relpath in files],
                           progress(f"hashing {base.name}", len(files)) if progress else None)
     known = dict(zip(files, hashes.values(), strict=True))
@@ -131,7 +136,7 @@ def grow(base: Path, increment: Path, out: Path, options: GrowOptions,
                                    parent, pattern, options)
     added = Counter(split for split, _ in placement.values())
     counts = dict(sorted((Counter(images.values()) + added).items()))
-    meta = {GROWN: 1, "version": out.name, "classes": _classes(base, parent, classes),
+    meta = {GROWN: 1, "version": out.name, "classes": theirs,
             "images": counts, "added": dict(sorted(added.items())),
             **_lineage(base, str(recorded), parent, increment, lineage),
             "frames": {f.name: {"split": placement[f.name][0], "camera": f.camera,
@@ -233,8 +238,9 @@ def _classes(base: Path, parent: dict[str, Any], increment: list[str]) -> list[s
     return names or parent.get("classes") or increment
 
 
-def _class_index(base: Path, parent: dict[str, Any], classes: list[str]) -> dict[int, int]:
-    """The increment's class numbers -> the parent's.
+def _class_index(base: Path, parent: dict[str, Any], classes: list[str]
+                 ) -> tuple[list[str], dict[int, int]]:
+    """The parent's classes, and the increment's class numbers -> the parent's.
 
     Raises:
         InvalidInputError: a class of the increment the parent lacks.
@@ -244,7 +250,7 @@ def _class_index(base: Path, parent: dict[str, Any], classes: list[str]) -> dict
     if missing:
         raise InvalidInputError(f"the increment's classes {', '.join(missing)} are not classes "
                                 f"of {base} ({', '.join(theirs)})")
-    return {number: theirs.index(name) for number, name in enumerate(classes)}
+    return theirs, {number: theirs.index(name) for number, name in enumerate(classes)}
 
 
 def _refuse_collisions(base: Path, images: dict[str, str], frames: list[NewFrame]) -> None:
@@ -264,7 +270,7 @@ def _phashes(base: Path, images: dict[str, str], known: dict[str, Known],
     learned = []
     for relpath in missing:
         try:
-            with open_image(os.path.join(base, relpath)) as opened:
+            with open_image(_under(base, relpath)) as opened:
                 known[relpath] = Known(known[relpath].stat, known[relpath].md5,
                                        perceptual_hash(opened))
         except IMAGE_ERRORS:
@@ -354,9 +360,9 @@ def _write(base: Path, out: Path, known: dict[str, Known], frames: list[NewFrame
             split = placement[frame.name][0]
             relpath = f"images/{split}/{frame.name}"
             _link(str(frame.image), _under(staging, relpath), made, copy)
-            md5 = file_md5(frame.image)
-            entries.append((relpath, md5, frame.image.stat().st_size))
-            learned.append((relpath, Known(frame.image.stat(), md5, frame.phash)))
+            new = Known(frame.image.stat(), file_md5(frame.image), frame.phash)
+            entries.append((relpath, str(new.md5), new.stat.st_size))
+            learned.append((relpath, new))
             entries.append(write_hashed(staging, f"labels/{split}/{Path(frame.name).stem}.txt",
                                         "".join(f"{index[cls]} {rest}\n"
                                                 for cls, rest in frame.lines)))

@@ -22,7 +22,13 @@ import yaml
 
 from siteml.core.errors import InvalidInputError
 from siteml.data.classes import ClassPlan, resolve, unknown_message
-from siteml.data.dvc_hash import DirHash, hash_entries, write_dvc_file, write_hashed
+from siteml.data.dvc_hash import (
+    DirHash,
+    dataset_block,
+    hash_entries,
+    write_dvc_file,
+    write_hashed,
+)
 from siteml.data.file_state import Known, remember
 from siteml.data.formats import read_source
 from siteml.data.formats.source import SourceBox
@@ -114,8 +120,7 @@ class ImportResult:
 
     def dataset_block(self) -> dict[str, object]:
         """The scenario's ``dataset:`` fields, ready to paste (``version`` is the user's)."""
-        return {"path": str(self.path.resolve()), "dvc_hash": self.hash.md5,
-                "image_count": sum(self.images.values())}
+        return dataset_block(self.path, self.hash, self.images)
 
 
 def import_dataset(src: Path, dest: Path, options: ImportOptions,
