@@ -1,11 +1,12 @@
 """``siteml data grow``: a new version = parent + labelled frames, each where its camera (else
 its near-duplicates) already is, hashed at the increment's cost with a hash that a cold hash of
-the whole folder agrees with, and the lineage; bad input refused with nothing written. The real
-``dvc add`` on a grown folder is in test_import_real.py."""
+the whole folder agrees with, and the lineage; bad input refused and an interrupt while writing,
+both with nothing written. The real ``dvc add`` on a grown folder is in test_import_real.py."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,25 @@ def test_bad_input_is_refused_and_nothing_written(cli, parent, tmp_path, case):
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     if case != "out-exists":
         assert not (tmp_path / "v2").exists()
+
+
+def test_an_interrupt_while_writing_leaves_no_version(parent, tmp_path, monkeypatch):
+    import siteml.data.grow as grow_module
+    from siteml.data.grow import GrowOptions
+
+    new = fresh_frames(tmp_path / "pool", 1)
+    inc = increment(tmp_path / "inc", {"camC__1.jpg": (new[0], BOX)}, {})
+    placed = []
+
+    def interrupted(source, target, copy):  # Ctrl-C while the fifth file is linked
+        if len(placed) == 4:
+            raise KeyboardInterrupt
+        placed.append(target)
+        os.link(source, target)
+
+    monkeypatch.setattr(grow_module, "place_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        grow_module.grow(parent, inc, tmp_path / "v2", GrowOptions())
+    assert len(placed) == 4
+    assert not (tmp_path / "v2").exists() and not (tmp_path / "v2.dvc").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".v2")]
